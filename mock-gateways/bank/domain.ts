@@ -1,0 +1,250 @@
+// The bank's domain: payments, declines, velocity risk control, asynchronous
+// settlement, refunds and the statement (the ledger reconciliation reads).
+// No HTTP here; ./service.ts maps these results onto routes.
+import type { ChaosEngine } from '../chaos/engine.ts';
+import { sampleLatency } from '../chaos/latency.ts';
+import { HttpError, ValidationError } from '../errors.ts';
+import { cardBehaviour, cardBrand, DECLINE_MESSAGES, type BankDeclineReason } from './cards.ts';
+import {
+  DEFAULT_AMOUNT_LIMIT,
+  DEFAULT_SETTLE,
+  DEFAULT_VELOCITY,
+  type BankExtra,
+  type PaymentInput,
+  type RefundInput,
+} from './schema.ts';
+
+export type PaymentStatus = 'succeeded' | 'processing' | 'declined' | 'failed';
+
+export interface Payment {
+  id: string;
+  object: 'payment';
+  orderId: string;
+  userId?: string;
+  amount: number;
+  currency: string;
+  status: PaymentStatus;
+  captured: boolean;
+  amountRefunded: number;
+  reason?: string;
+  message?: string;
+  card: { brand: string; last4: string };
+  createdAt: string;
+  settledAt?: string;
+}
+
+export interface Refund {
+  id: string;
+  object: 'refund';
+  paymentId: string;
+  orderId: string;
+  amount: number;
+  currency: string;
+  status: 'succeeded';
+  reason?: string;
+  createdAt: string;
+}
+
+export interface StatementEntry {
+  type: 'capture' | 'refund';
+  id: string;
+  paymentId: string;
+  orderId: string;
+  amount: number;
+  currency: string;
+  at: string;
+}
+
+/** HTTP status for a payment answer: 200 settled, 202 processing, 402 declined. */
+export function paymentStatusCode(p: Payment): number {
+  if (p.status === 'processing') return 202;
+  if (p.status === 'declined' || p.status === 'failed') return 402;
+  return 200;
+}
+
+export class Bank {
+  private payments = new Map<string, Payment>();
+  private byOrder = new Map<string, string[]>();
+  private refunds = new Map<string, Refund>();
+  private ledger: StatementEntry[] = [];
+  private attempts = new Map<string, number[]>();
+  private timers = new Set<NodeJS.Timeout>();
+  private seq = 0;
+
+  constructor(
+    private readonly engine: ChaosEngine<BankExtra>,
+    private readonly clock: () => number = Date.now,
+  ) {}
+
+  private extra(): BankExtra {
+    return this.engine.effective('payments.create').extra ?? {};
+  }
+
+  private nextId(prefix: string): string {
+    this.seq += 1;
+    return `${prefix}_${String(this.seq).padStart(8, '0')}`;
+  }
+
+  private iso(): string {
+    return new Date(this.clock()).toISOString();
+  }
+
+  /** Count this attempt and say whether risk control declines it. */
+  private velocityExceeded(input: PaymentInput): boolean {
+    const v = this.extra().velocity;
+    if (v === false) return false;
+    const cfg = v ?? DEFAULT_VELOCITY;
+    const now = this.clock();
+    // Keep only the last max+1 attempt times per key: enough to decide, bounded in memory.
+    const check = (key: string, max: number | undefined) => {
+      if (max === undefined) return false;
+      const list = (this.attempts.get(key) ?? []).filter((t) => now - t < cfg.windowMs);
+      list.push(now);
+      if (list.length > max + 1) list.splice(0, list.length - (max + 1));
+      this.attempts.set(key, list);
+      return list.length > max;
+    };
+    const byUser = input.userId ? check(`user:${input.userId}`, cfg.maxPerUser) : false;
+    const byCard = check(`card:${input.card.number}`, 'maxPerCard' in cfg ? cfg.maxPerCard : undefined);
+    return byUser || byCard;
+  }
+
+  private record(p: Payment): Payment {
+    this.payments.set(p.id, p);
+    const list = this.byOrder.get(p.orderId) ?? [];
+    list.push(p.id);
+    this.byOrder.set(p.orderId, list);
+    return p;
+  }
+
+  private newPayment(input: PaymentInput, status: PaymentStatus, reason?: string): Payment {
+    return {
+      id: this.nextId('pay'),
+      object: 'payment',
+      orderId: input.orderId,
+      ...(input.userId ? { userId: input.userId } : {}),
+      amount: input.amount,
+      currency: input.currency,
+      status,
+      captured: false,
+      amountRefunded: 0,
+      ...(reason ? { reason, message: DECLINE_MESSAGES[reason as BankDeclineReason] ?? reason } : {}),
+      card: { brand: cardBrand(input.card.number), last4: input.card.number.slice(-4) },
+      createdAt: this.iso(),
+    };
+  }
+
+  private capture(p: Payment) {
+    p.status = 'succeeded';
+    p.captured = true;
+    p.settledAt = this.iso();
+    this.ledger.push({ type: 'capture', id: p.id, paymentId: p.id, orderId: p.orderId, amount: p.amount, currency: p.currency, at: p.settledAt });
+  }
+
+  /** A declined payment, recorded (as banks do) and returned. */
+  decline(input: PaymentInput, reason: BankDeclineReason): Payment {
+    return this.record(this.newPayment(input, 'declined', reason));
+  }
+
+  createPayment(input: PaymentInput): Payment {
+    const velocity = this.velocityExceeded(input);
+    const behaviour = cardBehaviour(input.card.number);
+    if (behaviour.outcome === 'decline') return this.decline(input, behaviour.reason);
+    if (velocity) return this.decline(input, 'card_velocity_exceeded');
+    if (input.amount > (this.extra().amountLimit ?? DEFAULT_AMOUNT_LIMIT)) return this.decline(input, 'amount_too_large');
+
+    const proc = this.extra().processing;
+    // Draw from the domain stream for every payment so the sequence does not depend on the card.
+    const domain = this.engine.rng('bank.processing');
+    const u = domain.next();
+    const settleMs = sampleLatency(proc?.settleMs ?? DEFAULT_SETTLE, domain);
+    const fails = domain.next() < (proc?.failRate ?? 0);
+    const processing = behaviour.outcome === 'processing' || (proc !== undefined && u < proc.rate);
+    const p = this.record(this.newPayment(input, processing ? 'processing' : 'succeeded'));
+    if (!processing) {
+      this.capture(p);
+      return p;
+    }
+    const t = setTimeout(() => {
+      this.timers.delete(t);
+      if (p.status !== 'processing') return;
+      if (fails && behaviour.outcome !== 'processing') {
+        p.status = 'failed';
+        p.reason = 'processing_error';
+        p.message = DECLINE_MESSAGES.processing_error;
+        p.settledAt = this.iso();
+      } else this.capture(p);
+    }, settleMs);
+    this.timers.add(t);
+    return p;
+  }
+
+  getPayment(id: string): Payment {
+    const p = this.payments.get(id);
+    if (!p) throw new HttpError(404, 'payment_not_found', `no payment ${id}`);
+    return p;
+  }
+
+  listByOrder(orderId: string): Payment[] {
+    return (this.byOrder.get(orderId) ?? []).map((id) => this.payments.get(id)!);
+  }
+
+  refund(input: RefundInput): Refund {
+    const p = this.getPayment(input.paymentId);
+    if (!p.captured)
+      throw new HttpError(409, 'payment_not_captured', `payment ${p.id} is ${p.status}; only captured payments can be refunded`);
+    const refundable = p.amount - p.amountRefunded;
+    const amount = input.amount ?? refundable;
+    if (refundable === 0) throw new HttpError(409, 'already_refunded', `payment ${p.id} is already fully refunded`);
+    if (amount > refundable) throw new ValidationError([{ field: 'amount', reason: `exceeds the refundable amount (${refundable})` }]);
+    p.amountRefunded += amount;
+    const r: Refund = {
+      id: this.nextId('re'),
+      object: 'refund',
+      paymentId: p.id,
+      orderId: p.orderId,
+      amount,
+      currency: p.currency,
+      status: 'succeeded',
+      ...(input.reason ? { reason: input.reason } : {}),
+      createdAt: this.iso(),
+    };
+    this.refunds.set(r.id, r);
+    this.ledger.push({ type: 'refund', id: r.id, paymentId: p.id, orderId: p.orderId, amount, currency: p.currency, at: r.createdAt });
+    return r;
+  }
+
+  statement(since?: string, until?: string) {
+    const entries = this.ledger.filter((e) => (!since || e.at >= since) && (!until || e.at < until));
+    const captured = entries.filter((e) => e.type === 'capture');
+    const refunded = entries.filter((e) => e.type === 'refund');
+    const sum = (xs: StatementEntry[]) => xs.reduce((s, e) => s + e.amount, 0);
+    return {
+      service: 'bank',
+      generatedAt: this.iso(),
+      entries,
+      totals: {
+        captures: captured.length,
+        captured: sum(captured),
+        refunds: refunded.length,
+        refunded: sum(refunded),
+        net: sum(captured) - sum(refunded),
+      },
+    };
+  }
+
+  reset(): void {
+    this.close();
+    this.payments = new Map();
+    this.byOrder = new Map();
+    this.refunds = new Map();
+    this.ledger = [];
+    this.attempts = new Map();
+    this.seq = 0;
+  }
+
+  close(): void {
+    for (const t of this.timers) clearTimeout(t);
+    this.timers.clear();
+  }
+}

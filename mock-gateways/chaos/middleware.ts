@@ -1,0 +1,189 @@
+// Carries out the engine's decisions on real HTTP: delay, capacity limits,
+// HTTP errors, domain declines, 429s, hangs, TCP resets, empty replies,
+// malformed bodies, dribbled bodies, and ambiguous outcomes (the operation
+// takes effect, then the caller gets the fault).
+import { BulkheadPolicy, BulkheadRejectedError } from 'cockatiel';
+import type { NextFunction, Request, RequestHandler, Response } from 'express';
+import type { ChaosDecision, ChaosEngine } from './engine.ts';
+import type { MockMetrics } from '../metrics.ts';
+
+export type DeclineRenderer = (req: Request, res: Response, operation: string, reason: string) => unknown;
+
+const DEFAULT_HANG_MS = 120_000;
+const MALFORMED_BODY = '{"status":"succeeded","amount":';
+
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+/** Capacity limits keyed by scope (the service, or one operation), rebuilt when the profile changes them. */
+class Capacity {
+  private readonly limits = new Map<string, { key: string; policy: BulkheadPolicy }>();
+
+  policy(scope: string, spec: { maxInFlight: number; queue?: number }): BulkheadPolicy {
+    const key = `${spec.maxInFlight}/${spec.queue ?? 0}`;
+    const cur = this.limits.get(scope);
+    if (cur && cur.key === key) return cur.policy;
+    const policy = new BulkheadPolicy(spec.maxInFlight, spec.queue ?? 0);
+    this.limits.set(scope, { key, policy });
+    return policy;
+  }
+}
+
+function outcomeOf(status: number): string {
+  if (status < 400) return 'ok';
+  if (status === 402) return 'declined';
+  if (status < 500) return 'rejected';
+  return 'error';
+}
+
+export function chaosMiddlewareFactory(engine: ChaosEngine<unknown>, metrics: MockMetrics, decline: DeclineRenderer) {
+  const capacity = new Capacity();
+
+  /** Wrap a domain handler for `operation`. */
+  return function op(operation: string, handler: RequestHandler): RequestHandler {
+    return async (req: Request, res: Response, next: NextFunction) => {
+      const started = performance.now();
+      let decision: ChaosDecision;
+      decision = engine.decide(operation, req.headers); // throws ProfileError on a bad x-fault-* header
+      const fault = decision.fault;
+      metrics.inFlight.inc();
+      // Set when the caller gets a broken answer (reset, empty, hang, malformed) instead of a status.
+      let connectionFault = false;
+      res.once('close', () => {
+        metrics.inFlight.dec();
+        const outcome = connectionFault ? 'fault' : outcomeOf(res.statusCode);
+        const reason = String(connectionFault ? fault?.kind : (res.locals.reason ?? 'none'));
+        metrics.requests.inc({ operation, outcome, reason });
+        metrics.duration.observe({ operation, outcome }, (performance.now() - started) / 1000);
+      });
+      if (fault) metrics.faults.inc({ operation, kind: fault.ambiguous ? `ambiguous_${fault.kind}` : fault.kind, source: fault.source });
+
+      const serve = async () => {
+        if (decision.latencyMs > 0) await sleep(decision.latencyMs);
+        if (!fault) return runHandler(handler, req, res, next);
+        if (fault.kind === 'dribble') {
+          interceptSend(res, (status, body) => dribble(res, status, body, fault.chunkBytes ?? 16, fault.intervalMs ?? 100));
+          return runHandler(handler, req, res, next);
+        }
+        if (fault.ambiguous) {
+          // The operation takes effect; the answer is replaced by the fault.
+          interceptSend(res, () => {
+            connectionFault = fault.kind !== 'http';
+            return applyFault(req, res, operation, fault.kind, fault, decline);
+          });
+          return runHandler(handler, req, res, next);
+        }
+        connectionFault = ['hang', 'reset', 'empty', 'malformed'].includes(fault.kind);
+        return applyFault(req, res, operation, fault.kind, fault, decline);
+      };
+
+      if (fault?.kind === 'reset' && !fault.ambiguous && decision.latencyMs === 0) {
+        connectionFault = true;
+        return resetSocket(res);
+      }
+      if (!decision.capacity) return serve();
+      const scope = engine.getProfile().operations?.[operation]?.capacity ? operation : '__service';
+      const policy = capacity.policy(scope, decision.capacity);
+      try {
+        await policy.execute(
+          () =>
+            new Promise<void>((resolve) => {
+              res.once('close', () => resolve());
+              serve().catch((err) => {
+                next(err);
+              });
+            }),
+        );
+      } catch (err) {
+        if (!(err instanceof BulkheadRejectedError)) throw err;
+        res.locals.reason = 'capacity_exceeded';
+        res
+          .status(503)
+          .set('Retry-After', '1')
+          .json({ error: 'service_unavailable', reason: 'capacity_exceeded', message: `${engine.service} is at capacity (${decision.capacity.maxInFlight} in flight, queue ${decision.capacity.queue ?? 0} full)` });
+      }
+    };
+  };
+}
+
+async function runHandler(handler: RequestHandler, req: Request, res: Response, next: NextFunction) {
+  await handler(req, res, next);
+}
+
+/** Replace res.send so the handler's answer goes through `fn` instead. */
+function interceptSend(res: Response, fn: (status: number, body: string) => unknown) {
+  const original = res.send.bind(res);
+  let done = false;
+  res.send = ((body?: unknown) => {
+    if (done) return original(body as never);
+    done = true;
+    res.send = original;
+    const text = typeof body === 'string' || Buffer.isBuffer(body) ? String(body) : JSON.stringify(body);
+    fn(res.statusCode, text);
+    return res;
+  }) as Response['send'];
+}
+
+function resetSocket(res: Response) {
+  const sock = res.req.socket;
+  if (typeof sock.resetAndDestroy === 'function') sock.resetAndDestroy();
+  else sock.destroy();
+}
+
+function dribble(res: Response, status: number, body: string, chunkBytes: number, intervalMs: number) {
+  const buf = Buffer.from(body);
+  res.status(status);
+  if (!res.get('Content-Type')) res.type('application/json');
+  res.setHeader('Content-Length', buf.length);
+  res.flushHeaders();
+  let off = 0;
+  const tick = () => {
+    if (res.destroyed) return;
+    const end = Math.min(off + chunkBytes, buf.length);
+    res.write(buf.subarray(off, end));
+    off = end;
+    if (off >= buf.length) res.end();
+    else setTimeout(tick, intervalMs);
+  };
+  tick();
+}
+
+function applyFault(
+  req: Request,
+  res: Response,
+  operation: string,
+  kind: string,
+  fault: { status?: number; reason?: string; retryAfterS?: number; hangMs?: number },
+  decline: DeclineRenderer,
+): unknown {
+  switch (kind) {
+    case 'http': {
+      const status = fault.status ?? 503;
+      const reason = status >= 500 ? 'upstream_unavailable' : 'injected_client_error';
+      res.locals.reason = reason;
+      return res.status(status).json({ error: 'injected_fault', reason, status, message: `chaos: injected HTTP ${status} on ${operation}` });
+    }
+    case 'decline':
+      res.locals.reason = fault.reason;
+      return decline(req, res, operation, fault.reason ?? 'processing_error');
+    case 'rate_limit': {
+      const s = fault.retryAfterS ?? 1;
+      res.locals.reason = 'rate_limited';
+      return res.status(429).set('Retry-After', String(s)).json({ error: 'rate_limited', reason: 'rate_limited', retryAfterS: s, message: `chaos: too many requests; retry after ${s} s` });
+    }
+    case 'hang': {
+      const t = setTimeout(() => res.req.socket.destroy(), fault.hangMs ?? DEFAULT_HANG_MS);
+      res.once('close', () => clearTimeout(t));
+      return undefined;
+    }
+    case 'reset':
+      return resetSocket(res);
+    case 'empty':
+      // Close our side without writing a byte: the client sees an empty reply.
+      return res.req.socket.end();
+    case 'malformed':
+      res.locals.reason = 'malformed';
+      return res.status(200).type('application/json').send(MALFORMED_BODY);
+    default:
+      throw new Error(`unknown fault kind ${kind}`);
+  }
+}

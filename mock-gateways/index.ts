@@ -1,0 +1,9 @@
+// The mock services by name. Each entry builds a fresh service definition.
+import { createBank } from './bank/service.ts';
+import type { AnyServiceDefinition, ServiceName } from './service.ts';
+
+export const SERVICE_FACTORIES: Partial<Record<ServiceName, () => AnyServiceDefinition>> = {
+  bank: createBank,
+};
+
+export const SERVICE_NAMES = ['bank', 'wallet', 'coupon'] as const satisfies readonly ServiceName[];

@@ -1,0 +1,47 @@
+// Prometheus metrics shared by the three mock services. One registry per
+// service so several services can live in one process (`flashcrowd mock all`).
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+export class MockMetrics {
+  readonly registry = new Registry();
+  readonly requests: Counter<'operation' | 'outcome' | 'reason'>;
+  readonly duration: Histogram<'operation' | 'outcome'>;
+  readonly faults: Counter<'operation' | 'kind' | 'source'>;
+  readonly inFlight: Gauge;
+  readonly notifications: Counter<'event'>;
+
+  constructor(readonly service: string) {
+    this.registry.setDefaultLabels({ service });
+    collectDefaultMetrics({ register: this.registry, prefix: 'flashcrowd_mock_' });
+    this.requests = new Counter({
+      name: 'flashcrowd_mock_requests_total',
+      help: 'Requests answered by a mock service, by operation, outcome (ok, declined, rejected, error, fault) and reason code.',
+      labelNames: ['operation', 'outcome', 'reason'],
+      registers: [this.registry],
+    });
+    this.duration = new Histogram({
+      name: 'flashcrowd_mock_request_duration_seconds',
+      help: 'Time from request arrival to the end of the response (or connection), injected latency included.',
+      labelNames: ['operation', 'outcome'],
+      buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+      registers: [this.registry],
+    });
+    this.faults = new Counter({
+      name: 'flashcrowd_mock_faults_injected_total',
+      help: 'Faults injected by the chaos engine, by operation, kind and source (profile, header, outage).',
+      labelNames: ['operation', 'kind', 'source'],
+      registers: [this.registry],
+    });
+    this.inFlight = new Gauge({
+      name: 'flashcrowd_mock_in_flight_requests',
+      help: 'Requests currently being served (queued ones included).',
+      registers: [this.registry],
+    });
+    this.notifications = new Counter({
+      name: 'flashcrowd_mock_notifications_total',
+      help: 'Asynchronous merchant notifications, by event (sent, retried, acked, failed, dropped, duplicated, gave_up).',
+      labelNames: ['event'],
+      registers: [this.registry],
+    });
+  }
+}

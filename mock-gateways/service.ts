@@ -1,0 +1,239 @@
+// The scaffolding every mock service shares: express app, JSON parsing and
+// errors, chaos middleware, admin routes (/__chaos, /__reset), /healthz,
+// /metrics, and a listener that honours "refuse" outage windows.
+import { once } from 'node:events';
+import type { AddressInfo, Socket } from 'node:net';
+import http from 'node:http';
+import express, { type NextFunction, type Request, type RequestHandler, type Response, type Router } from 'express';
+import type { z } from 'zod';
+import { ChaosEngine, ProfileError } from './chaos/engine.ts';
+import { chaosMiddlewareFactory, type DeclineRenderer } from './chaos/middleware.ts';
+import { HttpError, ValidationError } from './errors.ts';
+import { MockMetrics } from './metrics.ts';
+
+export type ServiceName = 'bank' | 'wallet' | 'coupon';
+
+export interface ServiceContext<E> {
+  engine: ChaosEngine<E>;
+  metrics: MockMetrics;
+  /** Wrap a handler as operation `name`: chaos applies, metrics count it. */
+  op(name: string, handler: RequestHandler): RequestHandler;
+  /** The base URL once listening (for links and notify callbacks). */
+  url(): string;
+}
+
+export interface ServiceDefinition<E> {
+  name: ServiceName;
+  operations: readonly string[];
+  declineReasons: readonly string[];
+  extraSchema: z.ZodType<E>;
+  routes(router: Router, ctx: ServiceContext<E>): void;
+  /** How an injected `decline` fault is answered for an operation. */
+  decline: DeclineRenderer;
+  /** Forget all domain state (POST /__reset). */
+  reset(): void;
+  /** Stop timers (notification retries, settlements). */
+  close?(): void;
+}
+
+export interface ServiceOptions {
+  seed?: number;
+  profile?: unknown;
+  /** Accept admin calls from non-loopback addresses (token still applies). */
+  adminRemote?: boolean;
+  /** Bearer token for admin routes; default $FLASHCROWD_ADMIN_TOKEN. */
+  adminToken?: string;
+}
+
+export interface RunningService {
+  name: ServiceName;
+  url: string;
+  port: number;
+  engine: ChaosEngine<unknown>;
+  metrics: MockMetrics;
+  app: express.Express;
+  close(): Promise<void>;
+}
+
+const LOOPBACK = /^(127\.|::1$|::ffff:127\.)/;
+
+export function buildApp<E>(def: ServiceDefinition<E>, opts: ServiceOptions = {}) {
+  const engine = new ChaosEngine<E>({
+    service: def.name,
+    operations: def.operations,
+    declineReasons: def.declineReasons,
+    extraSchema: def.extraSchema,
+    seed: opts.seed ?? 1,
+    profile: opts.profile,
+  });
+  const metrics = new MockMetrics(def.name);
+  const op = chaosMiddlewareFactory(engine as ChaosEngine<unknown>, metrics, def.decline);
+  let baseUrl = '';
+  const ctx: ServiceContext<E> = { engine, metrics, op, url: () => baseUrl };
+
+  const app = express();
+  app.disable('x-powered-by');
+  app.set('etag', false);
+  app.use(express.json({ limit: '256kb' }));
+
+  app.get('/healthz', (_req, res) => {
+    res.json({ status: 'ok', service: def.name, seed: engine.seed, uptimeS: Math.round(process.uptime()) });
+  });
+  app.get('/metrics', async (_req, res) => {
+    res.type(metrics.registry.contentType).send(await metrics.registry.metrics());
+  });
+
+  const token = opts.adminToken ?? process.env.FLASHCROWD_ADMIN_TOKEN;
+  const admin: RequestHandler = (req, res, next) => {
+    if (!opts.adminRemote && !LOOPBACK.test(req.socket.remoteAddress ?? '')) {
+      res.status(403).json({ error: 'forbidden', reason: 'admin_loopback_only', message: 'admin routes answer loopback clients only (start with --admin-remote to allow others)' });
+      return;
+    }
+    if (token && req.get('authorization') !== `Bearer ${token}`) {
+      res.status(401).set('WWW-Authenticate', 'Bearer').json({ error: 'unauthorized', reason: 'admin_token_required', message: 'admin routes need "Authorization: Bearer <FLASHCROWD_ADMIN_TOKEN>"' });
+      return;
+    }
+    next();
+  };
+  const chaosState = () => ({
+    service: def.name,
+    seed: engine.seed,
+    elapsedMs: Math.round(engine.elapsedMs()),
+    profile: engine.getProfile(),
+    effective: Object.fromEntries(def.operations.map((o) => [o, engine.effective(o)])),
+  });
+  const seedParam = (req: Request): number | undefined => {
+    const raw = req.query.seed;
+    if (raw === undefined) return undefined;
+    const n = Number(raw);
+    if (typeof raw !== 'string' || !Number.isSafeInteger(n)) throw new ValidationError([{ field: 'seed', reason: 'must be an integer' }]);
+    return n;
+  };
+  app.get('/__chaos', admin, (_req, res) => {
+    res.json(chaosState());
+  });
+  app.put('/__chaos', admin, (req, res) => {
+    const seed = seedParam(req);
+    engine.setProfile(req.body ?? {});
+    if (seed !== undefined) engine.reseed(seed);
+    res.json(chaosState());
+  });
+  app.patch('/__chaos', admin, (req, res) => {
+    engine.patchProfile(req.body ?? {});
+    res.json(chaosState());
+  });
+  app.delete('/__chaos', admin, (_req, res) => {
+    engine.clearProfile();
+    res.json(chaosState());
+  });
+  app.post('/__reset', admin, (req, res) => {
+    const seed = seedParam(req);
+    def.reset();
+    if (seed !== undefined) engine.reseed(seed);
+    res.json({ status: 'reset', service: def.name, seed: engine.seed });
+  });
+
+  const router = express.Router();
+  def.routes(router, ctx);
+  app.use(router);
+
+  app.use((req, res) => {
+    res.status(404).json({ error: 'not_found', reason: 'no_such_route', message: `no route ${req.method} ${req.path}` });
+  });
+  app.use((err: unknown, _req: Request, res: Response, _next: NextFunction) => {
+    if (res.headersSent) return;
+    res.locals.reason = 'invalid_request';
+    if (err instanceof ValidationError || err instanceof ProfileError) {
+      const status = err instanceof ValidationError ? err.status : 400;
+      const code = err instanceof ValidationError ? err.code : 'invalid_profile';
+      res.locals.reason = code;
+      res.status(status).json({ error: code, reason: code, message: err.message, errors: err.errors });
+      return;
+    }
+    if (err instanceof HttpError) {
+      res.locals.reason = err.code;
+      res.status(err.status).json({ error: err.code, reason: err.code, message: err.message, ...err.extra });
+      return;
+    }
+    const e = err as { type?: string; status?: number; message?: string };
+    if (e?.type === 'entity.parse.failed') {
+      res.status(400).json({ error: 'invalid_json', reason: 'invalid_json', message: `request body is not valid JSON: ${e.message}`, errors: [{ field: '(body)', reason: 'not valid JSON' }] });
+      return;
+    }
+    if (e?.type === 'entity.too.large') {
+      res.status(413).json({ error: 'body_too_large', reason: 'body_too_large', message: 'request body is larger than 256 kB', errors: [{ field: '(body)', reason: 'larger than 256 kB' }] });
+      return;
+    }
+    if (typeof e?.status === 'number' && e.status >= 400 && e.status < 500) {
+      res.status(e.status).json({ error: 'bad_request', reason: 'bad_request', message: e.message ?? 'bad request', errors: [{ field: '(request)', reason: e.message ?? 'bad request' }] });
+      return;
+    }
+    console.error(`[${def.name}] internal error:`, err);
+    res.locals.reason = 'internal_error';
+    res.status(500).json({ error: 'internal_error', reason: 'internal_error', message: 'the mock service failed; see its log' });
+  });
+
+  return { app, engine, metrics, setUrl: (u: string) => (baseUrl = u) };
+}
+
+/** Build a service and listen; port 0 picks a free port. Handles refuse windows by closing and reopening the listener. */
+export async function startService<E>(
+  def: ServiceDefinition<E>,
+  opts: ServiceOptions & { port?: number; host?: string } = {},
+): Promise<RunningService> {
+  const { app, engine, metrics, setUrl } = buildApp(def, opts);
+  const host = opts.host ?? '127.0.0.1';
+  const server = http.createServer({ keepAliveTimeout: 5_000 }, app);
+  const sockets = new Set<Socket>();
+  server.on('connection', (s) => {
+    sockets.add(s);
+    s.on('close', () => sockets.delete(s));
+  });
+  server.listen(opts.port ?? 0, host);
+  await once(server, 'listening');
+  const port = (server.address() as AddressInfo).port;
+  const url = `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
+  setUrl(url);
+
+  // "refuse" outage windows: stop listening while down, listen again after.
+  let listening = true;
+  let timer: NodeJS.Timeout | undefined;
+  let closed = false;
+  const sync = () => {
+    if (closed) return;
+    clearTimeout(timer);
+    const down = engine.refusing();
+    if (down && listening) {
+      server.close();
+      listening = false;
+    } else if (!down && !listening) {
+      server.listen(port, host);
+      listening = true;
+    }
+    const next = engine.nextBoundaryMs();
+    if (next !== undefined) timer = setTimeout(sync, Math.max(1, next + 1));
+  };
+  engine.onChange(sync);
+  sync();
+
+  return {
+    name: def.name,
+    url,
+    port,
+    engine: engine as ChaosEngine<unknown>,
+    metrics,
+    app,
+    async close() {
+      closed = true;
+      clearTimeout(timer);
+      def.close?.();
+      if (listening) server.close();
+      for (const s of sockets) s.destroy();
+      if (listening) await once(server, 'close').catch(() => undefined);
+    },
+  };
+}
+
+/** A service definition whatever its `extra` type (for registries). */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export type AnyServiceDefinition = ServiceDefinition<any>;

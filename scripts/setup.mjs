@@ -1,0 +1,207 @@
+#!/usr/bin/env node
+// flashcrowd set-up: makes sure everything the demo and the tests need is here.
+// Idempotent and quick when all is present. Plain Node with no dependencies,
+// because it runs before `npm ci`.
+//
+//   node scripts/setup.mjs              npm packages, redis-server, k6
+//   node scripts/setup.mjs --for-tests  the same, plus promtool (metric-name lint)
+//   node scripts/setup.mjs --check      report only; install nothing; exit 1 if anything is missing
+//
+// Pinned versions live at the top of this file and in docs (README "Set-up").
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, statSync, copyFileSync, chmodSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join, delimiter } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const K6_MODULE = 'go.k6.io/k6';
+export const K6_VERSION = 'v1.8.1';
+const MIN_NODE = [20, 19, 0];
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+const toolsBin = join(root, '.tools', 'bin');
+const args = new Set(process.argv.slice(2));
+const forTests = args.has('--for-tests');
+const checkOnly = args.has('--check');
+const quiet = args.has('--quiet');
+
+const did = [];
+const problems = [];
+const log = (msg) => {
+  if (!quiet) console.log(`[setup] ${msg}`);
+};
+
+function run(cmd, argv, opts = {}) {
+  const r = spawnSync(cmd, argv, { stdio: opts.capture ? 'pipe' : 'inherit', encoding: 'utf8', ...opts });
+  return r;
+}
+
+function which(name) {
+  for (const dir of [toolsBin, ...(process.env.PATH ?? '').split(delimiter)]) {
+    if (!dir) continue;
+    const p = join(dir, name);
+    try {
+      if (statSync(p).isFile()) return p;
+    } catch {
+      /* not here */
+    }
+  }
+  return null;
+}
+
+const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
+const hasApt = which('apt-get') !== null;
+let aptUpdated = false;
+
+function aptInstall(pkgs) {
+  if (!hasApt || !isRoot) return false;
+  const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
+  const policy = run('apt-cache', ['policy', pkgs[0]], { capture: true, env });
+  if (!aptUpdated && !/Candidate: (?!\(none\))/.test(policy.stdout ?? '')) {
+    log('apt-get update (package lists are empty or stale)');
+    run('apt-get', ['update', '-qq'], { env });
+    aptUpdated = true;
+  }
+  log(`apt-get install ${pkgs.join(' ')}`);
+  let r = run('apt-get', ['install', '-y', '-qq', '--no-install-recommends', ...pkgs], { env });
+  if (r.status !== 0 && !aptUpdated) {
+    run('apt-get', ['update', '-qq'], { env });
+    aptUpdated = true;
+    r = run('apt-get', ['install', '-y', '-qq', '--no-install-recommends', ...pkgs], { env });
+  }
+  return r.status === 0;
+}
+
+// ---------------------------------------------------------------- Node + npm
+function checkNode() {
+  const v = process.versions.node.split('.').map(Number);
+  for (let i = 0; i < 3; i++) {
+    if (v[i] > MIN_NODE[i]) return;
+    if (v[i] < MIN_NODE[i]) {
+      problems.push(`Node ${process.versions.node} is too old: flashcrowd needs Node ${MIN_NODE.join('.')}+ (20.19+, 22 or 24).`);
+      return;
+    }
+  }
+}
+
+function ensureNpm() {
+  const lock = join(root, 'package-lock.json');
+  const marker = join(root, 'node_modules', '.package-lock.json');
+  const fresh = existsSync(marker) && statSync(marker).mtimeMs >= statSync(lock).mtimeMs;
+  if (fresh) {
+    log('npm packages: present');
+    return;
+  }
+  if (checkOnly) {
+    problems.push('npm packages are missing or older than package-lock.json: run `npm ci`.');
+    return;
+  }
+  log('npm packages: running npm ci');
+  const r = run('npm', ['ci', '--no-audit', '--no-fund'], { cwd: root });
+  if (r.status !== 0) problems.push('`npm ci` failed (see its output above).');
+  else did.push('installed npm packages (npm ci)');
+}
+
+// ---------------------------------------------------------------- redis-server
+function ensureRedis() {
+  const found = which('redis-server');
+  const cli = which('redis-cli');
+  if (found && cli) {
+    const v = run(found, ['--version'], { capture: true }).stdout?.match(/v=([\d.]+)/)?.[1];
+    log(`redis-server: ${found} (${v ?? 'unknown version'})`);
+    return;
+  }
+  if (!checkOnly && aptInstall(['redis-server', 'redis-tools']) && which('redis-server')) {
+    did.push("installed redis-server and redis-cli (Debian's redis-server, redis-tools)");
+    log(`redis-server: ${which('redis-server')}`);
+    return;
+  }
+  problems.push(
+    'redis-server (and redis-cli) not found. Install Redis 6.2 or newer, e.g. `sudo apt-get install redis-server redis-tools` ' +
+      '(Debian/Ubuntu), `brew install redis` (macOS), or set REDIS_URL to a Redis you run yourself.',
+  );
+}
+
+// ---------------------------------------------------------------- k6
+function ensureK6() {
+  const found = which('k6');
+  if (found) {
+    const out = run(found, ['version'], { capture: true }).stdout ?? '';
+    const v = out.match(/v\d+\.\d+\.\d+/)?.[0];
+    log(`k6: ${found} (${v ?? 'unknown version'})${v && v !== K6_VERSION ? `; flashcrowd is tested with ${K6_VERSION}` : ''}`);
+    return;
+  }
+  const go = which('go');
+  if (!checkOnly && go) {
+    mkdirSync(toolsBin, { recursive: true });
+    log(`k6: not found; building ${K6_MODULE}@${K6_VERSION} with \`go install\` into .tools/bin (about 2-3 minutes on a fresh machine)`);
+    const started = Date.now();
+    const r = run(go, ['install', `${K6_MODULE}@${K6_VERSION}`], {
+      env: { ...process.env, GOBIN: toolsBin, CGO_ENABLED: '0', GOFLAGS: '-mod=mod' },
+    });
+    if (r.status === 0 && existsSync(join(toolsBin, 'k6'))) {
+      did.push(`built k6 ${K6_VERSION} into .tools/bin in ${Math.round((Date.now() - started) / 1000)} s`);
+      return;
+    }
+    problems.push(`\`go install ${K6_MODULE}@${K6_VERSION}\` failed (see its output above). Check that the Go module proxy is reachable.`);
+    return;
+  }
+  problems.push(
+    `k6 not found. Install Go 1.24+ and re-run this set-up (it runs \`go install ${K6_MODULE}@${K6_VERSION}\`), ` +
+      'or install k6 yourself (https://grafana.com/docs/k6/latest/set-up/install-k6/) and put it on PATH.',
+  );
+}
+
+// ---------------------------------------------------------------- promtool (tests only)
+function ensurePromtool() {
+  const found = which('promtool');
+  if (found) {
+    log(`promtool: ${found}`);
+    return;
+  }
+  // Debian's `prometheus` package ships promtool; we only need that one binary, so
+  // download the package and extract it into .tools/bin instead of installing a daemon.
+  if (!checkOnly && hasApt) {
+    const dir = mkdtempSync(join(tmpdir(), 'flashcrowd-promtool-'));
+    try {
+      let r = run('apt-get', ['download', '-qq', 'prometheus'], { cwd: dir, capture: true });
+      if (r.status !== 0 && isRoot && !aptUpdated) {
+        run('apt-get', ['update', '-qq']);
+        aptUpdated = true;
+        r = run('apt-get', ['download', '-qq', 'prometheus'], { cwd: dir, capture: true });
+      }
+      const deb = readdirSync(dir).find((f) => f.endsWith('.deb'));
+      if (deb) {
+        run('dpkg-deb', ['-x', join(dir, deb), join(dir, 'x')]);
+        const bin = join(dir, 'x', 'usr', 'bin', 'promtool');
+        if (existsSync(bin)) {
+          mkdirSync(toolsBin, { recursive: true });
+          copyFileSync(bin, join(toolsBin, 'promtool'));
+          chmodSync(join(toolsBin, 'promtool'), 0o755);
+          did.push("extracted promtool from Debian's prometheus package into .tools/bin");
+          return;
+        }
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }
+  problems.push(
+    "promtool not found (the metric-name test needs it). Install Debian's `prometheus` package, or put promtool from a Prometheus release on PATH.",
+  );
+}
+
+checkNode();
+if (problems.length === 0) {
+  ensureNpm();
+  ensureRedis();
+  ensureK6();
+  if (forTests) ensurePromtool();
+}
+
+if (did.length) log(`done: ${did.join('; ')}`);
+else if (problems.length === 0) log('everything is in place');
+if (problems.length) {
+  for (const p of problems) console.error(`[setup] MISSING: ${p}`);
+  process.exit(1);
+}
