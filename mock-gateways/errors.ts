@@ -28,9 +28,12 @@ export class HttpError extends Error {
 }
 
 /** Validate `value` with `schema`; throws ValidationError naming each bad field under `prefix`. */
-export function parseInput<S extends z.ZodTypeAny>(schema: S, value: unknown, prefix = ''): z.infer<S> {
+export function parseInput<S extends z.ZodTypeAny>(
+  schema: S,
+  value: unknown,
+  prefix = '',
+): z.infer<S> {
   const r = schema.safeParse(value ?? {});
   if (!r.success) throw new ValidationError(issuesToErrors(r.error.issues, prefix));
   return r.data;
 }
-

@@ -34,17 +34,32 @@ export class IdempotencyStore {
       const key = keyOf(req);
       if (key === undefined) return next();
       if (key.length === 0 || key.length > 255)
-        throw new ValidationError([{ field: 'Idempotency-Key', reason: 'must be 1 to 255 characters' }]);
+        throw new ValidationError([
+          { field: 'Idempotency-Key', reason: 'must be 1 to 255 characters' },
+        ]);
       const id = `${scope}\u0000${key}`;
-      const hash = createHash('sha256').update(stringify(req.body ?? null) ?? '').digest('hex');
+      const hash = createHash('sha256')
+        .update(stringify(req.body ?? null) ?? '')
+        .digest('hex');
       const cur = this.entries.get(id);
       if (cur) {
         if (cur.hash !== hash)
-          throw new HttpError(422, 'idempotency_key_reused', `Idempotency-Key "${key}" was used with a different request body`);
+          throw new HttpError(
+            422,
+            'idempotency_key_reused',
+            `Idempotency-Key "${key}" was used with a different request body`,
+          );
         if (!cur.done)
-          throw new HttpError(409, 'idempotency_key_in_use', `a request with Idempotency-Key "${key}" is still being processed; retry later`);
+          throw new HttpError(
+            409,
+            'idempotency_key_in_use',
+            `a request with Idempotency-Key "${key}" is still being processed; retry later`,
+          );
         res.locals.reason = 'idempotent_replay';
-        res.set('Idempotent-Replayed', 'true').status(cur.status ?? 200).json(cur.body);
+        res
+          .set('Idempotent-Replayed', 'true')
+          .status(cur.status ?? 200)
+          .json(cur.body);
         return;
       }
       const entry: Entry = { hash, done: false };

@@ -4,7 +4,13 @@
 import { once } from 'node:events';
 import type { AddressInfo, Socket } from 'node:net';
 import http from 'node:http';
-import express, { type NextFunction, type Request, type RequestHandler, type Response, type Router } from 'express';
+import express, {
+  type NextFunction,
+  type Request,
+  type RequestHandler,
+  type Response,
+  type Router,
+} from 'express';
 import type { z } from 'zod';
 import { ChaosEngine, ProfileError } from './chaos/engine.ts';
 import { chaosMiddlewareFactory, type DeclineRenderer } from './chaos/middleware.ts';
@@ -77,7 +83,12 @@ export function buildApp<E>(def: ServiceDefinition<E>, opts: ServiceOptions = {}
   app.use(express.json({ limit: '256kb' }));
 
   app.get('/healthz', (_req, res) => {
-    res.json({ status: 'ok', service: def.name, seed: engine.seed, uptimeS: Math.round(process.uptime()) });
+    res.json({
+      status: 'ok',
+      service: def.name,
+      seed: engine.seed,
+      uptimeS: Math.round(process.uptime()),
+    });
   });
   app.get('/metrics', async (_req, res) => {
     res.type(metrics.registry.contentType).send(await metrics.registry.metrics());
@@ -86,11 +97,25 @@ export function buildApp<E>(def: ServiceDefinition<E>, opts: ServiceOptions = {}
   const token = opts.adminToken ?? process.env.FLASHCROWD_ADMIN_TOKEN;
   const admin: RequestHandler = (req, res, next) => {
     if (!opts.adminRemote && !LOOPBACK.test(req.socket.remoteAddress ?? '')) {
-      res.status(403).json({ error: 'forbidden', reason: 'admin_loopback_only', message: 'admin routes answer loopback clients only (start with --admin-remote to allow others)' });
+      res
+        .status(403)
+        .json({
+          error: 'forbidden',
+          reason: 'admin_loopback_only',
+          message:
+            'admin routes answer loopback clients only (start with --admin-remote to allow others)',
+        });
       return;
     }
     if (token && req.get('authorization') !== `Bearer ${token}`) {
-      res.status(401).set('WWW-Authenticate', 'Bearer').json({ error: 'unauthorized', reason: 'admin_token_required', message: 'admin routes need "Authorization: Bearer <FLASHCROWD_ADMIN_TOKEN>"' });
+      res
+        .status(401)
+        .set('WWW-Authenticate', 'Bearer')
+        .json({
+          error: 'unauthorized',
+          reason: 'admin_token_required',
+          message: 'admin routes need "Authorization: Bearer <FLASHCROWD_ADMIN_TOKEN>"',
+        });
       return;
     }
     next();
@@ -106,7 +131,8 @@ export function buildApp<E>(def: ServiceDefinition<E>, opts: ServiceOptions = {}
     const raw = req.query.seed;
     if (raw === undefined) return undefined;
     const n = Number(raw);
-    if (typeof raw !== 'string' || !Number.isSafeInteger(n)) throw new ValidationError([{ field: 'seed', reason: 'must be an integer' }]);
+    if (typeof raw !== 'string' || !Number.isSafeInteger(n))
+      throw new ValidationError([{ field: 'seed', reason: 'must be an integer' }]);
     return n;
   };
   app.get('/__chaos', admin, (_req, res) => {
@@ -138,7 +164,13 @@ export function buildApp<E>(def: ServiceDefinition<E>, opts: ServiceOptions = {}
   app.use(router);
 
   app.use((req, res) => {
-    res.status(404).json({ error: 'not_found', reason: 'no_such_route', message: `no route ${req.method} ${req.path}` });
+    res
+      .status(404)
+      .json({
+        error: 'not_found',
+        reason: 'no_such_route',
+        message: `no route ${req.method} ${req.path}`,
+      });
   });
   app.use((err: unknown, _req: Request, res: Response, _next: NextFunction) => {
     if (res.headersSent) return;
@@ -147,30 +179,61 @@ export function buildApp<E>(def: ServiceDefinition<E>, opts: ServiceOptions = {}
       const status = err instanceof ValidationError ? err.status : 400;
       const code = err instanceof ValidationError ? err.code : 'invalid_profile';
       res.locals.reason = code;
-      res.status(status).json({ error: code, reason: code, message: err.message, errors: err.errors });
+      res
+        .status(status)
+        .json({ error: code, reason: code, message: err.message, errors: err.errors });
       return;
     }
     if (err instanceof HttpError) {
       res.locals.reason = err.code;
-      res.status(err.status).json({ error: err.code, reason: err.code, message: err.message, ...err.extra });
+      res
+        .status(err.status)
+        .json({ error: err.code, reason: err.code, message: err.message, ...err.extra });
       return;
     }
     const e = err as { type?: string; status?: number; message?: string };
     if (e?.type === 'entity.parse.failed') {
-      res.status(400).json({ error: 'invalid_json', reason: 'invalid_json', message: `request body is not valid JSON: ${e.message}`, errors: [{ field: '(body)', reason: 'not valid JSON' }] });
+      res
+        .status(400)
+        .json({
+          error: 'invalid_json',
+          reason: 'invalid_json',
+          message: `request body is not valid JSON: ${e.message}`,
+          errors: [{ field: '(body)', reason: 'not valid JSON' }],
+        });
       return;
     }
     if (e?.type === 'entity.too.large') {
-      res.status(413).json({ error: 'body_too_large', reason: 'body_too_large', message: 'request body is larger than 256 kB', errors: [{ field: '(body)', reason: 'larger than 256 kB' }] });
+      res
+        .status(413)
+        .json({
+          error: 'body_too_large',
+          reason: 'body_too_large',
+          message: 'request body is larger than 256 kB',
+          errors: [{ field: '(body)', reason: 'larger than 256 kB' }],
+        });
       return;
     }
     if (typeof e?.status === 'number' && e.status >= 400 && e.status < 500) {
-      res.status(e.status).json({ error: 'bad_request', reason: 'bad_request', message: e.message ?? 'bad request', errors: [{ field: '(request)', reason: e.message ?? 'bad request' }] });
+      res
+        .status(e.status)
+        .json({
+          error: 'bad_request',
+          reason: 'bad_request',
+          message: e.message ?? 'bad request',
+          errors: [{ field: '(request)', reason: e.message ?? 'bad request' }],
+        });
       return;
     }
     console.error(`[${def.name}] internal error:`, err);
     res.locals.reason = 'internal_error';
-    res.status(500).json({ error: 'internal_error', reason: 'internal_error', message: 'the mock service failed; see its log' });
+    res
+      .status(500)
+      .json({
+        error: 'internal_error',
+        reason: 'internal_error',
+        message: 'the mock service failed; see its log',
+      });
   });
 
   return { app, engine, metrics, setUrl: (u: string) => (baseUrl = u) };

@@ -22,29 +22,82 @@ export const DECLINE_MESSAGES: Record<BankDeclineReason, string> = {
   lost_card: 'The card has been reported lost.',
   stolen_card: 'The card has been reported stolen.',
   processing_error: 'An error occurred while processing the card; the charge did not go through.',
-  card_velocity_exceeded: 'Too many attempts with this card or by this shopper in a short time (risk control).',
+  card_velocity_exceeded:
+    'Too many attempts with this card or by this shopper in a short time (risk control).',
   fraudulent: 'The payment was blocked by risk control as likely fraudulent.',
   amount_too_large: 'The amount is over the limit for this card.',
   do_not_honor: 'The issuer declined the card without giving a reason.',
 };
 
-export type CardBehaviour = { outcome: 'success' } | { outcome: 'decline'; reason: BankDeclineReason } | { outcome: 'processing' };
+export type CardBehaviour =
+  | { outcome: 'success' }
+  | { outcome: 'decline'; reason: BankDeclineReason }
+  | { outcome: 'processing' };
 
-export const TEST_CARDS: Record<string, { brand: string; behaviour: CardBehaviour; note: string }> = {
-  '4242424242424242': { brand: 'visa', behaviour: { outcome: 'success' }, note: 'succeeds' },
-  '5555555555554444': { brand: 'mastercard', behaviour: { outcome: 'success' }, note: 'succeeds' },
-  '6200000000000005': { brand: 'unionpay', behaviour: { outcome: 'success' }, note: 'succeeds (UnionPay)' },
-  '4000000000003220': { brand: 'visa', behaviour: { outcome: 'processing' }, note: 'answers processing, settles later as succeeded' },
-  '4000000000009995': { brand: 'visa', behaviour: { outcome: 'decline', reason: 'insufficient_funds' }, note: 'declined' },
-  '4000000000000069': { brand: 'visa', behaviour: { outcome: 'decline', reason: 'expired_card' }, note: 'declined' },
-  '4000000000000127': { brand: 'visa', behaviour: { outcome: 'decline', reason: 'incorrect_cvc' }, note: 'declined' },
-  '4000000000009987': { brand: 'visa', behaviour: { outcome: 'decline', reason: 'lost_card' }, note: 'declined' },
-  '4000000000009979': { brand: 'visa', behaviour: { outcome: 'decline', reason: 'stolen_card' }, note: 'declined' },
-  '4000000000000119': { brand: 'visa', behaviour: { outcome: 'decline', reason: 'processing_error' }, note: 'declined' },
-  '4000000000006975': { brand: 'visa', behaviour: { outcome: 'decline', reason: 'card_velocity_exceeded' }, note: 'declined' },
-  '4100000000000019': { brand: 'visa', behaviour: { outcome: 'decline', reason: 'fraudulent' }, note: 'declined' },
-  '4000000000000002': { brand: 'visa', behaviour: { outcome: 'decline', reason: 'do_not_honor' }, note: 'declined' },
-};
+export const TEST_CARDS: Record<string, { brand: string; behaviour: CardBehaviour; note: string }> =
+  {
+    '4242424242424242': { brand: 'visa', behaviour: { outcome: 'success' }, note: 'succeeds' },
+    '5555555555554444': {
+      brand: 'mastercard',
+      behaviour: { outcome: 'success' },
+      note: 'succeeds',
+    },
+    '6200000000000005': {
+      brand: 'unionpay',
+      behaviour: { outcome: 'success' },
+      note: 'succeeds (UnionPay)',
+    },
+    '4000000000003220': {
+      brand: 'visa',
+      behaviour: { outcome: 'processing' },
+      note: 'answers processing, settles later as succeeded',
+    },
+    '4000000000009995': {
+      brand: 'visa',
+      behaviour: { outcome: 'decline', reason: 'insufficient_funds' },
+      note: 'declined',
+    },
+    '4000000000000069': {
+      brand: 'visa',
+      behaviour: { outcome: 'decline', reason: 'expired_card' },
+      note: 'declined',
+    },
+    '4000000000000127': {
+      brand: 'visa',
+      behaviour: { outcome: 'decline', reason: 'incorrect_cvc' },
+      note: 'declined',
+    },
+    '4000000000009987': {
+      brand: 'visa',
+      behaviour: { outcome: 'decline', reason: 'lost_card' },
+      note: 'declined',
+    },
+    '4000000000009979': {
+      brand: 'visa',
+      behaviour: { outcome: 'decline', reason: 'stolen_card' },
+      note: 'declined',
+    },
+    '4000000000000119': {
+      brand: 'visa',
+      behaviour: { outcome: 'decline', reason: 'processing_error' },
+      note: 'declined',
+    },
+    '4000000000006975': {
+      brand: 'visa',
+      behaviour: { outcome: 'decline', reason: 'card_velocity_exceeded' },
+      note: 'declined',
+    },
+    '4100000000000019': {
+      brand: 'visa',
+      behaviour: { outcome: 'decline', reason: 'fraudulent' },
+      note: 'declined',
+    },
+    '4000000000000002': {
+      brand: 'visa',
+      behaviour: { outcome: 'decline', reason: 'do_not_honor' },
+      note: 'declined',
+    },
+  };
 
 /** Luhn check digit validation. */
 export function luhnValid(num: string): boolean {

@@ -105,7 +105,10 @@ export class Bank {
       return list.length > max;
     };
     const byUser = input.userId ? check(`user:${input.userId}`, cfg.maxPerUser) : false;
-    const byCard = check(`card:${input.card.number}`, 'maxPerCard' in cfg ? cfg.maxPerCard : undefined);
+    const byCard = check(
+      `card:${input.card.number}`,
+      'maxPerCard' in cfg ? cfg.maxPerCard : undefined,
+    );
     return byUser || byCard;
   }
 
@@ -128,7 +131,9 @@ export class Bank {
       status,
       captured: false,
       amountRefunded: 0,
-      ...(reason ? { reason, message: DECLINE_MESSAGES[reason as BankDeclineReason] ?? reason } : {}),
+      ...(reason
+        ? { reason, message: DECLINE_MESSAGES[reason as BankDeclineReason] ?? reason }
+        : {}),
       card: { brand: cardBrand(input.card.number), last4: input.card.number.slice(-4) },
       createdAt: this.iso(),
     };
@@ -138,7 +143,15 @@ export class Bank {
     p.status = 'succeeded';
     p.captured = true;
     p.settledAt = this.iso();
-    this.ledger.push({ type: 'capture', id: p.id, paymentId: p.id, orderId: p.orderId, amount: p.amount, currency: p.currency, at: p.settledAt });
+    this.ledger.push({
+      type: 'capture',
+      id: p.id,
+      paymentId: p.id,
+      orderId: p.orderId,
+      amount: p.amount,
+      currency: p.currency,
+      at: p.settledAt,
+    });
   }
 
   /** A declined payment, recorded (as banks do) and returned. */
@@ -151,7 +164,8 @@ export class Bank {
     const behaviour = cardBehaviour(input.card.number);
     if (behaviour.outcome === 'decline') return this.decline(input, behaviour.reason);
     if (velocity) return this.decline(input, 'card_velocity_exceeded');
-    if (input.amount > (this.extra().amountLimit ?? DEFAULT_AMOUNT_LIMIT)) return this.decline(input, 'amount_too_large');
+    if (input.amount > (this.extra().amountLimit ?? DEFAULT_AMOUNT_LIMIT))
+      return this.decline(input, 'amount_too_large');
 
     const proc = this.extra().processing;
     // Draw from the domain stream for every payment so the sequence does not depend on the card.
@@ -192,11 +206,19 @@ export class Bank {
   refund(input: RefundInput): Refund {
     const p = this.getPayment(input.paymentId);
     if (!p.captured)
-      throw new HttpError(409, 'payment_not_captured', `payment ${p.id} is ${p.status}; only captured payments can be refunded`);
+      throw new HttpError(
+        409,
+        'payment_not_captured',
+        `payment ${p.id} is ${p.status}; only captured payments can be refunded`,
+      );
     const refundable = p.amount - p.amountRefunded;
     const amount = input.amount ?? refundable;
-    if (refundable === 0) throw new HttpError(409, 'already_refunded', `payment ${p.id} is already fully refunded`);
-    if (amount > refundable) throw new ValidationError([{ field: 'amount', reason: `exceeds the refundable amount (${refundable})` }]);
+    if (refundable === 0)
+      throw new HttpError(409, 'already_refunded', `payment ${p.id} is already fully refunded`);
+    if (amount > refundable)
+      throw new ValidationError([
+        { field: 'amount', reason: `exceeds the refundable amount (${refundable})` },
+      ]);
     p.amountRefunded += amount;
     const r: Refund = {
       id: this.nextId('re'),
@@ -210,12 +232,22 @@ export class Bank {
       createdAt: this.iso(),
     };
     this.refunds.set(r.id, r);
-    this.ledger.push({ type: 'refund', id: r.id, paymentId: p.id, orderId: p.orderId, amount, currency: p.currency, at: r.createdAt });
+    this.ledger.push({
+      type: 'refund',
+      id: r.id,
+      paymentId: p.id,
+      orderId: p.orderId,
+      amount,
+      currency: p.currency,
+      at: r.createdAt,
+    });
     return r;
   }
 
   statement(since?: string, until?: string) {
-    const entries = this.ledger.filter((e) => (!since || e.at >= since) && (!until || e.at < until));
+    const entries = this.ledger.filter(
+      (e) => (!since || e.at >= since) && (!until || e.at < until),
+    );
     const captured = entries.filter((e) => e.type === 'capture');
     const refunded = entries.filter((e) => e.type === 'refund');
     const sum = (xs: StatementEntry[]) => xs.reduce((s, e) => s + e.amount, 0);

@@ -3,7 +3,13 @@ import { z } from 'zod';
 import { latencySchema } from '../chaos/profile.ts';
 import { luhnValid } from './cards.ts';
 
-export const BANK_OPERATIONS = ['payments.create', 'payments.get', 'payments.list', 'refunds.create', 'statement'] as const;
+export const BANK_OPERATIONS = [
+  'payments.create',
+  'payments.get',
+  'payments.list',
+  'refunds.create',
+  'statement',
+] as const;
 
 /** Bank knobs under the profile's `extra` (docs/CHAOS.md, "Bank"). */
 export const bankExtraSchema = z
@@ -42,7 +48,11 @@ export const DEFAULT_AMOUNT_LIMIT = 5_000_000;
 export const DEFAULT_SETTLE = { dist: 'uniform', minMs: 500, maxMs: 2_000 } as const;
 
 const id = z.string().min(1, 'must not be empty').max(64, 'must be at most 64 characters');
-const amount = z.number({ error: 'must be an integer amount in minor units' }).int('must be an integer amount in minor units').min(1, 'must be at least 1').max(1_000_000_000, 'must be at most 1000000000');
+const amount = z
+  .number({ error: 'must be an integer amount in minor units' })
+  .int('must be an integer amount in minor units')
+  .min(1, 'must be at least 1')
+  .max(1_000_000_000, 'must be at most 1000000000');
 const currency = z
   .string()
   .regex(/^[A-Za-z]{3}$/, 'must be a 3-letter ISO 4217 code')
@@ -61,7 +71,10 @@ export const paymentInput = z
           .refine(luhnValid, 'fails the Luhn check'),
         expMonth: z.number().int().min(1).max(12).optional(),
         expYear: z.number().int().min(2000).max(2100).optional(),
-        cvc: z.string().regex(/^\d{3,4}$/, 'must be 3 or 4 digits').optional(),
+        cvc: z
+          .string()
+          .regex(/^\d{3,4}$/, 'must be 3 or 4 digits')
+          .optional(),
       })
       .strict(),
     userId: id.optional(),

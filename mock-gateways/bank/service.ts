@@ -69,7 +69,9 @@ export function createBank(): ServiceDefinition<BankExtra> & { bank(): Bank } {
     },
     decline(req, res, operation, reason) {
       if (operation !== 'payments.create') {
-        res.status(402).json({ error: 'declined', reason, message: `chaos: ${operation} declined (${reason})` });
+        res
+          .status(402)
+          .json({ error: 'declined', reason, message: `chaos: ${operation} declined (${reason})` });
         return;
       }
       const p = bank!.decline(parseInput(paymentInput, req.body), reason as BankDeclineReason);

@@ -7,7 +7,12 @@ import type { NextFunction, Request, RequestHandler, Response } from 'express';
 import type { ChaosDecision, ChaosEngine } from './engine.ts';
 import type { MockMetrics } from '../metrics.ts';
 
-export type DeclineRenderer = (req: Request, res: Response, operation: string, reason: string) => unknown;
+export type DeclineRenderer = (
+  req: Request,
+  res: Response,
+  operation: string,
+  reason: string,
+) => unknown;
 
 const DEFAULT_HANG_MS = 120_000;
 const MALFORMED_BODY = '{"status":"succeeded","amount":';
@@ -35,7 +40,11 @@ function outcomeOf(status: number): string {
   return 'error';
 }
 
-export function chaosMiddlewareFactory(engine: ChaosEngine<unknown>, metrics: MockMetrics, decline: DeclineRenderer) {
+export function chaosMiddlewareFactory(
+  engine: ChaosEngine<unknown>,
+  metrics: MockMetrics,
+  decline: DeclineRenderer,
+) {
   const capacity = new Capacity();
 
   /** Wrap a domain handler for `operation`. */
@@ -55,13 +64,20 @@ export function chaosMiddlewareFactory(engine: ChaosEngine<unknown>, metrics: Mo
         metrics.requests.inc({ operation, outcome, reason });
         metrics.duration.observe({ operation, outcome }, (performance.now() - started) / 1000);
       });
-      if (fault) metrics.faults.inc({ operation, kind: fault.ambiguous ? `ambiguous_${fault.kind}` : fault.kind, source: fault.source });
+      if (fault)
+        metrics.faults.inc({
+          operation,
+          kind: fault.ambiguous ? `ambiguous_${fault.kind}` : fault.kind,
+          source: fault.source,
+        });
 
       const serve = async () => {
         if (decision.latencyMs > 0) await sleep(decision.latencyMs);
         if (!fault) return runHandler(handler, req, res, next);
         if (fault.kind === 'dribble') {
-          interceptSend(res, (status, body) => dribble(res, status, body, fault.chunkBytes ?? 16, fault.intervalMs ?? 100));
+          interceptSend(res, (status, body) =>
+            dribble(res, status, body, fault.chunkBytes ?? 16, fault.intervalMs ?? 100),
+          );
           return runHandler(handler, req, res, next);
         }
         if (fault.ambiguous) {
@@ -99,13 +115,22 @@ export function chaosMiddlewareFactory(engine: ChaosEngine<unknown>, metrics: Mo
         res
           .status(503)
           .set('Retry-After', '1')
-          .json({ error: 'service_unavailable', reason: 'capacity_exceeded', message: `${engine.service} is at capacity (${decision.capacity.maxInFlight} in flight, queue ${decision.capacity.queue ?? 0} full)` });
+          .json({
+            error: 'service_unavailable',
+            reason: 'capacity_exceeded',
+            message: `${engine.service} is at capacity (${decision.capacity.maxInFlight} in flight, queue ${decision.capacity.queue ?? 0} full)`,
+          });
       }
     };
   };
 }
 
-async function runHandler(handler: RequestHandler, req: Request, res: Response, next: NextFunction) {
+async function runHandler(
+  handler: RequestHandler,
+  req: Request,
+  res: Response,
+  next: NextFunction,
+) {
   await handler(req, res, next);
 }
 
@@ -117,7 +142,8 @@ function interceptSend(res: Response, fn: (status: number, body: string) => unkn
     if (done) return original(body as never);
     done = true;
     res.send = original;
-    const text = typeof body === 'string' || Buffer.isBuffer(body) ? String(body) : JSON.stringify(body);
+    const text =
+      typeof body === 'string' || Buffer.isBuffer(body) ? String(body) : JSON.stringify(body);
     fn(res.statusCode, text);
     return res;
   }) as Response['send'];
@@ -129,7 +155,13 @@ function resetSocket(res: Response) {
   else sock.destroy();
 }
 
-function dribble(res: Response, status: number, body: string, chunkBytes: number, intervalMs: number) {
+function dribble(
+  res: Response,
+  status: number,
+  body: string,
+  chunkBytes: number,
+  intervalMs: number,
+) {
   const buf = Buffer.from(body);
   res.status(status);
   if (!res.get('Content-Type')) res.type('application/json');
@@ -160,7 +192,14 @@ function applyFault(
       const status = fault.status ?? 503;
       const reason = status >= 500 ? 'upstream_unavailable' : 'injected_client_error';
       res.locals.reason = reason;
-      return res.status(status).json({ error: 'injected_fault', reason, status, message: `chaos: injected HTTP ${status} on ${operation}` });
+      return res
+        .status(status)
+        .json({
+          error: 'injected_fault',
+          reason,
+          status,
+          message: `chaos: injected HTTP ${status} on ${operation}`,
+        });
     }
     case 'decline':
       res.locals.reason = fault.reason;
@@ -168,7 +207,15 @@ function applyFault(
     case 'rate_limit': {
       const s = fault.retryAfterS ?? 1;
       res.locals.reason = 'rate_limited';
-      return res.status(429).set('Retry-After', String(s)).json({ error: 'rate_limited', reason: 'rate_limited', retryAfterS: s, message: `chaos: too many requests; retry after ${s} s` });
+      return res
+        .status(429)
+        .set('Retry-After', String(s))
+        .json({
+          error: 'rate_limited',
+          reason: 'rate_limited',
+          retryAfterS: s,
+          message: `chaos: too many requests; retry after ${s} s`,
+        });
     }
     case 'hang': {
       const t = setTimeout(() => res.req.socket.destroy(), fault.hangMs ?? DEFAULT_HANG_MS);
