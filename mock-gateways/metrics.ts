@@ -1,6 +1,6 @@
 // Prometheus metrics shared by the three mock services. One registry per
 // service so several services can live in one process (`flashcrowd mock all`).
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 
 export class MockMetrics {
   readonly registry = new Registry();
@@ -11,8 +11,9 @@ export class MockMetrics {
   readonly notifications: Counter<'event'>;
 
   constructor(readonly service: string) {
+    // No prom-client default (process) metrics: several services may share one
+    // process, and three of those names fail `promtool check metrics`.
     this.registry.setDefaultLabels({ service });
-    collectDefaultMetrics({ register: this.registry, prefix: 'flashcrowd_mock_' });
     this.requests = new Counter({
       name: 'flashcrowd_mock_requests_total',
       help: 'Requests answered by a mock service, by operation, outcome (ok, declined, rejected, error, fault) and reason code.',

@@ -1,0 +1,125 @@
+// The flashcrowd CLI as a user runs it: help, usage errors with exit code 2,
+// `mock` printing its URLs and stopping cleanly on SIGINT, and the demo
+// driving real k6 traffic through all three mocks.
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { describe, expect, it } from 'vitest';
+import { findTool } from '../harness/tools.ts';
+
+const BIN = join(import.meta.dirname, '..', 'bin', 'flashcrowd.js');
+const tmp = mkdtempSync(join(tmpdir(), 'flashcrowd-cli-'));
+
+function cli(args: string[], timeout = 30_000) {
+  return spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8', timeout });
+}
+
+/** Start `flashcrowd mock ... --json`, wait for its JSON line, return URLs and the process. */
+async function startCli(args: string[]) {
+  const child = spawn(process.execPath, [BIN, 'mock', ...args, '--json'], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stderr = '';
+  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+  const rl = createInterface({ input: child.stdout });
+  const line = await new Promise<string>((resolve, reject) => {
+    rl.once('line', resolve);
+    child.once('exit', (code) => reject(new Error(`flashcrowd mock exited ${code}: ${stderr}`)));
+  });
+  const exited = new Promise<number | null>((resolve) =>
+    child.once('exit', (code) => resolve(code)),
+  );
+  return { urls: JSON.parse(line) as Record<string, string>, child, exited, stderr: () => stderr };
+}
+
+describe('flashcrowd CLI', () => {
+  it('--help lists the commands and exits 0', () => {
+    const r = cli(['--help']);
+    expect(r.status).toBe(0);
+    expect(r.stdout).toMatch(/mock \[options\] <service>/);
+    expect(r.stdout).toMatch(/demo/);
+  });
+
+  it('mock --help documents every option', () => {
+    const r = cli(['mock', '--help']);
+    expect(r.status).toBe(0);
+    for (const opt of ['--port', '--host', '--seed', '--profile', '--admin-remote', '--json'])
+      expect(r.stdout).toContain(opt);
+  });
+
+  it('an unknown service is a usage error: exit 2 and the allowed choices', () => {
+    const r = cli(['mock', 'bnak']);
+    expect(r.status).toBe(2);
+    expect(r.stderr).toMatch(/Allowed choices are bank, wallet, coupon, all/);
+  });
+
+  it('a bad --port is a usage error naming the option', () => {
+    const r = cli(['mock', 'bank', '--port', 'eighty']);
+    expect(r.status).toBe(2);
+    expect(r.stderr).toMatch(/--port must be an integer/);
+  });
+
+  it('an invalid profile file is exit 2 with each bad field named', () => {
+    const f = join(tmp, 'bad.json');
+    writeFileSync(
+      f,
+      JSON.stringify({ errors: [{ rate: 3, kind: 'http' }], latency: { dist: 'gaussian' } }),
+    );
+    const r = cli(['mock', 'bank', '--profile', f]);
+    expect(r.status).toBe(2);
+    expect(r.stderr).toMatch(/errors\.0\.rate/);
+    expect(r.stderr).toMatch(/latency\.dist/);
+  });
+
+  it('a missing or non-JSON profile file is exit 2 with the file named', () => {
+    expect(cli(['mock', 'bank', '--profile', join(tmp, 'nope.json')]).stderr).toMatch(
+      /cannot read profile file .*nope\.json/,
+    );
+    const f = join(tmp, 'text.json');
+    writeFileSync(f, 'latency: 5ms');
+    const r = cli(['mock', 'bank', '--profile', f]);
+    expect(r.status).toBe(2);
+    expect(r.stderr).toMatch(/not valid JSON/);
+  });
+
+  it('mock all prints three loopback URLs that answer /healthz, and SIGINT stops it with exit 0', async () => {
+    const { urls, child, exited } = await startCli(['all', '--port', '0', '--seed', '7']);
+    expect(Object.keys(urls).sort()).toEqual(['bank', 'coupon', 'wallet']);
+    for (const [name, url] of Object.entries(urls)) {
+      expect(url).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
+      const h = await (await fetch(`${url}/healthz`)).json();
+      expect(h).toMatchObject({ status: 'ok', service: name, seed: 7 });
+    }
+    child.kill('SIGINT');
+    expect(await exited).toBe(0);
+  });
+
+  it('mock bank --profile applies the profile (keyed-by-service file)', async () => {
+    const f = join(tmp, 'keyed.json');
+    writeFileSync(
+      f,
+      JSON.stringify({ bank: { errors: [{ rate: 1, kind: 'http', status: 418 }] } }),
+    );
+    const { urls, child, exited } = await startCli(['bank', '--profile', f]);
+    const r = await fetch(`${urls.bank}/v1/statement`);
+    expect(r.status).toBe(418);
+    child.kill('SIGTERM');
+    expect(await exited).toBe(0);
+  });
+
+  it('demo runs real k6 through all three mocks and reports what the chaos did', () => {
+    expect(
+      findTool('k6'),
+      'k6 not found: run `node scripts/setup.mjs` (npm test does)',
+    ).toBeDefined();
+    const r = cli(['demo', '--duration', '3', '--rate', '20'], 120_000);
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/What the mocks saw/);
+    for (const name of ['bank', 'wallet', 'coupon'])
+      expect(r.stdout).toMatch(new RegExp(`\\n  ${name}: \\d+ requests`));
+    expect(r.stdout).toMatch(/injected faults:/);
+    expect(r.stdout).toMatch(/http_reqs/); // k6's own end-of-test summary
+  }, 150_000);
+});
