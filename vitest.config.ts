@@ -7,6 +7,6 @@ export default defineConfig({
     hookTimeout: 60_000,
     // Tests start real servers on loopback; two workers match the 2-core machines we run on.
     maxWorkers: 2,
-    reporters: ['default'],
+    reporters: ['default', './test/support/count-reporter.ts'],
   },
 });

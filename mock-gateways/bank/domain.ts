@@ -90,8 +90,8 @@ export class Bank {
   }
 
   /** Count this attempt and say whether risk control declines it. */
-  private velocityExceeded(input: PaymentInput): boolean {
-    const v = this.extra().velocity;
+  private velocityExceeded(input: PaymentInput, extra: BankExtra): boolean {
+    const v = extra.velocity;
     if (v === false) return false;
     const cfg = v ?? DEFAULT_VELOCITY;
     const now = this.clock();
@@ -160,19 +160,21 @@ export class Bank {
   }
 
   createPayment(input: PaymentInput): Payment {
-    const velocity = this.velocityExceeded(input);
-    const behaviour = cardBehaviour(input.card.number);
-    if (behaviour.outcome === 'decline') return this.decline(input, behaviour.reason);
-    if (velocity) return this.decline(input, 'card_velocity_exceeded');
-    if (input.amount > (this.extra().amountLimit ?? DEFAULT_AMOUNT_LIMIT))
-      return this.decline(input, 'amount_too_large');
-
-    const proc = this.extra().processing;
-    // Draw from the domain stream for every payment so the sequence does not depend on the card.
+    // Draw from the domain stream for every payment, first, so the sequence
+    // depends only on the seed and the request order, not on the outcome.
+    const extra = this.extra();
+    const proc = extra.processing;
     const domain = this.engine.rng('bank.processing');
     const u = domain.next();
     const settleMs = sampleLatency(proc?.settleMs ?? DEFAULT_SETTLE, domain);
     const fails = domain.next() < (proc?.failRate ?? 0);
+    const velocity = this.velocityExceeded(input, extra);
+    const behaviour = cardBehaviour(input.card.number);
+    if (behaviour.outcome === 'decline') return this.decline(input, behaviour.reason);
+    if (velocity) return this.decline(input, 'card_velocity_exceeded');
+    if (input.amount > (extra.amountLimit ?? DEFAULT_AMOUNT_LIMIT))
+      return this.decline(input, 'amount_too_large');
+
     const processing = behaviour.outcome === 'processing' || (proc !== undefined && u < proc.rate);
     const p = this.record(this.newPayment(input, processing ? 'processing' : 'succeeded'));
     if (!processing) {

@@ -51,8 +51,7 @@ export function chaosMiddlewareFactory(
   return function op(operation: string, handler: RequestHandler): RequestHandler {
     return async (req: Request, res: Response, next: NextFunction) => {
       const started = performance.now();
-      let decision: ChaosDecision;
-      decision = engine.decide(operation, req.headers); // throws ProfileError on a bad x-fault-* header
+      const decision: ChaosDecision = engine.decide(operation, req.headers); // throws ProfileError on a bad x-fault-* header
       const fault = decision.fault;
       metrics.inFlight.inc();
       // Set when the caller gets a broken answer (reset, empty, hang, malformed) instead of a status.
