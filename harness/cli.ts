@@ -1,8 +1,17 @@
+import { readFileSync } from 'node:fs';
 // The `flashcrowd` command line.
 import { Argument, Command, InvalidArgumentError, Option } from 'commander';
 import { UsageError } from './errors.ts';
 import { startMocks, type MockTarget } from './mocks.ts';
 import { runDemo } from './demo.ts';
+
+function pkgVersion(): string {
+  return (
+    JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as {
+      version: string;
+    }
+  ).version;
+}
 
 function intArg(name: string, min: number, max: number) {
   return (v: string) => {
@@ -38,6 +47,7 @@ export function buildCli(): Command {
     .description(
       'Flash-sale load simulator and chaos testbed: mock bank, wallet and coupon gateways with a chaos engine.',
     )
+    .version(pkgVersion(), '-V, --version')
     .showHelpAfterError('(run with --help for usage)')
     .exitOverride();
 

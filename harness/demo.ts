@@ -1,6 +1,8 @@
-// `flashcrowd demo`: all three mocks under the demo chaos profile, k6 traffic
-// through them for a bounded time, then a table of what the chaos did.
+// `flashcrowd demo`: all three mocks under the demo chaos profile, a loopback
+// merchant for wallet notifications, k6 shoppers through them for a bounded
+// time, then what each service saw, what the chaos did, and the ledgers.
 import { join } from 'node:path';
+import { startMerchant } from '../mock-gateways/wallet/merchant.ts';
 import { startMocks } from './mocks.ts';
 import { runK6 } from './k6.ts';
 import { counterRows, scrape } from './prom.ts';
@@ -15,49 +17,121 @@ export interface DemoOptions {
   onSignals(stop: () => Promise<void>): void;
 }
 
+const CAMPAIGN = 'demo-live';
+
+async function getJson<T = unknown>(url: string, init?: RequestInit): Promise<T> {
+  const res = await fetch(url, { ...init, signal: AbortSignal.timeout(10_000) });
+  const body = (await res.json()) as T;
+  if (!res.ok)
+    throw new Error(
+      `${init?.method ?? 'GET'} ${url} answered ${res.status}: ${JSON.stringify(body)}`,
+    );
+  return body;
+}
+
 export async function runDemo(o: DemoOptions): Promise<void> {
   const profileFile = o.profile ?? join(PROJECT_ROOT, 'mock-gateways', 'profiles', 'demo.json');
   const running = await startMocks({ target: 'all', seed: o.seed, profileFile });
-  const stop = () => Promise.all(running.map((s) => s.close())).then(() => undefined);
-  o.onSignals(stop);
-  const urls = Object.fromEntries(running.map((s) => [s.name, s.url]));
-  console.log('flashcrowd demo: mock gateways up (chaos profile %s, seed %d)', profileFile, o.seed);
-  for (const s of running) console.log(`  ${s.name.padEnd(7)} ${s.url}`);
-  console.log(
-    `\nk6: ${o.rate} shoppers/s for ${o.duration} s against bank, wallet and coupon...\n`,
+  // The merchant acknowledges four notifications in five; the fifth gets "fail" and is retried.
+  const merchant = await startMerchant((n) =>
+    n.seq % 5 === 4 ? { status: 200, body: 'fail' } : { status: 200, body: 'success' },
   );
+  const stop = async () => {
+    await Promise.all([...running.map((s) => s.close()), merchant.close()]);
+  };
+  o.onSignals(stop);
+  const urls = Object.fromEntries(running.map((s) => [s.name, s.url])) as Record<
+    'bank' | 'wallet' | 'coupon',
+    string
+  >;
+  console.log(`flashcrowd demo: mock gateways up (chaos profile ${profileFile}, seed ${o.seed})`);
+  for (const s of running) console.log(`  ${s.name.padEnd(8)} ${s.url}`);
+  console.log(`  merchant ${merchant.url}  (receives wallet notifications)`);
+
+  // A coupon campaign that runs out before the traffic does. Created with the
+  // coupon's chaos paused, so set-up itself cannot hang; the profile's clock
+  // restarts when it is put back.
+  const budget = Math.max(1, Math.floor(o.rate * o.duration * 0.7));
+  const couponEngine = running.find((s) => s.name === 'coupon')!.engine;
+  const couponProfile = couponEngine.getProfile();
+  couponEngine.clearProfile();
+  await getJson(`${urls.coupon}/v1/campaigns`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({
+      id: CAMPAIGN,
+      name: 'Livestream demo',
+      budget,
+      discount: { type: 'amount', value: 500 },
+    }),
+  });
+  couponEngine.setProfile(couponProfile);
+  console.log(`\nk6: ${o.rate} shoppers/s for ${o.duration} s (coupon budget ${budget})...\n`);
 
   const k6 = await runK6({
     script: join(PROJECT_ROOT, 'scenarios', 'mocks-demo.ts'),
     env: {
-      BANK_URL: urls.bank ?? '',
-      WALLET_URL: urls.wallet ?? '',
-      COUPON_URL: urls.coupon ?? '',
+      BANK_URL: urls.bank,
+      WALLET_URL: urls.wallet,
+      COUPON_URL: urls.coupon,
+      NOTIFY_URL: merchant.url,
+      CAMPAIGN,
       RATE: o.rate,
       DURATION: o.duration,
-      SEED: o.seed,
     },
   });
 
+  // Let compressed notification retries and bank settlements finish.
+  await new Promise((r) => setTimeout(r, 2_500));
   console.log('\nWhat the mocks saw (from their /metrics):');
   for (const s of running) {
     const rows = counterRows(await scrape(s.url), 'flashcrowd_mock_');
     const req = rows.filter((r) => r.name === 'flashcrowd_mock_requests_total');
     const faults = rows.filter((r) => r.name === 'flashcrowd_mock_faults_injected_total');
+    const notes = rows.filter((r) => r.name === 'flashcrowd_mock_notifications_total');
     const total = req.reduce((a, r) => a + r.value, 0);
     console.log(`\n  ${s.name}: ${total} requests`);
+    console.log(
+      `    ${'operation'.padEnd(18)} ${'outcome'.padEnd(9)} ${'reason'.padEnd(24)} ${'count'.padStart(7)}`,
+    );
     for (const r of req.sort((a, b) => b.value - a.value))
       console.log(
         `    ${r.labels.operation?.padEnd(18)} ${r.labels.outcome?.padEnd(9)} ${r.labels.reason?.padEnd(24)} ${String(r.value).padStart(7)}`,
       );
     if (faults.length) {
       console.log('    injected faults:');
-      for (const f of faults)
+      for (const f of faults.sort((a, b) => b.value - a.value))
         console.log(
           `      ${f.labels.operation?.padEnd(18)} ${f.labels.kind?.padEnd(18)} ${f.labels.source?.padEnd(8)} ${String(f.value).padStart(7)}`,
         );
     }
+    if (notes.length)
+      console.log(
+        `    notifications: ${notes.map((r) => `${r.labels.event} ${r.value}`).join(', ')}`,
+      );
   }
+
+  // The traffic is over: stop the chaos so the ledgers can be read.
+  for (const s of running) s.engine.clearProfile();
+  type Statement = { totals: Record<string, number> };
+  const bank = await getJson<Statement>(`${urls.bank}/v1/statement`);
+  const wallet = await getJson<Statement>(`${urls.wallet}/v1/statement`);
+  const coupon = await getJson<Statement>(`${urls.coupon}/v1/statement`);
+  console.log('\nLedgers:');
+  console.log(
+    `  bank    captures ${bank.totals.captures}, captured ${bank.totals.captured}, refunds ${bank.totals.refunds}`,
+  );
+  console.log(
+    `  wallet  captures ${wallet.totals.captures}, captured ${wallet.totals.captured}, refunds ${wallet.totals.refunds}`,
+  );
+  console.log(
+    `  coupon  issued ${coupon.totals.coupons}: ${coupon.totals.USED} used, ${coupon.totals.ISSUED} back to issued, ${coupon.totals.LOCKED} still locked (a coupon leak if its order is gone)`,
+  );
+  const ids = new Set(merchant.received.map((n) => n.notifyId));
+  console.log(
+    `  merchant received ${merchant.received.length} notifications for ${ids.size} trades`,
+  );
+
   if (k6.code !== 0) console.log(`\nk6 exited with ${k6.code}`);
   if (o.keep) {
     console.log('\nMocks still up (--keep); Ctrl-C stops them.');
@@ -65,7 +139,7 @@ export async function runDemo(o: DemoOptions): Promise<void> {
   }
   await stop();
   console.log(
-    '\nDemo done. `npx flashcrowd mock all --profile mock-gateways/profiles/demo.json` keeps them up; docs/CHAOS.md has every knob.',
+    '\nDemo done. `npx flashcrowd mock all --profile mock-gateways/profiles/demo.json` keeps the mocks up; docs/CHAOS.md has every knob.',
   );
   process.exitCode = k6.code === 0 ? 0 : 1;
 }

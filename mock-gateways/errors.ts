@@ -27,13 +27,17 @@ export class HttpError extends Error {
   }
 }
 
-/** Validate `value` with `schema`; throws ValidationError naming each bad field under `prefix`. */
+/**
+ * Validate `value` (a body, query or params object) with `schema`; throws
+ * ValidationError naming each bad field (unknown ones one by one) and naming
+ * whole-object errors `where`.
+ */
 export function parseInput<S extends z.ZodTypeAny>(
   schema: S,
   value: unknown,
-  prefix = '',
+  where: '(body)' | '(query)' | '(path)' = '(body)',
 ): z.infer<S> {
   const r = schema.safeParse(value ?? {});
-  if (!r.success) throw new ValidationError(issuesToErrors(r.error.issues, prefix));
+  if (!r.success) throw new ValidationError(issuesToErrors(r.error.issues, where));
   return r.data;
 }

@@ -1,5 +1,5 @@
-// Idempotency keys, Stripe-style: the same key and payload replay the first
-// answer; the same key with another payload is 422; a key whose first request
+// Idempotency keys, Stripe-style: the same key and payload (route and body)
+// replay the first answer; the same key with another payload is 422; a key whose first request
 // is still running is 409. Answers of 5xx (and 400s for bad input) are not
 // stored, so the caller may retry them.
 import { createHash } from 'node:crypto';
@@ -70,7 +70,8 @@ export class IdempotencyStore {
         if (!entry.done && s < 500 && s !== 400 && s !== 429) {
           entry.done = true;
           entry.status = s;
-          entry.body = body;
+          // A copy: the domain may answer with a live object that changes later (a payment that settles).
+          entry.body = structuredClone(body);
         }
         return json(body);
       }) as Response['json'];

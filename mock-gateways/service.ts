@@ -97,25 +97,20 @@ export function buildApp<E>(def: ServiceDefinition<E>, opts: ServiceOptions = {}
   const token = opts.adminToken ?? process.env.FLASHCROWD_ADMIN_TOKEN;
   const admin: RequestHandler = (req, res, next) => {
     if (!opts.adminRemote && !LOOPBACK.test(req.socket.remoteAddress ?? '')) {
-      res
-        .status(403)
-        .json({
-          error: 'forbidden',
-          reason: 'admin_loopback_only',
-          message:
-            'admin routes answer loopback clients only (start with --admin-remote to allow others)',
-        });
+      res.status(403).json({
+        error: 'forbidden',
+        reason: 'admin_loopback_only',
+        message:
+          'admin routes answer loopback clients only (start with --admin-remote to allow others)',
+      });
       return;
     }
     if (token && req.get('authorization') !== `Bearer ${token}`) {
-      res
-        .status(401)
-        .set('WWW-Authenticate', 'Bearer')
-        .json({
-          error: 'unauthorized',
-          reason: 'admin_token_required',
-          message: 'admin routes need "Authorization: Bearer <FLASHCROWD_ADMIN_TOKEN>"',
-        });
+      res.status(401).set('WWW-Authenticate', 'Bearer').json({
+        error: 'unauthorized',
+        reason: 'admin_token_required',
+        message: 'admin routes need "Authorization: Bearer <FLASHCROWD_ADMIN_TOKEN>"',
+      });
       return;
     }
     next();
@@ -164,13 +159,11 @@ export function buildApp<E>(def: ServiceDefinition<E>, opts: ServiceOptions = {}
   app.use(router);
 
   app.use((req, res) => {
-    res
-      .status(404)
-      .json({
-        error: 'not_found',
-        reason: 'no_such_route',
-        message: `no route ${req.method} ${req.path}`,
-      });
+    res.status(404).json({
+      error: 'not_found',
+      reason: 'no_such_route',
+      message: `no route ${req.method} ${req.path}`,
+    });
   });
   app.use((err: unknown, _req: Request, res: Response, _next: NextFunction) => {
     if (res.headersSent) return;
@@ -193,47 +186,39 @@ export function buildApp<E>(def: ServiceDefinition<E>, opts: ServiceOptions = {}
     }
     const e = err as { type?: string; status?: number; message?: string };
     if (e?.type === 'entity.parse.failed') {
-      res
-        .status(400)
-        .json({
-          error: 'invalid_json',
-          reason: 'invalid_json',
-          message: `request body is not valid JSON: ${e.message}`,
-          errors: [{ field: '(body)', reason: 'not valid JSON' }],
-        });
+      res.status(400).json({
+        error: 'invalid_json',
+        reason: 'invalid_json',
+        message: `request body is not valid JSON: ${e.message}`,
+        errors: [{ field: '(body)', reason: 'not valid JSON' }],
+      });
       return;
     }
     if (e?.type === 'entity.too.large') {
-      res
-        .status(413)
-        .json({
-          error: 'body_too_large',
-          reason: 'body_too_large',
-          message: 'request body is larger than 256 kB',
-          errors: [{ field: '(body)', reason: 'larger than 256 kB' }],
-        });
+      res.status(413).json({
+        error: 'body_too_large',
+        reason: 'body_too_large',
+        message: 'request body is larger than 256 kB',
+        errors: [{ field: '(body)', reason: 'larger than 256 kB' }],
+      });
       return;
     }
     if (typeof e?.status === 'number' && e.status >= 400 && e.status < 500) {
-      res
-        .status(e.status)
-        .json({
-          error: 'bad_request',
-          reason: 'bad_request',
-          message: e.message ?? 'bad request',
-          errors: [{ field: '(request)', reason: e.message ?? 'bad request' }],
-        });
+      res.status(e.status).json({
+        error: 'bad_request',
+        reason: 'bad_request',
+        message: e.message ?? 'bad request',
+        errors: [{ field: '(request)', reason: e.message ?? 'bad request' }],
+      });
       return;
     }
     console.error(`[${def.name}] internal error:`, err);
     res.locals.reason = 'internal_error';
-    res
-      .status(500)
-      .json({
-        error: 'internal_error',
-        reason: 'internal_error',
-        message: 'the mock service failed; see its log',
-      });
+    res.status(500).json({
+      error: 'internal_error',
+      reason: 'internal_error',
+      message: 'the mock service failed; see its log',
+    });
   });
 
   return { app, engine, metrics, setUrl: (u: string) => (baseUrl = u) };

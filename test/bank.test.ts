@@ -338,13 +338,13 @@ describe('bad input on every route', () => {
       { ...pay(), card: { number: '4242424242424242', cvc: 'abc' } },
       'card.cvc',
     ],
-    ['POST', '/v1/payments', { ...pay(), colour: 'red' }, '(root)'],
+    ['POST', '/v1/payments', { ...pay(), colour: 'red' }, 'colour'],
     ['POST', '/v1/payments', '{"orderId": "x",', '(body)'],
-    ['POST', '/v1/payments', '[1,2]', '(root)'],
+    ['POST', '/v1/payments', '[1,2]', '(body)'],
     ['POST', '/v1/refunds', { amount: 5 }, 'paymentId'],
     ['POST', '/v1/refunds', { paymentId: 'pay_1', amount: -5 }, 'amount'],
     ['GET', '/v1/payments', undefined, 'orderId'],
-    ['GET', '/v1/payments?orderId=a&x=1', undefined, '(root)'],
+    ['GET', '/v1/payments?orderId=a&x=1', undefined, 'x'],
     ['GET', '/v1/statement?since=yesterday', undefined, 'since'],
   ];
   it.each(cases)(

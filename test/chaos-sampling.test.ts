@@ -247,7 +247,11 @@ describe('profile validation', () => {
       [{ errors: [{ rate: 0.1, kind: 'decline', reason: 'nope' }] }, 'errors.0.reason'],
       [{ errors: [{ rate: 0.1, kind: 'teleport' }] }, 'errors.0.kind'],
       [{ errors: [{ rate: 0.1, kind: 'rate_limit', ambiguous: true }] }, 'errors.0.ambiguous'],
-      [{ operations: { 'op.z': {} } }, 'operations'],
+      [{ operations: { 'op.z': {} } }, 'operations.op.z'],
+      [
+        { timeline: [{ atMs: 1, profile: { operations: { 'op.y': {} } } }] },
+        'timeline.0.profile.operations.op.y',
+      ],
       [{ outages: [{ startMs: 0, durationMs: 10, mode: 'flapping' }] }, 'outages.0.periodMs'],
       [
         { outages: [{ startMs: 0, durationMs: 10, mode: 'down', operations: ['op.q'] }] },
@@ -255,7 +259,8 @@ describe('profile validation', () => {
       ],
       [{ timeline: [{ atMs: -1, profile: {} }] }, 'timeline.0.atMs'],
       [{ capacity: { maxInFlight: 0 } }, 'capacity.maxInFlight'],
-      [{ surprise: 1 }, '(root)'],
+      [{ surprise: 1 }, 'surprise'],
+      ['not an object', '(profile)'],
     ] as const;
     for (const [profile, field] of bad) {
       let caught: unknown;

@@ -396,6 +396,19 @@ describe('idempotency (Idempotency-Key header)', () => {
     expect((await get('/v1/statement')).body.declines).toEqual({ budget_exhausted: 1 });
   });
 
+  it('an ambiguous reset on lock takes effect; a retry under the same key replays the LOCKED answer', async () => {
+    const code = await issue(await campaign(), 'u1');
+    const h = { 'Idempotency-Key': 'lock-amb' };
+    await expect(
+      lock(code, { orderId: 'o1' }, { ...h, 'x-fault-kind': 'reset', 'x-fault-ambiguous': 'true' }),
+    ).rejects.toThrow();
+    expect(await state(code)).toBe('LOCKED');
+    const retry = await lock(code, { orderId: 'o1' }, h);
+    expect(retry.status).toBe(200);
+    expect(retry.headers.get('idempotent-replayed')).toBe('true');
+    expect(retry.body).toMatchObject({ code, state: 'LOCKED', orderId: 'o1' });
+  });
+
   it('a 400 under a key is not stored: the corrected request under the same key succeeds', async () => {
     const c = await campaign();
     const h = { 'Idempotency-Key': 'req-4' };
@@ -450,8 +463,10 @@ describe('lock expiry', () => {
     await lock(released, { orderId: 'o2', lockTtlMs: 40 });
     await consume(used, 'o1');
     await release(released, 'o2');
-    const relocked = await lock(released, { orderId: 'o3' });
+    // The same order locks again without a TTL: a stale timer would expire this lock.
+    const relocked = await lock(released, { orderId: 'o2' });
     expect(relocked.body.state).toBe('LOCKED');
+    expect(relocked.body.lockExpiresAt).toBeUndefined();
     // A sentinel with a longer TTL expires after both earlier timers would have fired.
     const sentinel = await issue(c, 'u1');
     await lock(sentinel, { orderId: 'o4', lockTtlMs: 80 });
@@ -459,9 +474,22 @@ describe('lock expiry', () => {
     expect(await state(used)).toBe('USED');
     expect((await get(`/v1/coupons/${released}`)).body).toMatchObject({
       state: 'LOCKED',
-      orderId: 'o3',
+      orderId: 'o2',
     });
     expect((await get('/v1/statement')).body.totals.expiredLocks).toBe(1);
+  });
+
+  it('reset cancels pending expiries: a code reused after the reset keeps its own lock lifetime', async () => {
+    const old = await issue(await campaign(), 'u1');
+    await lock(old, { orderId: 'o1', lockTtlMs: 40 });
+    expect((await call(base, 'POST', '/__reset')).status).toBe(200);
+    const code = await issue(await campaign(), 'u1');
+    expect(code).toBe(old); // codes restart after a reset
+    await lock(code, { orderId: 'o2', lockTtlMs: 120 });
+    await waitFor(async () => (await state(code)) === 'ISSUED');
+    const st = (await get('/v1/statement')).body;
+    expect(st.totals).toMatchObject({ locks: 1, expiredLocks: 1 });
+    expect(st.coupons[0].history.at(-1)).toMatchObject({ type: 'expired', orderId: 'o2' });
   });
 });
 

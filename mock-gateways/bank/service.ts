@@ -48,7 +48,7 @@ export function createBank(): ServiceDefinition<BankExtra> & { bank(): Bank } {
       r.get(
         '/v1/payments',
         op('payments.list', (req, res) => {
-          const q = parseInput(listQuery, req.query);
+          const q = parseInput(listQuery, req.query, '(query)');
           res.json({ object: 'list', data: b.listByOrder(q.orderId) });
         }),
       );
@@ -62,7 +62,7 @@ export function createBank(): ServiceDefinition<BankExtra> & { bank(): Bank } {
       r.get(
         '/v1/statement',
         op('statement', (req, res) => {
-          const q = parseInput(statementQuery, req.query);
+          const q = parseInput(statementQuery, req.query, '(query)');
           res.json(b.statement(q.since, q.until));
         }),
       );

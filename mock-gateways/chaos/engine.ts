@@ -115,7 +115,7 @@ export class ChaosEngine<E = unknown> {
   /** Validate a profile; throws ProfileError naming each bad field. */
   parse(raw: unknown): Profile<E> {
     const r = this.schema.safeParse(raw);
-    if (!r.success) throw new ProfileError(issuesToErrors(r.error.issues));
+    if (!r.success) throw new ProfileError(issuesToErrors(r.error.issues, '(profile)'));
     return r.data as Profile<E>;
   }
 

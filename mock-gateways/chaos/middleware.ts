@@ -15,6 +15,7 @@ export type DeclineRenderer = (
 ) => unknown;
 
 const DEFAULT_HANG_MS = 120_000;
+export const INJECTED_LATENCY_HEADER = 'x-flashcrowd-injected-latency-ms';
 const MALFORMED_BODY = '{"status":"succeeded","amount":';
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
@@ -63,6 +64,9 @@ export function chaosMiddlewareFactory(
         metrics.requests.inc({ operation, outcome, reason });
         metrics.duration.observe({ operation, outcome }, (performance.now() - started) / 1000);
       });
+      // Tell the caller what was injected, so a client can tell injected latency from overhead.
+      if (decision.latencyMs > 0)
+        res.setHeader(INJECTED_LATENCY_HEADER, decision.latencyMs.toFixed(3));
       if (fault)
         metrics.faults.inc({
           operation,
@@ -191,14 +195,12 @@ function applyFault(
       const status = fault.status ?? 503;
       const reason = status >= 500 ? 'upstream_unavailable' : 'injected_client_error';
       res.locals.reason = reason;
-      return res
-        .status(status)
-        .json({
-          error: 'injected_fault',
-          reason,
-          status,
-          message: `chaos: injected HTTP ${status} on ${operation}`,
-        });
+      return res.status(status).json({
+        error: 'injected_fault',
+        reason,
+        status,
+        message: `chaos: injected HTTP ${status} on ${operation}`,
+      });
     }
     case 'decline':
       res.locals.reason = fault.reason;

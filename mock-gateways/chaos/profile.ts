@@ -167,7 +167,6 @@ export function makeProfileSchema<E extends z.ZodTypeAny>(opts: {
   declineReasons: readonly string[];
   extraSchema: E;
 }) {
-  const opName = z.enum(opts.operations as [string, ...string[]]);
   const checkReasons = (
     spec: FaultSpec | undefined,
     ctx: z.RefinementCtx,
@@ -182,7 +181,21 @@ export function makeProfileSchema<E extends z.ZodTypeAny>(opts: {
         });
     });
   };
-  const operations = z.partialRecord(opName, faultSpecSchema).optional();
+  // Operation names are checked in superRefine, so the message can list the valid ones.
+  const operations = z.record(z.string(), faultSpecSchema).optional();
+  const checkOps = (
+    ops: Record<string, unknown> | undefined,
+    ctx: z.RefinementCtx,
+    base: (string | number)[],
+  ) => {
+    for (const op of Object.keys(ops ?? {}))
+      if (!opts.operations.includes(op))
+        ctx.addIssue({
+          code: 'custom',
+          path: [...base, 'operations', op],
+          message: `unknown operation "${op}"; this service has: ${opts.operations.join(', ')}`,
+        });
+  };
   const layer = z
     .object({ ...faultFields, operations, extra: opts.extraSchema.optional() })
     .strict()
@@ -209,6 +222,7 @@ export function makeProfileSchema<E extends z.ZodTypeAny>(opts: {
     .strict()
     .superRefine((p, ctx) => {
       ratesAddUp(p, ctx);
+      checkOps(p.operations, ctx, []);
       checkReasons(p, ctx, []);
       for (const [op, spec] of Object.entries(p.operations ?? {}))
         checkReasons(spec, ctx, ['operations', op]);
@@ -224,6 +238,7 @@ export function makeProfileSchema<E extends z.ZodTypeAny>(opts: {
       );
       p.timeline?.forEach((s, i) => {
         checkReasons(s.profile, ctx, ['timeline', i, 'profile']);
+        checkOps(s.profile.operations, ctx, ['timeline', i, 'profile']);
         for (const [op, spec] of Object.entries(s.profile.operations ?? {}))
           checkReasons(spec, ctx, ['timeline', i, 'profile', 'operations', op]);
       });
@@ -245,13 +260,19 @@ export type ProfileLayer<E = unknown> = FaultSpec & {
   extra?: E;
 };
 
-/** Format zod issues as `{field, reason}` pairs, the shape every 4xx body uses. */
+/**
+ * Format zod issues as `{field, reason}` pairs, the shape every 4xx body uses.
+ * Unknown fields are named one by one; errors about the whole object are
+ * named `where` ('(body)', '(query)', '(path)', '(profile)').
+ */
 export function issuesToErrors(
   issues: readonly z.core.$ZodIssue[],
-  prefix = '',
+  where = '(body)',
 ): { field: string; reason: string }[] {
-  return issues.map((i) => ({
-    field: [prefix, ...i.path.map(String)].filter(Boolean).join('.') || prefix || '(root)',
-    reason: i.message,
-  }));
+  return issues.flatMap((i) => {
+    const path = i.path.map(String);
+    if (i.code === 'unrecognized_keys')
+      return i.keys.map((k) => ({ field: [...path, k].join('.'), reason: 'unknown field' }));
+    return [{ field: path.join('.') || where, reason: i.message }];
+  });
 }

@@ -38,7 +38,13 @@ export async function call<T = any>(
 }
 
 export type RawOutcome =
-  | { kind: 'response'; status: number; body: string; ms: number }
+  | {
+      kind: 'response';
+      status: number;
+      body: string;
+      ms: number;
+      headers: http.IncomingHttpHeaders;
+    }
   | { kind: 'reset' | 'closed' | 'timeout' | 'error'; code?: string; ms: number };
 
 /**
@@ -80,6 +86,7 @@ export function rawRequest(
             status: res.statusCode ?? 0,
             body: Buffer.concat(chunks).toString(),
             ms: ms(),
+            headers: res.headers,
           }),
         );
         res.on('error', (e: NodeJS.ErrnoException) =>
