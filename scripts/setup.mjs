@@ -9,7 +9,16 @@
 //
 // Pinned versions live at the top of this file and in docs (README "Set-up").
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, statSync, copyFileSync, chmodSync, rmSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  statSync,
+  copyFileSync,
+  chmodSync,
+  rmSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, delimiter } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -32,7 +41,11 @@ const log = (msg) => {
 };
 
 function run(cmd, argv, opts = {}) {
-  const r = spawnSync(cmd, argv, { stdio: opts.capture ? 'pipe' : 'inherit', encoding: 'utf8', ...opts });
+  const r = spawnSync(cmd, argv, {
+    stdio: opts.capture ? 'pipe' : 'inherit',
+    encoding: 'utf8',
+    ...opts,
+  });
   return r;
 }
 
@@ -78,7 +91,9 @@ function checkNode() {
   for (let i = 0; i < 3; i++) {
     if (v[i] > MIN_NODE[i]) return;
     if (v[i] < MIN_NODE[i]) {
-      problems.push(`Node ${process.versions.node} is too old: flashcrowd needs Node ${MIN_NODE.join('.')}+ (20.19+, 22 or 24).`);
+      problems.push(
+        `Node ${process.versions.node} is too old: flashcrowd needs Node ${MIN_NODE.join('.')}+ (20.19+, 22 or 24).`,
+      );
       return;
     }
   }
@@ -128,22 +143,30 @@ function ensureK6() {
   if (found) {
     const out = run(found, ['version'], { capture: true }).stdout ?? '';
     const v = out.match(/v\d+\.\d+\.\d+/)?.[0];
-    log(`k6: ${found} (${v ?? 'unknown version'})${v && v !== K6_VERSION ? `; flashcrowd is tested with ${K6_VERSION}` : ''}`);
+    log(
+      `k6: ${found} (${v ?? 'unknown version'})${v && v !== K6_VERSION ? `; flashcrowd is tested with ${K6_VERSION}` : ''}`,
+    );
     return;
   }
   const go = which('go');
   if (!checkOnly && go) {
     mkdirSync(toolsBin, { recursive: true });
-    log(`k6: not found; building ${K6_MODULE}@${K6_VERSION} with \`go install\` into .tools/bin (about 2-3 minutes on a fresh machine)`);
+    log(
+      `k6: not found; building ${K6_MODULE}@${K6_VERSION} with \`go install\` into .tools/bin (about 2-3 minutes on a fresh machine)`,
+    );
     const started = Date.now();
     const r = run(go, ['install', `${K6_MODULE}@${K6_VERSION}`], {
       env: { ...process.env, GOBIN: toolsBin, CGO_ENABLED: '0', GOFLAGS: '-mod=mod' },
     });
     if (r.status === 0 && existsSync(join(toolsBin, 'k6'))) {
-      did.push(`built k6 ${K6_VERSION} into .tools/bin in ${Math.round((Date.now() - started) / 1000)} s`);
+      did.push(
+        `built k6 ${K6_VERSION} into .tools/bin in ${Math.round((Date.now() - started) / 1000)} s`,
+      );
       return;
     }
-    problems.push(`\`go install ${K6_MODULE}@${K6_VERSION}\` failed (see its output above). Check that the Go module proxy is reachable.`);
+    problems.push(
+      `\`go install ${K6_MODULE}@${K6_VERSION}\` failed (see its output above). Check that the Go module proxy is reachable.`,
+    );
     return;
   }
   problems.push(
