@@ -5,6 +5,7 @@ import { once } from 'node:events';
 import type { AddressInfo, Socket } from 'node:net';
 import http from 'node:http';
 import express, {
+  type ErrorRequestHandler,
   type NextFunction,
   type Request,
   type RequestHandler,
@@ -94,27 +95,7 @@ export function buildApp<E>(def: ServiceDefinition<E>, opts: ServiceOptions = {}
     res.type(metrics.registry.contentType).send(await metrics.registry.metrics());
   });
 
-  const token = opts.adminToken ?? process.env.FLASHCROWD_ADMIN_TOKEN;
-  const admin: RequestHandler = (req, res, next) => {
-    if (!opts.adminRemote && !LOOPBACK.test(req.socket.remoteAddress ?? '')) {
-      res.status(403).json({
-        error: 'forbidden',
-        reason: 'admin_loopback_only',
-        message:
-          'admin routes answer loopback clients only (start with --admin-remote to allow others)',
-      });
-      return;
-    }
-    if (token && req.get('authorization') !== `Bearer ${token}`) {
-      res.status(401).set('WWW-Authenticate', 'Bearer').json({
-        error: 'unauthorized',
-        reason: 'admin_token_required',
-        message: 'admin routes need "Authorization: Bearer <FLASHCROWD_ADMIN_TOKEN>"',
-      });
-      return;
-    }
-    next();
-  };
+  const admin = adminGuard(opts);
   const chaosState = () => ({
     service: def.name,
     seed: engine.seed,
@@ -158,68 +139,8 @@ export function buildApp<E>(def: ServiceDefinition<E>, opts: ServiceOptions = {}
   def.routes(router, ctx);
   app.use(router);
 
-  app.use((req, res) => {
-    res.status(404).json({
-      error: 'not_found',
-      reason: 'no_such_route',
-      message: `no route ${req.method} ${req.path}`,
-    });
-  });
-  app.use((err: unknown, _req: Request, res: Response, _next: NextFunction) => {
-    if (res.headersSent) return;
-    res.locals.reason = 'invalid_request';
-    if (err instanceof ValidationError || err instanceof ProfileError) {
-      const status = err instanceof ValidationError ? err.status : 400;
-      const code = err instanceof ValidationError ? err.code : 'invalid_profile';
-      res.locals.reason = code;
-      res
-        .status(status)
-        .json({ error: code, reason: code, message: err.message, errors: err.errors });
-      return;
-    }
-    if (err instanceof HttpError) {
-      res.locals.reason = err.code;
-      res
-        .status(err.status)
-        .json({ error: err.code, reason: err.code, message: err.message, ...err.extra });
-      return;
-    }
-    const e = err as { type?: string; status?: number; message?: string };
-    if (e?.type === 'entity.parse.failed') {
-      res.status(400).json({
-        error: 'invalid_json',
-        reason: 'invalid_json',
-        message: `request body is not valid JSON: ${e.message}`,
-        errors: [{ field: '(body)', reason: 'not valid JSON' }],
-      });
-      return;
-    }
-    if (e?.type === 'entity.too.large') {
-      res.status(413).json({
-        error: 'body_too_large',
-        reason: 'body_too_large',
-        message: 'request body is larger than 256 kB',
-        errors: [{ field: '(body)', reason: 'larger than 256 kB' }],
-      });
-      return;
-    }
-    if (typeof e?.status === 'number' && e.status >= 400 && e.status < 500) {
-      res.status(e.status).json({
-        error: 'bad_request',
-        reason: 'bad_request',
-        message: e.message ?? 'bad request',
-        errors: [{ field: '(request)', reason: e.message ?? 'bad request' }],
-      });
-      return;
-    }
-    console.error(`[${def.name}] internal error:`, err);
-    res.locals.reason = 'internal_error';
-    res.status(500).json({
-      error: 'internal_error',
-      reason: 'internal_error',
-      message: 'the mock service failed; see its log',
-    });
-  });
+  app.use(notFoundHandler);
+  app.use(jsonErrorHandler(def.name));
 
   return { app, engine, metrics, setUrl: (u: string) => (baseUrl = u) };
 }
@@ -285,3 +206,99 @@ export async function startService<E>(
 /** A service definition whatever its `extra` type (for registries). */
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 export type AnyServiceDefinition = ServiceDefinition<any>;
+
+/**
+ * Guard for admin routes: loopback clients only unless `adminRemote`, and a
+ * bearer token when one is set (option or $FLASHCROWD_ADMIN_TOKEN).
+ */
+export function adminGuard(opts: { adminRemote?: boolean; adminToken?: string }): RequestHandler {
+  const token = opts.adminToken ?? process.env.FLASHCROWD_ADMIN_TOKEN;
+  return (req, res, next) => {
+    if (!opts.adminRemote && !LOOPBACK.test(req.socket.remoteAddress ?? '')) {
+      res.status(403).json({
+        error: 'forbidden',
+        reason: 'admin_loopback_only',
+        message:
+          'admin routes answer loopback clients only (start with --admin-remote to allow others)',
+      });
+      return;
+    }
+    if (token && req.get('authorization') !== `Bearer ${token}`) {
+      res.status(401).set('WWW-Authenticate', 'Bearer').json({
+        error: 'unauthorized',
+        reason: 'admin_token_required',
+        message: 'admin routes need "Authorization: Bearer <FLASHCROWD_ADMIN_TOKEN>"',
+      });
+      return;
+    }
+    next();
+  };
+}
+
+/** 404 for any route no one answers. */
+export const notFoundHandler: RequestHandler = (req, res) => {
+  res.status(404).json({
+    error: 'not_found',
+    reason: 'no_such_route',
+    message: `no route ${req.method} ${req.path}`,
+  });
+};
+
+/** Turn thrown errors into JSON answers naming the field and the reason. */
+export function jsonErrorHandler(service: string): ErrorRequestHandler {
+  return (err: unknown, _req: Request, res: Response, _next: NextFunction) => {
+    if (res.headersSent) return;
+    res.locals.reason = 'invalid_request';
+    if (err instanceof ValidationError || err instanceof ProfileError) {
+      const status = err instanceof ValidationError ? err.status : 400;
+      const code = err instanceof ValidationError ? err.code : 'invalid_profile';
+      res.locals.reason = code;
+      res
+        .status(status)
+        .json({ error: code, reason: code, message: err.message, errors: err.errors });
+      return;
+    }
+    if (err instanceof HttpError) {
+      res.locals.reason = err.code;
+      res
+        .status(err.status)
+        .json({ error: err.code, reason: err.code, message: err.message, ...err.extra });
+      return;
+    }
+    const e = err as { type?: string; status?: number; message?: string };
+    if (e?.type === 'entity.parse.failed') {
+      res.status(400).json({
+        error: 'invalid_json',
+        reason: 'invalid_json',
+        message: `request body is not valid JSON: ${e.message}`,
+        errors: [{ field: '(body)', reason: 'not valid JSON' }],
+      });
+      return;
+    }
+    if (e?.type === 'entity.too.large') {
+      res.status(413).json({
+        error: 'body_too_large',
+        reason: 'body_too_large',
+        message: 'request body is larger than 256 kB',
+        errors: [{ field: '(body)', reason: 'larger than 256 kB' }],
+      });
+      return;
+    }
+    if (typeof e?.status === 'number' && e.status >= 400 && e.status < 500) {
+      res.status(e.status).json({
+        error: 'bad_request',
+        reason: 'bad_request',
+        message: e.message ?? 'bad request',
+        errors: [{ field: '(request)', reason: e.message ?? 'bad request' }],
+      });
+      return;
+    }
+    console.error(`[${service}] internal error:`, err);
+    res.locals.reason = 'internal_error';
+    res.status(500).json({
+      error: 'internal_error',
+      reason: 'internal_error',
+      message: `the ${service} service failed; see its log`,
+    });
+  };
+}

@@ -1,0 +1,741 @@
+// The flash-sale checkout: orders, payment through the bank or the wallet,
+// coupons, expiry, the payment-result stream, reconciliation. Each resilience
+// feature of the config changes one behaviour here; the naive preset turns
+// them all off and reproduces the seeds' failures. No HTTP routing here.
+import { HttpError } from '../mock-gateways/errors.ts';
+import { verifySignature } from '../mock-gateways/wallet/notify.ts';
+import { scaled, type CheckoutConfig } from './config.ts';
+import type { Gateways, HttpAnswer } from './gateways.ts';
+import type { CheckoutMetrics } from './metrics.ts';
+import { DependencyError } from './resilience.ts';
+import type { Channel, CreateOrderInput, PayInput, SaleInput } from './schema.ts';
+import { OPEN_STATES, type Order, type RedisClient, type Store } from './store.ts';
+
+/** What a handler answers: an HTTP status and a JSON body that always has `state` or `reason`. */
+export interface Answer {
+  status: number;
+  body: Record<string, unknown>;
+  headers?: Record<string, string>;
+}
+
+const DEFAULT_CARD = '4242424242424242';
+/** Declines that another channel will not fix (the shopper, not the channel, is refused). */
+const SHOPPER_DECLINES = new Set([
+  'fraudulent',
+  'card_velocity_exceeded',
+  'risk_control_rejected',
+  'stolen_card',
+  'lost_card',
+]);
+
+type PaymentOutcome =
+  | { kind: 'captured'; ref: string; channel: Channel }
+  | { kind: 'processing'; ref: string; channel: Channel }
+  | { kind: 'declined'; reason: string; channel: Channel }
+  | { kind: 'unavailable'; reason: string; channel: Channel } // definitely not charged (breaker open, refused, bulkhead)
+  | { kind: 'unknown'; reason: string; channel: Channel }; // may have been charged
+
+export function orderView(o: Order) {
+  return {
+    id: o.id,
+    sku: o.sku,
+    user: o.user,
+    quantity: o.qty,
+    amount: o.amount,
+    coupon: o.coupon || undefined,
+    discount: o.discount || undefined,
+    channel: o.channel,
+    state: o.state,
+    reason: o.reason || undefined,
+    attempts: o.attempts,
+    createdAt: new Date(o.createdAt).toISOString(),
+    updatedAt: new Date(o.updatedAt).toISOString(),
+    payBy: new Date(o.deadline).toISOString(),
+    paidAt: o.paidAt ? new Date(o.paidAt).toISOString() : undefined,
+    paymentRef: o.paymentRef,
+  };
+}
+
+export class Checkout {
+  private timers: NodeJS.Timeout[] = [];
+  private stopped = false;
+  private notifyUrl = '';
+  private readonly streamKey: string;
+  private readonly group = 'checkout';
+  private readonly consumer = `c-${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
+  private consumerLoop: Promise<void> | undefined;
+
+  constructor(
+    readonly cfg: CheckoutConfig,
+    readonly store: Store,
+    readonly gw: Gateways,
+    readonly metrics: CheckoutMetrics,
+  ) {
+    this.streamKey = `${store.prefix}:payments`;
+  }
+
+  get hardened() {
+    return this.cfg.features;
+  }
+
+  setNotifyBase(url: string) {
+    this.notifyUrl = url;
+  }
+
+  // ---------------------------------------------------------------- sale
+  async seedSale(sale: SaleInput): Promise<Answer> {
+    await this.store.seedSale(
+      sale.skus.map((s) => ({
+        id: s.id,
+        name: s.name ?? s.id,
+        price: s.price,
+        stock: s.stock,
+        limit: s.limit,
+      })),
+    );
+    if (sale.coupon) {
+      const r = await this.gw.coupon.post(
+        'campaigns.create',
+        '/v1/campaigns',
+        {
+          id: sale.coupon.campaignId,
+          name: `flash sale ${sale.coupon.campaignId}`,
+          budget: sale.coupon.budget,
+          discount: { type: 'amount', value: sale.coupon.discount },
+        },
+        { safeToRetry: false },
+      );
+      if (r.status >= 400 && (r.body as { reason?: string }).reason !== 'campaign_exists')
+        throw new HttpError(
+          502,
+          'coupon_setup_failed',
+          `the coupon service refused the campaign: ${JSON.stringify(r.body)}`,
+        );
+    }
+    return { status: 201, body: { skus: await this.store.catalogue(), coupon: sale.coupon } };
+  }
+
+  // ---------------------------------------------------------------- orders
+  async createOrder(
+    input: CreateOrderInput,
+    idempotencyKey: string | undefined,
+    deadline: number,
+  ): Promise<Answer> {
+    const now = Date.now();
+    const orderId = this.store.newOrderId(input.sku);
+    let discount = 0;
+    if (input.coupon) {
+      const locked = await this.couponCall(
+        'coupons.lock',
+        `/v1/coupons/${encodeURIComponent(input.coupon)}/lock`,
+        { orderId, userId: input.user },
+        deadline,
+        `lock-${orderId}`,
+      );
+      if (locked.kind !== 'ok') {
+        return {
+          status: locked.kind === 'declined' ? 402 : 503,
+          body: {
+            state: 'rejected',
+            reason: `coupon_${locked.reason}`,
+            message: 'the coupon could not be locked for this order',
+          },
+        };
+      }
+      discount = Number(
+        (locked.body as { discountAmount?: number; discount?: { value?: number } })
+          .discountAmount ??
+          (locked.body as { discount?: { value?: number } }).discount?.value ??
+          0,
+      );
+    }
+    const r = await this.store.reserve({
+      sku: input.sku,
+      user: input.user,
+      qty: input.quantity,
+      now,
+      deadline: now + scaled(this.cfg, this.cfg.params.paymentTtlMs),
+      idempotencyKey,
+      payload: input,
+      coupon: input.coupon,
+      discount,
+      channel: input.channel,
+      idemTtlMs: 24 * 3_600_000,
+      orderId,
+    });
+    if (r.status !== 'ok' && input.coupon) await this.releaseCoupon(input.coupon, orderId);
+    switch (r.status) {
+      case 'ok': {
+        this.metrics.orders.inc({ event: 'created' });
+        const o = (await this.store.get(r.orderId))!;
+        return { status: 201, body: orderView(o) };
+      }
+      case 'replay': {
+        const o = await this.store.get(r.orderId);
+        return {
+          status: 200,
+          body: o ? orderView(o) : { id: r.orderId },
+          headers: { 'idempotent-replayed': 'true' },
+        };
+      }
+      case 'idem_mismatch':
+        throw new HttpError(
+          422,
+          'idempotency_key_reused',
+          'this Idempotency-Key was used for another order request',
+        );
+      case 'unknown_sku':
+        throw new HttpError(404, 'unknown_sku', `no SKU ${input.sku} in this sale`, {
+          errors: [{ field: 'sku', reason: 'not in this sale' }],
+        });
+      case 'sold_out':
+        return {
+          status: 409,
+          body: { state: 'rejected', reason: 'sold_out', message: `${input.sku} is sold out` },
+        };
+      case 'limit_exceeded':
+        return {
+          status: 409,
+          body: {
+            state: 'rejected',
+            reason: 'purchase_limit_exceeded',
+            message: `the sale limits how many of ${input.sku} one shopper may buy`,
+          },
+        };
+    }
+  }
+
+  async getOrder(id: string): Promise<Order> {
+    const o = await this.store.get(id);
+    if (!o) throw new HttpError(404, 'order_not_found', `no order ${id}`);
+    return o;
+  }
+
+  async cancel(id: string): Promise<Answer> {
+    const o = await this.getOrder(id);
+    const r = await this.store.release(id, 'cancelled', 'cancelled_by_shopper', Date.now(), [
+      'pending_payment',
+    ]);
+    if (r.status !== 'released')
+      return {
+        status: 409,
+        body: {
+          ...orderView(o),
+          reason: `order_${o.state}`,
+          message: `an order in ${o.state} cannot be cancelled`,
+        },
+      };
+    if (o.coupon) await this.releaseCoupon(o.coupon, id);
+    this.metrics.orders.inc({ event: 'cancelled' });
+    return { status: 200, body: orderView((await this.store.get(id))!) };
+  }
+
+  // ---------------------------------------------------------------- pay
+  async pay(id: string, input: PayInput, deadline: number): Promise<Answer> {
+    const f = this.cfg.features;
+    const channel = input.channel;
+    const start = await this.store.startPayment(id, channel ?? '', Date.now(), !f.idempotencyKeys);
+    if (start.status === 'not_found') throw new HttpError(404, 'order_not_found', `no order ${id}`);
+    const order = start.order;
+    if (start.status === 'in_progress')
+      return { status: 202, body: { ...orderView(order), reason: 'payment_in_progress' } };
+    if (start.status === 'wrong_state') {
+      if (order.state === 'paid') return { status: 200, body: orderView(order) };
+      return {
+        status: 409,
+        body: {
+          ...orderView(order),
+          reason: `order_${order.state}`,
+          message: `the order is ${order.state}; it cannot be paid`,
+        },
+      };
+    }
+    const channels: Channel[] = [(channel ?? order.channel) as Channel];
+    if (f.failover)
+      for (const c of input.fallbackChannels ?? []) if (!channels.includes(c)) channels.push(c);
+
+    let outcome: PaymentOutcome | undefined;
+    for (const c of channels) {
+      outcome = await this.charge(order, c, input.card ?? DEFAULT_CARD, deadline);
+      const retryOther =
+        outcome.kind === 'unavailable' ||
+        (outcome.kind === 'declined' && !SHOPPER_DECLINES.has(outcome.reason));
+      if (!retryOther) break;
+      if (c !== channels[channels.length - 1]) this.metrics.orders.inc({ event: 'failover' });
+    }
+    return this.settle(order, outcome!);
+  }
+
+  /** One charge attempt on one channel (retries inside, per config). */
+  private async charge(
+    order: Order,
+    channel: Channel,
+    card: string,
+    deadline: number,
+  ): Promise<PaymentOutcome> {
+    const f = this.cfg.features;
+    const key = f.idempotencyKeys ? `pay-${order.id}-${order.attempts}-${channel}` : undefined;
+    try {
+      if (channel === 'card') {
+        const r = await this.gw.bank.post<{ id: string; status: string; reason?: string }>(
+          'payments.create',
+          '/v1/payments',
+          {
+            orderId: order.id,
+            amount: order.amount,
+            currency: 'CNY',
+            card: { number: card },
+            userId: order.user,
+          },
+          {
+            idempotencyKey: key,
+            safeToRetry: key !== undefined,
+            deadline: f.deadlines ? deadline : undefined,
+            breakerKey: channel,
+          },
+        );
+        return this.bankOutcome(r, channel);
+      }
+      const t = await this.gw.wallet.post<{ tradeNo: string; status: string; reason?: string }>(
+        'trades.create',
+        '/v1/trades',
+        {
+          outTradeNo: order.id,
+          amount: order.amount,
+          notifyUrl: `${this.notifyUrl}/v1/notify/${channel}`,
+          style: channel,
+          userId: order.user,
+        },
+        {
+          idempotencyKey: key && `${key}-create`,
+          safeToRetry: true,
+          deadline: f.deadlines ? deadline : undefined,
+          breakerKey: channel,
+        },
+      );
+      if (t.status >= 400)
+        return { kind: 'declined', reason: t.body.reason ?? `wallet_${t.status}`, channel };
+      const p = await this.gw.wallet.post<{ tradeNo: string; status: string; reason?: string }>(
+        'trades.pay',
+        `/v1/trades/${t.body.tradeNo}/pay`,
+        { buyerId: order.user },
+        {
+          idempotencyKey: key && `${key}-pay`,
+          safeToRetry: key !== undefined,
+          deadline: f.deadlines ? deadline : undefined,
+          breakerKey: channel,
+        },
+      );
+      if (p.status === 200 && p.body.status === 'SUCCESS')
+        return { kind: 'captured', ref: p.body.tradeNo, channel };
+      if (p.status === 409 && p.body.reason === 'trade_already_paid')
+        return { kind: 'captured', ref: t.body.tradeNo, channel };
+      if (p.status === 409 && p.body.reason === 'trade_paying')
+        return { kind: 'processing', ref: t.body.tradeNo, channel };
+      return { kind: 'declined', reason: p.body.reason ?? `wallet_${p.status}`, channel };
+    } catch (e) {
+      if (!(e instanceof DependencyError)) throw e;
+      return e.ambiguous
+        ? { kind: 'unknown', reason: e.reason, channel }
+        : { kind: 'unavailable', reason: e.reason, channel };
+    }
+  }
+
+  private bankOutcome(
+    r: HttpAnswer<{ id: string; status: string; reason?: string }>,
+    channel: Channel,
+  ): PaymentOutcome {
+    if (r.status === 200 && r.body.status === 'succeeded')
+      return { kind: 'captured', ref: r.body.id, channel };
+    if (r.status === 202) return { kind: 'processing', ref: r.body.id, channel };
+    return { kind: 'declined', reason: r.body.reason ?? `bank_${r.status}`, channel };
+  }
+
+  /** Record the outcome of a pay call and answer the shopper. */
+  private async settle(order: Order, out: PaymentOutcome): Promise<Answer> {
+    const f = this.cfg.features;
+    const now = Date.now();
+    if (out.kind === 'captured') return this.onCaptured(order, out.ref, out.channel, 'pay');
+    if (out.kind === 'processing' || (out.kind === 'unknown' && f.reconciler)) {
+      // The gateway may have the money: keep the stock, let the stream or the reconciler settle it.
+      await this.store.transition(
+        order.id,
+        'paying',
+        out.kind === 'processing' ? 'payment_processing' : `payment_unknown_${out.reason}`,
+        now,
+        ['paying'],
+      );
+      const o = (await this.store.get(order.id))!;
+      return {
+        status: 202,
+        body: {
+          ...orderView(o),
+          reason: out.kind === 'processing' ? 'payment_processing' : 'payment_pending_confirmation',
+        },
+      };
+    }
+    // A definite failure, or (naive) an unknown one treated as a failure.
+    const reason = out.kind === 'unknown' ? `payment_error_${out.reason}` : out.reason;
+    if (f.immediateRelease && out.kind !== 'unknown') {
+      await this.store.release(order.id, 'payment_failed', reason, now, ['paying']);
+      if (order.coupon) await this.releaseCoupon(order.coupon, order.id);
+      this.metrics.orders.inc({ event: 'payment_failed' });
+    } else {
+      // Naive: the order goes back to pending payment and keeps its stock and coupon until it expires.
+      await this.store.transition(order.id, 'pending_payment', reason, now, ['paying']);
+    }
+    const o = (await this.store.get(order.id))!;
+    const status = out.kind === 'declined' ? 402 : out.kind === 'unavailable' ? 503 : 502;
+    return {
+      status,
+      body: { ...orderView(o), reason },
+      ...(status === 503 ? { headers: { 'retry-after': '1' } } : {}),
+    };
+  }
+
+  /** A capture arrived (pay answer, stream, reconciler): confirm it; refund what must not stand. */
+  private async onCaptured(
+    order: Order,
+    ref: string,
+    channel: Channel,
+    source: string,
+  ): Promise<Answer> {
+    const r = await this.store.confirm(order.id, ref, order.amount, Date.now(), true, channel);
+    const o = (await this.store.get(order.id)) ?? order;
+    switch (r.status) {
+      case 'paid':
+        this.metrics.orders.inc({ event: source === 'pay' ? 'paid' : `paid_by_${source}` });
+        if (o.coupon) await this.consumeCoupon(o.coupon, o.id);
+        return { status: 200, body: orderView(o) };
+      case 'duplicate':
+        return { status: 200, body: orderView(o) };
+      case 'late_rereserved':
+        this.metrics.orders.inc({ event: 'late_rereserved' });
+        if (o.coupon) await this.consumeCoupon(o.coupon, o.id);
+        return { status: 200, body: orderView(o) };
+      case 'double_capture':
+      case 'late_refund':
+        // The money came in but must not stand: a second capture, or one for an order that is gone.
+        if (this.cfg.features.reconciler) {
+          await this.refund(channel, ref, o.amount);
+          this.metrics.orders.inc({
+            event: r.status === 'late_refund' ? 'late_refunded' : 'double_capture_refunded',
+          });
+        } else this.metrics.orders.inc({ event: `${r.status}_unhandled` });
+        return {
+          status: r.status === 'late_refund' ? 409 : 200,
+          body: {
+            ...orderView(o),
+            reason: r.status === 'late_refund' ? 'paid_after_expiry_refunded' : undefined,
+          },
+        };
+      case 'amount_mismatch':
+        this.metrics.orders.inc({ event: 'amount_mismatch' });
+        return { status: 409, body: { ...orderView(o), reason: 'amount_mismatch' } };
+      default:
+        throw new HttpError(404, 'order_not_found', `no order ${order.id}`);
+    }
+  }
+
+  private async refund(channel: Channel, ref: string, amount: number) {
+    try {
+      if (channel === 'card')
+        await this.gw.bank.post(
+          'refunds.create',
+          '/v1/refunds',
+          { paymentId: ref, amount },
+          { idempotencyKey: `refund-${ref}`, safeToRetry: true },
+        );
+      else
+        await this.gw.wallet.post(
+          'refunds.create',
+          '/v1/refunds',
+          { tradeNo: ref, amount },
+          { idempotencyKey: `refund-${ref}`, safeToRetry: true },
+        );
+    } catch (e) {
+      // The reconciler finds it again on its next pass.
+      console.error(`[checkout] refund of ${ref} failed:`, (e as Error).message);
+    }
+  }
+
+  // ---------------------------------------------------------------- coupons
+  private async couponCall(
+    op: string,
+    path: string,
+    body: unknown,
+    deadline: number | undefined,
+    key: string,
+  ) {
+    const f = this.cfg.features;
+    try {
+      const r = await this.gw.coupon.post(op, path, body, {
+        idempotencyKey: f.idempotencyKeys ? key : undefined,
+        safeToRetry: true,
+        deadline: f.deadlines ? deadline : undefined,
+      });
+      if (r.status >= 400)
+        return {
+          kind: 'declined' as const,
+          reason: String((r.body as { reason?: string }).reason ?? r.status),
+          body: r.body,
+        };
+      return { kind: 'ok' as const, reason: '', body: r.body };
+    } catch (e) {
+      if (!(e instanceof DependencyError)) throw e;
+      return { kind: 'error' as const, reason: e.reason, body: {} };
+    }
+  }
+  private async releaseCoupon(code: string, orderId: string) {
+    await this.couponCall(
+      'coupons.release',
+      `/v1/coupons/${encodeURIComponent(code)}/release`,
+      { orderId },
+      undefined,
+      `release-${orderId}`,
+    );
+  }
+  private async consumeCoupon(code: string, orderId: string) {
+    await this.couponCall(
+      'coupons.consume',
+      `/v1/coupons/${encodeURIComponent(code)}/consume`,
+      { orderId },
+      undefined,
+      `consume-${orderId}`,
+    );
+  }
+
+  // ---------------------------------------------------------------- notifications
+  /** A wallet notification: verify, then hand it to the payment-result stream. Returns the channel's ack. */
+  async walletNotify(
+    style: 'alipay' | 'wechat',
+    raw: string,
+    signature: string | undefined,
+  ): Promise<Answer> {
+    if (!verifySignature(raw, signature, this.cfg.params.walletSecret)) {
+      this.metrics.orders.inc({ event: 'notify_bad_signature' });
+      return {
+        status: 401,
+        body: { reason: 'bad_signature', message: 'the notification signature does not verify' },
+      };
+    }
+    let b: Record<string, unknown>;
+    try {
+      b = JSON.parse(raw) as Record<string, unknown>;
+    } catch {
+      return {
+        status: 400,
+        body: { reason: 'invalid_json', errors: [{ field: '(body)', reason: 'not valid JSON' }] },
+      };
+    }
+    const orderId = String(b.out_trade_no ?? '');
+    const ref = String(style === 'alipay' ? b.trade_no : b.transaction_id);
+    const amount =
+      style === 'alipay'
+        ? Math.round(Number(b.total_amount) * 100)
+        : Number((b.amount as { total?: number })?.total);
+    const ok =
+      style === 'alipay' ? b.trade_status === 'TRADE_SUCCESS' : b.trade_state === 'SUCCESS';
+    if (!orderId || !ref || !Number.isFinite(amount))
+      return {
+        status: 400,
+        body: {
+          reason: 'invalid_notification',
+          errors: [{ field: 'out_trade_no', reason: 'missing' }],
+        },
+      };
+    if (ok)
+      await this.store.redis.xadd(
+        this.streamKey,
+        '*',
+        'orderId',
+        orderId,
+        'ref',
+        ref,
+        'amount',
+        String(amount),
+        'channel',
+        style,
+      );
+    this.metrics.orders.inc({ event: 'notify_received' });
+    return style === 'alipay'
+      ? { status: 200, body: { text: 'success' } }
+      : { status: 200, body: { code: 'SUCCESS' } };
+  }
+
+  /** Consume payment results from the stream (consumer group; pending messages of dead consumers are claimed). */
+  private async consume(): Promise<void> {
+    const r = this.store.redis;
+    const reader = r.duplicate();
+    const ensureGroup = () =>
+      r.xgroup('CREATE', this.streamKey, this.group, '0', 'MKSTREAM').catch((e: Error) => {
+        if (!/BUSYGROUP/.test(e.message)) throw e;
+      });
+    try {
+      await ensureGroup();
+      while (!this.stopped) {
+        try {
+          await this.consumeBatch(reader);
+        } catch (e) {
+          // A reset of the sale deletes the stream with its group: make them again.
+          if (/NOGROUP/.test((e as Error).message)) await ensureGroup();
+          else throw e;
+        }
+      }
+    } catch (e) {
+      if (!this.stopped) console.error('[checkout] payment stream consumer stopped:', e);
+    } finally {
+      reader.disconnect();
+    }
+  }
+
+  private async consumeBatch(reader: RedisClient): Promise<void> {
+    const r = this.store.redis;
+    // Claim messages another consumer read but never acknowledged (it crashed).
+    const claimed = (await r.xautoclaim(
+      this.streamKey,
+      this.group,
+      this.consumer,
+      5_000,
+      '0-0',
+      'COUNT',
+      50,
+    )) as [string, [string, string[]][]];
+    const batches: [string, string[]][] = [...(claimed?.[1] ?? [])];
+    const res = (await reader.xreadgroup(
+      'GROUP',
+      this.group,
+      this.consumer,
+      'COUNT',
+      50,
+      'BLOCK',
+      200,
+      'STREAMS',
+      this.streamKey,
+      '>',
+    )) as [string, [string, string[]][]][] | null;
+    for (const [, entries] of res ?? []) batches.push(...entries);
+    for (const [msgId, fields] of batches) {
+      const m: Record<string, string> = {};
+      for (let i = 0; i + 1 < fields.length; i += 2) m[fields[i]!] = fields[i + 1]!;
+      const o = m.orderId ? await this.store.get(m.orderId) : undefined;
+      if (o && m.ref)
+        await this.onCaptured(
+          { ...o, amount: Number(m.amount) },
+          m.ref,
+          m.channel as Channel,
+          'notify',
+        );
+      await r.xack(this.streamKey, this.group, msgId);
+    }
+  }
+
+  // ---------------------------------------------------------------- sweeper & reconciler
+  /** Expire orders past their payment deadline (the deadline queue, never keyspace notifications). */
+  async sweep(now = Date.now()): Promise<number> {
+    let n = 0;
+    for (const sku of await this.store.skuIds()) {
+      for (const id of await this.store.dueOrders(sku, now)) {
+        const o = await this.store.get(id);
+        if (!o || !OPEN_STATES.includes(o.state)) continue;
+        if (o.state === 'paying' && this.cfg.features.reconciler) {
+          // The gateway may have the money: ask before giving the stock back.
+          if ((await this.reconcile(o)) !== 'not_charged') continue;
+        }
+        const r = await this.store.release(id, 'expired', 'payment_deadline_passed', now);
+        if (r.status === 'released') {
+          n += 1;
+          this.metrics.orders.inc({ event: 'expired' });
+          if (o.coupon) await this.releaseCoupon(o.coupon, id);
+        }
+      }
+    }
+    return n;
+  }
+
+  /** Ask the gateway what happened to an order's payment and settle it. */
+  async reconcile(o: Order): Promise<'captured' | 'not_charged' | 'pending' | 'unreachable'> {
+    try {
+      const channel = (o.channel || 'card') as Channel;
+      let captured: { ref: string; channel: Channel }[] = [];
+      let pending = false;
+      if (channel === 'card') {
+        const r = await this.gw.bank.get<{
+          data: { id: string; status: string; captured: boolean; amountRefunded: number }[];
+        }>('payments.list', `/v1/payments?orderId=${encodeURIComponent(o.id)}`);
+        for (const p of r.body.data ?? []) {
+          if (p.captured && p.amountRefunded === 0) captured.push({ ref: p.id, channel });
+          if (p.status === 'processing') pending = true;
+        }
+      } else {
+        const r = await this.gw.wallet.get<{ data: { tradeNo: string; status: string }[] }>(
+          'trades.list',
+          `/v1/trades?outTradeNo=${encodeURIComponent(o.id)}`,
+        );
+        for (const t of r.body.data ?? []) {
+          if (t.status === 'SUCCESS') captured.push({ ref: t.tradeNo, channel });
+          if (t.status === 'USERPAYING') pending = true;
+        }
+      }
+      if (o.paymentRef) captured = captured.filter((c) => c.ref !== o.paymentRef);
+      for (const c of captured) await this.onCaptured(o, c.ref, c.channel, 'reconciler');
+      if (captured.length) {
+        this.metrics.orders.inc({ event: 'reconciled' });
+        return 'captured';
+      }
+      return pending ? 'pending' : 'not_charged';
+    } catch (e) {
+      if (e instanceof DependencyError) return 'unreachable';
+      throw e;
+    }
+  }
+
+  /** Settle orders stuck in paying: query the gateway; no charge and no answer pending means failed. */
+  async reconcileStale(now = Date.now()): Promise<number> {
+    let n = 0;
+    for (const sku of await this.store.skuIds()) {
+      for (const id of await this.store.stalePaying(
+        sku,
+        now - scaled(this.cfg, this.cfg.params.staleAfterMs),
+      )) {
+        const o = await this.store.get(id);
+        if (!o || o.state !== 'paying') continue;
+        const r = await this.reconcile(o);
+        if (r === 'not_charged') {
+          const rel = await this.store.release(id, 'payment_failed', 'payment_not_received', now, [
+            'paying',
+          ]);
+          if (rel.status === 'released' && o.coupon) await this.releaseCoupon(o.coupon, id);
+        }
+        n += 1;
+      }
+    }
+    return n;
+  }
+
+  /** Start the sweeper, the reconciler (hardened) and the stream consumer. */
+  start(): void {
+    const every = (ms: number, fn: () => Promise<unknown>) => {
+      let running = false;
+      const t = setInterval(() => {
+        if (running || this.stopped) return;
+        running = true;
+        fn()
+          .catch((e) => console.error('[checkout] background task failed:', (e as Error).message))
+          .finally(() => (running = false));
+      }, ms);
+      this.timers.push(t);
+    };
+    every(scaled(this.cfg, this.cfg.params.sweeperIntervalMs), () => this.sweep());
+    if (this.cfg.features.reconciler)
+      every(scaled(this.cfg, this.cfg.params.reconcilerIntervalMs), () => this.reconcileStale());
+    this.consumerLoop = this.consume();
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    for (const t of this.timers) clearInterval(t);
+    this.timers = [];
+    await this.consumerLoop;
+  }
+}

@@ -1,0 +1,206 @@
+// Checkout configuration: one schema, a naive and a hardened preset, and
+// KEY=VALUE overrides (`--set retries=none`). Every knob is documented in
+// docs/CHECKOUT.md; keep the two in step.
+import { z } from 'zod';
+import { issuesToErrors } from '../mock-gateways/chaos/profile.ts';
+import { ValidationError } from '../mock-gateways/errors.ts';
+
+export const MODES = ['naive', 'hardened'] as const;
+export type Mode = (typeof MODES)[number];
+
+const ms = z.number().int().min(0).max(86_400_000);
+const pos = z.number().int().min(1);
+
+export const featuresSchema = z
+  .object({
+    /** Timeouts on gateway calls, derived from the dependency's observed latency. */
+    timeouts: z.boolean(),
+    /** The incoming request's deadline bounds every gateway call it makes. */
+    deadlines: z.boolean(),
+    /** none | immediate (no backoff, the naive way) | jittered (full jitter, capped). */
+    retries: z.enum(['none', 'immediate', 'jittered']),
+    /** At most about `retryBudgetRatio` extra attempts per request, across the process. */
+    retryBudget: z.boolean(),
+    /** Send an Idempotency-Key to the gateways (derived from the order). */
+    idempotencyKeys: z.boolean(),
+    /** A circuit breaker per dependency and channel. */
+    circuitBreaker: z.boolean(),
+    /** A bulkhead (concurrency limit and queue) per dependency. */
+    bulkhead: z.boolean(),
+    /** Shed load with 503 + Retry-After before the event loop saturates. */
+    loadShedding: z.boolean(),
+    /** Release stock and coupon at once on a definite payment failure (else only at expiry). */
+    immediateRelease: z.boolean(),
+    /** Settle orders stuck in paying by querying the gateway; refund late and extra captures. */
+    reconciler: z.boolean(),
+    /** On a failure that the channel caused, try another channel the shopper allows. */
+    failover: z.boolean(),
+  })
+  .strict();
+export type Features = z.infer<typeof featuresSchema>;
+
+export const paramsSchema = z
+  .object({
+    /** How long an unpaid order holds its stock (15 min, like the platforms in the seeds). */
+    paymentTtlMs: ms.min(1),
+    /** Multiplies every duration of the checkout (TTL, sweeper, reconciler) so tests take seconds. */
+    timeScale: z.number().positive().max(1),
+    /** Attempts per gateway call, the first included. */
+    maxAttempts: pos.max(10),
+    retryBaseMs: ms,
+    retryCapMs: ms,
+    /** Extra attempts allowed per first attempt (0.1: about 10%). */
+    retryBudgetRatio: z.number().min(0).max(1),
+    /** Timeout when the dependency has no latency history yet, and the clamp for derived ones. */
+    timeoutMs: ms.min(1),
+    minTimeoutMs: ms.min(1),
+    /** Derived timeout = p99 of recent successful calls x this factor. */
+    timeoutFactor: z.number().min(1).max(100),
+    /** Budget of an incoming request when it names no deadline (x-request-deadline-ms). */
+    requestBudgetMs: ms.min(1),
+    breakerThreshold: z.number().min(0.01).max(1),
+    breakerMinimumRps: z.number().min(0),
+    breakerWindowMs: ms.min(100),
+    breakerHalfOpenMs: ms.min(1),
+    bulkheadLimit: pos,
+    bulkheadQueue: z.number().int().min(0),
+    /** Shed when more requests than this are in flight... */
+    shedMaxInFlight: pos,
+    /** ...or when the event loop's p99 delay over the last second exceeds this. */
+    shedMaxLoopDelayMs: ms.min(1),
+    sweeperIntervalMs: ms.min(1),
+    reconcilerIntervalMs: ms.min(1),
+    /** An order in paying this long is queried at the gateway. */
+    staleAfterMs: ms.min(1),
+    /** Shared HMAC-SHA256 secret of wallet notifications. */
+    walletSecret: z.string().min(1),
+  })
+  .strict();
+export type Params = z.infer<typeof paramsSchema>;
+
+export const configSchema = z
+  .object({
+    mode: z.enum(MODES),
+    features: featuresSchema,
+    params: paramsSchema,
+    /** Prefix of every Redis key, so several runs can share one Redis. */
+    keyPrefix: z.string().regex(/^[A-Za-z0-9:_-]{1,32}$/, 'letters, digits, :, _ and - (1-32)'),
+  })
+  .strict();
+export type CheckoutConfig = z.infer<typeof configSchema>;
+
+export const DEFAULT_PARAMS: Params = {
+  paymentTtlMs: 15 * 60_000,
+  timeScale: 1,
+  maxAttempts: 3,
+  retryBaseMs: 50,
+  retryCapMs: 1_000,
+  retryBudgetRatio: 0.1,
+  timeoutMs: 2_000,
+  minTimeoutMs: 50,
+  timeoutFactor: 3,
+  requestBudgetMs: 5_000,
+  breakerThreshold: 0.5,
+  breakerMinimumRps: 5,
+  breakerWindowMs: 10_000,
+  breakerHalfOpenMs: 5_000,
+  bulkheadLimit: 64,
+  bulkheadQueue: 256,
+  shedMaxInFlight: 2_000,
+  shedMaxLoopDelayMs: 200,
+  sweeperIntervalMs: 1_000,
+  reconcilerIntervalMs: 2_000,
+  staleAfterMs: 5_000,
+  walletSecret: process.env.FLASHCROWD_WALLET_SECRET ?? 'flashcrowd-wallet-dev-secret',
+};
+
+export const PRESETS: Record<Mode, Features> = {
+  naive: {
+    timeouts: false,
+    deadlines: false,
+    retries: 'immediate',
+    retryBudget: false,
+    idempotencyKeys: false,
+    circuitBreaker: false,
+    bulkhead: false,
+    loadShedding: false,
+    immediateRelease: false,
+    reconciler: false,
+    failover: false,
+  },
+  hardened: {
+    timeouts: true,
+    deadlines: true,
+    retries: 'jittered',
+    retryBudget: true,
+    idempotencyKeys: true,
+    circuitBreaker: true,
+    bulkhead: true,
+    loadShedding: true,
+    immediateRelease: true,
+    reconciler: true,
+    failover: true,
+  },
+};
+
+export function defaultConfig(mode: Mode = 'hardened'): CheckoutConfig {
+  return { mode, features: { ...PRESETS[mode] }, params: { ...DEFAULT_PARAMS }, keyPrefix: 'fc' };
+}
+
+function coerce(raw: string): unknown {
+  if (raw === 'true' || raw === 'on') return true;
+  if (raw === 'false' || raw === 'off') return false;
+  if (/^-?\d+(\.\d+)?$/.test(raw)) return Number(raw);
+  return raw;
+}
+
+/**
+ * Apply `KEY=VALUE` overrides. KEY is a feature (`retries`, `reconciler`...), a
+ * parameter (`paymentTtlMs`...), `mode` (resets features to that preset first)
+ * or `keyPrefix`. Throws ValidationError naming the key.
+ */
+export function applyOverrides(base: CheckoutConfig, sets: readonly string[]): CheckoutConfig {
+  let cfg: CheckoutConfig = structuredClone(base);
+  const errors: { field: string; reason: string }[] = [];
+  // A mode given with --set applies first, so features set alongside it win.
+  const modeSet = sets.find((s) => s.startsWith('mode='));
+  if (modeSet) {
+    const mode = modeSet.slice(5);
+    if ((MODES as readonly string[]).includes(mode))
+      cfg = { ...cfg, mode: mode as Mode, features: { ...PRESETS[mode as Mode] } };
+    else errors.push({ field: 'mode', reason: `must be one of ${MODES.join(', ')}` });
+  }
+  for (const s of sets) {
+    const eq = s.indexOf('=');
+    if (eq <= 0) {
+      errors.push({ field: s, reason: 'expected KEY=VALUE' });
+      continue;
+    }
+    const key = s.slice(0, eq);
+    const value = coerce(s.slice(eq + 1));
+    if (key === 'mode') continue;
+    if (key === 'keyPrefix') cfg.keyPrefix = String(value);
+    else if (key in cfg.features) (cfg.features as Record<string, unknown>)[key] = value;
+    else if (key in cfg.params)
+      (cfg.params as Record<string, unknown>)[key] =
+        key === 'walletSecret' ? String(s.slice(eq + 1)) : value;
+    else
+      errors.push({
+        field: key,
+        reason: `unknown setting; features: ${Object.keys(cfg.features).join(', ')}; params: ${Object.keys(cfg.params).join(', ')}`,
+      });
+  }
+  if (errors.length) throw new ValidationError(errors);
+  return validateConfig(cfg);
+}
+
+export function validateConfig(raw: unknown): CheckoutConfig {
+  const r = configSchema.safeParse(raw);
+  if (!r.success) throw new ValidationError(issuesToErrors(r.error.issues, '(config)'));
+  return r.data;
+}
+
+/** A duration of the checkout, scaled by timeScale. */
+export function scaled(cfg: CheckoutConfig, ms: number): number {
+  return Math.max(1, Math.round(ms * cfg.params.timeScale));
+}

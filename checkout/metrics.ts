@@ -1,0 +1,73 @@
+// Prometheus metrics of the reference checkout (GET /metrics).
+import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+
+export class CheckoutMetrics {
+  readonly registry = new Registry();
+  readonly requests: Counter<'route' | 'status' | 'reason'>;
+  readonly duration: Histogram<'route'>;
+  readonly inFlight: Gauge;
+  readonly shed: Counter;
+  readonly calls: Counter<'dependency' | 'operation' | 'outcome'>;
+  readonly retries: Counter<'dependency' | 'operation'>;
+  readonly retryBudgetExhausted: Counter<'dependency'>;
+  readonly breakerState: Gauge<'dependency' | 'key'>;
+  readonly orders: Counter<'event'>;
+
+  constructor(mode: string) {
+    this.registry.setDefaultLabels({ service: 'checkout', mode });
+    const registers = [this.registry];
+    this.requests = new Counter({
+      name: 'flashcrowd_checkout_requests_total',
+      help: 'Checkout requests by route, HTTP status and reason code.',
+      labelNames: ['route', 'status', 'reason'],
+      registers,
+    });
+    this.duration = new Histogram({
+      name: 'flashcrowd_checkout_request_duration_seconds',
+      help: 'Checkout request duration by route.',
+      labelNames: ['route'],
+      buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+      registers,
+    });
+    this.inFlight = new Gauge({
+      name: 'flashcrowd_checkout_in_flight_requests',
+      help: 'Requests being served.',
+      registers,
+    });
+    this.shed = new Counter({
+      name: 'flashcrowd_checkout_shed_total',
+      help: 'Requests shed with 503 by load shedding.',
+      registers,
+    });
+    this.calls = new Counter({
+      name: 'flashcrowd_checkout_dependency_calls_total',
+      help: 'Attempts at calling a dependency, by outcome (ok or the failure reason).',
+      labelNames: ['dependency', 'operation', 'outcome'],
+      registers,
+    });
+    this.retries = new Counter({
+      name: 'flashcrowd_checkout_dependency_retries_total',
+      help: 'Retried attempts at calling a dependency.',
+      labelNames: ['dependency', 'operation'],
+      registers,
+    });
+    this.retryBudgetExhausted = new Counter({
+      name: 'flashcrowd_checkout_retry_budget_exhausted_total',
+      help: 'Retries not made because the retry budget was empty.',
+      labelNames: ['dependency'],
+      registers,
+    });
+    this.breakerState = new Gauge({
+      name: 'flashcrowd_checkout_breaker_state',
+      help: 'Circuit breaker state per dependency and key: 0 closed, 1 open, 2 half-open, 3 isolated.',
+      labelNames: ['dependency', 'key'],
+      registers,
+    });
+    this.orders = new Counter({
+      name: 'flashcrowd_checkout_order_events_total',
+      help: 'Order lifecycle events (created, paid, payment_failed, expired, cancelled, late_refunded, late_rereserved, double_capture_refunded, reconciled, ...).',
+      labelNames: ['event'],
+      registers,
+    });
+  }
+}

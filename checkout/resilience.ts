@@ -1,0 +1,227 @@
+// Calls to a dependency (bank, wallet, coupon) with the resilience features
+// the config turns on: derived timeouts bounded by the request's deadline,
+// retries (immediate, or full jitter under a retry budget), a circuit breaker
+// per dependency and channel, and a bulkhead. Built on cockatiel.
+import {
+  BrokenCircuitError,
+  BulkheadPolicy,
+  BulkheadRejectedError,
+  CircuitBreakerPolicy,
+  ExponentialBackoff,
+  SamplingBreaker,
+  TaskCancelledError,
+  TimeoutStrategy,
+  bulkhead,
+  circuitBreaker,
+  fullJitterGenerator,
+  handleWhen,
+  retry,
+  timeout,
+  noop,
+  type IPolicy,
+} from 'cockatiel';
+import type { CheckoutConfig } from './config.ts';
+import type { CheckoutMetrics } from './metrics.ts';
+
+/** A failure of a dependency call. `ambiguous`: it may have taken effect (5xx, reset, timeout). */
+export class DependencyError extends Error {
+  constructor(
+    readonly reason: string,
+    readonly ambiguous: boolean,
+    readonly retryable: boolean,
+    readonly status?: number,
+  ) {
+    super(reason);
+  }
+}
+
+/** Token bucket: each first attempt deposits `ratio` tokens; each retry takes one. */
+export class RetryBudget {
+  private tokens: number;
+  constructor(
+    private readonly ratio: number,
+    private readonly cap = 10,
+  ) {
+    this.tokens = cap;
+  }
+  deposit(): void {
+    this.tokens = Math.min(this.cap, this.tokens + this.ratio);
+  }
+  tryWithdraw(): boolean {
+    if (this.tokens < 1) return false;
+    this.tokens -= 1;
+    return true;
+  }
+}
+
+/** p99 of the last `size` successful call durations, for derived timeouts. */
+export class LatencyWindow {
+  private readonly xs: number[] = [];
+  private i = 0;
+  constructor(private readonly size = 256) {}
+  add(ms: number): void {
+    if (this.xs.length < this.size) this.xs.push(ms);
+    else {
+      this.xs[this.i] = ms;
+      this.i = (this.i + 1) % this.size;
+    }
+  }
+  p99(): number | undefined {
+    if (this.xs.length < 20) return undefined;
+    const s = [...this.xs].sort((a, b) => a - b);
+    return s[Math.min(s.length - 1, Math.ceil(0.99 * s.length) - 1)];
+  }
+}
+
+export interface CallOptions {
+  /** Absolute time (ms since epoch) by which the caller needs an answer. */
+  deadline?: number;
+  /** Breaker key within the dependency (e.g. the payment channel). */
+  breakerKey?: string;
+  /** Safe to retry an ambiguous failure (idempotent request or idempotency key sent). */
+  safeToRetry: boolean;
+}
+
+export class Dependency {
+  readonly latency = new LatencyWindow();
+  private readonly breakers = new Map<string, CircuitBreakerPolicy>();
+  private readonly bulkhead: BulkheadPolicy | undefined;
+  private readonly budget: RetryBudget;
+
+  constructor(
+    readonly name: string,
+    private readonly cfg: CheckoutConfig,
+    private readonly metrics: CheckoutMetrics,
+  ) {
+    const { features: f, params: p } = cfg;
+    this.bulkhead = f.bulkhead ? bulkhead(p.bulkheadLimit, p.bulkheadQueue) : undefined;
+    this.budget = new RetryBudget(p.retryBudgetRatio);
+  }
+
+  private breaker(key: string): CircuitBreakerPolicy | undefined {
+    if (!this.cfg.features.circuitBreaker) return undefined;
+    let b = this.breakers.get(key);
+    if (!b) {
+      const p = this.cfg.params;
+      b = circuitBreaker(
+        handleWhen((e) => e instanceof DependencyError && e.retryable),
+        {
+          halfOpenAfter: p.breakerHalfOpenMs,
+          breaker: new SamplingBreaker({
+            threshold: p.breakerThreshold,
+            duration: p.breakerWindowMs,
+            minimumRps: p.breakerMinimumRps,
+          }),
+        },
+      );
+      const label = { dependency: this.name, key };
+      b.onStateChange((s) => this.metrics.breakerState.set(label, s));
+      this.metrics.breakerState.set(label, 0);
+      this.breakers.set(key, b);
+    }
+    return b;
+  }
+
+  /** Timeout for the next attempt: derived from observed latency, bounded by the deadline. */
+  private attemptTimeout(deadline: number | undefined): number | undefined {
+    const { features: f, params: p } = this.cfg;
+    let t: number | undefined;
+    if (f.timeouts) {
+      const p99 = this.latency.p99();
+      t =
+        p99 === undefined
+          ? p.timeoutMs
+          : Math.min(p.timeoutMs, Math.max(p.minTimeoutMs, p99 * p.timeoutFactor));
+    }
+    if (f.deadlines && deadline !== undefined) {
+      const left = deadline - Date.now();
+      t = t === undefined ? left : Math.min(t, left);
+    }
+    return t;
+  }
+
+  /**
+   * Run `fn` (one HTTP attempt; it gets an AbortSignal and throws
+   * DependencyError for failures) with the configured policies.
+   */
+  async call<T>(
+    op: string,
+    fn: (signal: AbortSignal) => Promise<T>,
+    opts: CallOptions,
+  ): Promise<T> {
+    const { features: f, params: p } = this.cfg;
+    const labels = { dependency: this.name, operation: op };
+    if (f.retryBudget) this.budget.deposit();
+    let attempt = 0;
+
+    const once = async (signal: AbortSignal): Promise<T> => {
+      attempt += 1;
+      if (attempt > 1) this.metrics.retries.inc(labels);
+      const t = this.attemptTimeout(opts.deadline);
+      if (t !== undefined && t < 1) throw new DependencyError('deadline_exceeded', false, false);
+      const policy: IPolicy = t === undefined ? noop : timeout(t, TimeoutStrategy.Aggressive);
+      const started = performance.now();
+      try {
+        const r = await policy.execute(({ signal: s }) => fn(anySignal(signal, s)), signal);
+        this.latency.add(performance.now() - started);
+        this.metrics.calls.inc({ ...labels, outcome: 'ok' });
+        return r;
+      } catch (e) {
+        const err =
+          e instanceof TaskCancelledError
+            ? new DependencyError('timeout', true, true)
+            : e instanceof DependencyError
+              ? e
+              : new DependencyError('network_error', true, true);
+        if (!err.ambiguous && !err.retryable) this.latency.add(performance.now() - started);
+        this.metrics.calls.inc({ ...labels, outcome: err.reason });
+        throw err;
+      }
+    };
+
+    const shouldRetry = (e: unknown) => {
+      if (!(e instanceof DependencyError) || !e.retryable) return false;
+      if (f.retries === 'none') return false;
+      // The naive build retries whatever failed; the hardened one only what is safe to repeat.
+      if (f.retries === 'jittered' && e.ambiguous && !opts.safeToRetry) return false;
+      if (opts.deadline !== undefined && f.deadlines && opts.deadline - Date.now() < p.minTimeoutMs)
+        return false;
+      if (f.retryBudget && !this.budget.tryWithdraw()) {
+        this.metrics.retryBudgetExhausted.inc({ dependency: this.name });
+        return false;
+      }
+      return true;
+    };
+    const retryPolicy =
+      f.retries === 'none'
+        ? noop
+        : retry(handleWhen(shouldRetry), {
+            maxAttempts: p.maxAttempts - 1,
+            backoff:
+              f.retries === 'jittered'
+                ? new ExponentialBackoff({
+                    initialDelay: p.retryBaseMs,
+                    maxDelay: p.retryCapMs,
+                    generator: fullJitterGenerator,
+                  })
+                : new ExponentialBackoff({ initialDelay: 0, maxDelay: 0, exponent: 1 }),
+          });
+    const breaker = this.breaker(opts.breakerKey ?? 'default');
+    const inner = (signal: AbortSignal) =>
+      breaker ? breaker.execute(({ signal: s }) => once(s), signal) : once(signal);
+
+    try {
+      const run = () => retryPolicy.execute(({ signal }) => inner(signal));
+      return await (this.bulkhead ? this.bulkhead.execute(run) : run());
+    } catch (e) {
+      if (e instanceof BrokenCircuitError) throw new DependencyError('circuit_open', false, false);
+      if (e instanceof BulkheadRejectedError)
+        throw new DependencyError('bulkhead_full', false, false);
+      throw e;
+    }
+  }
+}
+
+function anySignal(a: AbortSignal, b: AbortSignal): AbortSignal {
+  return AbortSignal.any([a, b]);
+}

@@ -1,0 +1,281 @@
+// Checkout HTTP routes: thin handlers over ./checkout.ts, plus load shedding,
+// request deadlines, metrics, health and the admin routes.
+import { once } from 'node:events';
+import http from 'node:http';
+import type { AddressInfo, Socket } from 'node:net';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
+import express, { type Request, type RequestHandler, type Response } from 'express';
+import { parseInput, ValidationError } from '../mock-gateways/errors.ts';
+import { adminGuard, jsonErrorHandler, notFoundHandler } from '../mock-gateways/service.ts';
+import { Checkout, orderView, type Answer } from './checkout.ts';
+import { applyOverrides, defaultConfig, type CheckoutConfig, type Mode } from './config.ts';
+import { makeGateways } from './gateways.ts';
+import { CheckoutMetrics } from './metrics.ts';
+import { createOrderInput, listOrdersQuery, payInput, saleInput } from './schema.ts';
+import { connectRedis, Store, type RedisClient } from './store.ts';
+
+export interface CheckoutOptions {
+  redisUrl: string;
+  /** Connect with the Redis Cluster client. */
+  cluster?: boolean;
+  bank: string;
+  wallet: string;
+  coupon: string;
+  mode?: Mode;
+  set?: string[];
+  port?: number;
+  host?: string;
+  adminRemote?: boolean;
+  adminToken?: string;
+  /** Start the sweeper, reconciler and stream consumer (default true). */
+  background?: boolean;
+}
+
+export interface RunningCheckout {
+  url: string;
+  port: number;
+  config: CheckoutConfig;
+  checkout: Checkout;
+  store: Store;
+  metrics: CheckoutMetrics;
+  close(): Promise<void>;
+}
+
+const DEADLINE_HEADER = 'x-request-deadline-ms';
+
+function send(res: Response, a: Answer) {
+  if (a.headers) res.set(a.headers);
+  res.locals.reason = a.body.reason;
+  if (typeof a.body.text === 'string') res.status(a.status).type('text/plain').send(a.body.text);
+  else res.status(a.status).json(a.body);
+}
+
+/** Shed load with 503 + Retry-After when too much is in flight or the event loop lags. */
+function shedder(cfg: CheckoutConfig, metrics: CheckoutMetrics) {
+  const loop = monitorEventLoopDelay({ resolution: 10 });
+  loop.enable();
+  let lagging = false;
+  const t = setInterval(() => {
+    lagging = loop.percentile(99) / 1e6 > cfg.params.shedMaxLoopDelayMs;
+    loop.reset();
+  }, 1_000);
+  t.unref();
+  let inFlight = 0;
+  const mw: RequestHandler = (_req, res, next) => {
+    if (inFlight >= cfg.params.shedMaxInFlight || lagging) {
+      metrics.shed.inc();
+      res.locals.reason = 'overloaded';
+      res.status(503).set('Retry-After', '1').json({
+        reason: 'overloaded',
+        message: 'the checkout is shedding load; retry after a second',
+      });
+      return;
+    }
+    inFlight += 1;
+    res.once('close', () => (inFlight -= 1));
+    next();
+  };
+  return { mw, stop: () => (clearInterval(t), loop.disable()) };
+}
+
+export function buildCheckoutApp(
+  checkout: Checkout,
+  opts: Pick<CheckoutOptions, 'adminRemote' | 'adminToken'>,
+) {
+  const { cfg, metrics, store } = checkout;
+  const app = express();
+  app.disable('x-powered-by');
+  app.set('etag', false);
+  app.use(
+    express.json({
+      limit: '256kb',
+      verify: (req, _res, buf) => {
+        (req as Request & { rawBody?: string }).rawBody = buf.toString('utf8');
+      },
+    }),
+  );
+
+  const admin = adminGuard(opts);
+  const shed = cfg.features.loadShedding ? shedder(cfg, metrics) : undefined;
+
+  app.get('/healthz', async (_req, res) => {
+    const ping = await store.redis.ping().catch((e: Error) => e.message);
+    res.status(ping === 'PONG' ? 200 : 503).json({
+      status: ping === 'PONG' ? 'ok' : 'degraded',
+      service: 'checkout',
+      mode: cfg.mode,
+      redis: ping,
+    });
+  });
+  app.get('/metrics', async (_req, res) => {
+    res.type(metrics.registry.contentType).send(await metrics.registry.metrics());
+  });
+
+  // Everything below is shopper traffic: counted, timed and (hardened) shed.
+  const route =
+    (
+      name: string,
+      h: (req: Request, res: Response, deadline: number) => Promise<void>,
+    ): RequestHandler =>
+    async (req, res) => {
+      const end = metrics.duration.startTimer({ route: name });
+      metrics.inFlight.inc();
+      res.once('close', () => {
+        end();
+        metrics.inFlight.dec();
+        metrics.requests.inc({
+          route: name,
+          status: String(res.statusCode),
+          reason: String(res.locals.reason ?? 'none'),
+        });
+      });
+      const raw = req.get(DEADLINE_HEADER);
+      let budget = cfg.params.requestBudgetMs;
+      if (raw !== undefined) {
+        budget = Number(raw);
+        if (!Number.isFinite(budget) || budget <= 0 || budget > 600_000)
+          throw new ValidationError([
+            { field: DEADLINE_HEADER, reason: 'must be a number of milliseconds from 1 to 600000' },
+          ]);
+      }
+      await h(req, res, Date.now() + budget);
+    };
+  const shopper = express.Router();
+  if (shed) shopper.use(shed.mw);
+
+  shopper.get(
+    '/v1/skus',
+    route('skus', async (_req, res) => {
+      const skus = await store.catalogue();
+      res.json({
+        data: skus.map((s) => ({
+          id: s.id,
+          name: s.name,
+          price: s.price,
+          available: s.available,
+          limit: s.limit,
+        })),
+      });
+    }),
+  );
+  shopper.post(
+    '/v1/orders',
+    route('orders.create', async (req, res, deadline) => {
+      const key = req.get('idempotency-key');
+      if (key !== undefined && (key.length === 0 || key.length > 255))
+        throw new ValidationError([
+          { field: 'Idempotency-Key', reason: 'must be 1 to 255 characters' },
+        ]);
+      send(res, await checkout.createOrder(parseInput(createOrderInput, req.body), key, deadline));
+    }),
+  );
+  shopper.get(
+    '/v1/orders',
+    route('orders.list', async (req, res) => {
+      const q = parseInput(listOrdersQuery, req.query, '(query)');
+      res.json({ data: (await store.listByUser(q.user)).map(orderView) });
+    }),
+  );
+  shopper.get(
+    '/v1/orders/:id',
+    route('orders.get', async (req, res) => {
+      res.json(orderView(await checkout.getOrder(String(req.params.id))));
+    }),
+  );
+  shopper.post(
+    '/v1/orders/:id/pay',
+    route('orders.pay', async (req, res, deadline) => {
+      send(
+        res,
+        await checkout.pay(String(req.params.id), parseInput(payInput, req.body ?? {}), deadline),
+      );
+    }),
+  );
+  shopper.post(
+    '/v1/orders/:id/cancel',
+    route('orders.cancel', async (req, res) => {
+      send(res, await checkout.cancel(String(req.params.id)));
+    }),
+  );
+  app.post(
+    '/v1/notify/:style',
+    route('notify', async (req, res) => {
+      const style = String(req.params.style);
+      if (style !== 'alipay' && style !== 'wechat')
+        throw new ValidationError([{ field: 'style', reason: 'must be alipay or wechat' }]);
+      const raw = (req as Request & { rawBody?: string }).rawBody ?? '';
+      send(res, await checkout.walletNotify(style, raw, req.get('x-flashcrowd-signature')));
+    }),
+  );
+  app.use(shopper);
+
+  app.post('/admin/sale', admin, async (req, res) => {
+    send(res, await checkout.seedSale(parseInput(saleInput, req.body)));
+  });
+  app.post('/admin/reset', admin, async (_req, res) => {
+    await store.clear();
+    res.json({ status: 'reset' });
+  });
+  app.get('/admin/stock', admin, async (_req, res) => {
+    const skus = await store.skuIds();
+    res.json({
+      data: await Promise.all(
+        skus.map(async (s) => ({
+          ...(await store.snapshot(s)),
+          counters: await store.counters(s),
+        })),
+      ),
+    });
+  });
+  app.get('/admin/config', admin, (_req, res) => {
+    res.json({ ...cfg, params: { ...cfg.params, walletSecret: '(hidden)' } });
+  });
+  app.post('/admin/sweep', admin, async (_req, res) => {
+    res.json({
+      expired: await checkout.sweep(),
+      reconciled: cfg.features.reconciler ? await checkout.reconcileStale() : 0,
+    });
+  });
+
+  app.use(notFoundHandler);
+  app.use(jsonErrorHandler('checkout'));
+  return { app, stop: () => shed?.stop() };
+}
+
+export async function startCheckout(opts: CheckoutOptions): Promise<RunningCheckout> {
+  const cfg = applyOverrides(defaultConfig(opts.mode ?? 'hardened'), opts.set ?? []);
+  const redis: RedisClient = connectRedis(opts.redisUrl, opts.cluster);
+  const store = new Store(redis, cfg.keyPrefix);
+  const metrics = new CheckoutMetrics(cfg.mode);
+  const checkout = new Checkout(cfg, store, makeGateways(opts, cfg, metrics), metrics);
+  const { app, stop } = buildCheckoutApp(checkout, opts);
+  const host = opts.host ?? '127.0.0.1';
+  const server = http.createServer({ keepAliveTimeout: 5_000 }, app);
+  const sockets = new Set<Socket>();
+  server.on('connection', (s) => {
+    sockets.add(s);
+    s.on('close', () => sockets.delete(s));
+  });
+  server.listen(opts.port ?? 0, host);
+  await once(server, 'listening');
+  const port = (server.address() as AddressInfo).port;
+  const url = `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
+  checkout.setNotifyBase(url);
+  if (opts.background !== false) checkout.start();
+  return {
+    url,
+    port,
+    config: cfg,
+    checkout,
+    store,
+    metrics,
+    async close() {
+      await checkout.stop();
+      stop();
+      server.close();
+      for (const s of sockets) s.destroy();
+      await once(server, 'close').catch(() => undefined);
+      redis.disconnect();
+    },
+  };
+}

@@ -1,0 +1,456 @@
+// Stock and orders in Redis. Every change goes through one Lua script in
+// ./lua (atomic, one round trip); every key of a SKU shares its hash tag
+// {sku:ID}, so the scripts run unchanged on Redis Cluster.
+import { createHash, randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { Cluster, Redis } from 'ioredis';
+
+export type RedisClient = Redis | Cluster;
+
+export const ORDER_STATES = [
+  'pending_payment',
+  'paying',
+  'paid',
+  'payment_failed',
+  'expired',
+  'cancelled',
+  'refunded',
+] as const;
+export type OrderState = (typeof ORDER_STATES)[number];
+/** States that still hold stock. */
+export const OPEN_STATES: readonly OrderState[] = ['pending_payment', 'paying'];
+
+export interface Order {
+  id: string;
+  sku: string;
+  user: string;
+  qty: number;
+  amount: number;
+  coupon: string;
+  discount: number;
+  channel: string;
+  state: OrderState;
+  reason: string;
+  createdAt: number;
+  updatedAt: number;
+  deadline: number;
+  attempts: number;
+  payStartedAt?: number;
+  paidAt?: number;
+  paymentRef?: string;
+  paidChannel?: string;
+  lateCapture?: string;
+  extraCapture?: string;
+  lateFrom?: string;
+  endedAt?: number;
+}
+
+export interface Sku {
+  id: string;
+  name: string;
+  price: number;
+  initial: number;
+  available: number;
+  reserved: number;
+  sold: number;
+  limit: number;
+}
+
+export interface StockSnapshot {
+  sku: string;
+  initial: number;
+  available: number;
+  reserved: number;
+  sold: number;
+}
+
+const SCRIPTS = ['reserve', 'start_payment', 'confirm', 'release', 'transition'] as const;
+const LUA_DIR = new URL('./lua/', import.meta.url);
+export const SKU_ID = /^[A-Za-z0-9_-]{1,32}$/;
+
+type Reply = string[];
+type Scripted = RedisClient &
+  Record<(typeof SCRIPTS)[number], (...args: (string | number)[]) => Promise<Reply>>;
+
+function num(v: string | undefined): number | undefined {
+  return v === undefined || v === '' ? undefined : Number(v);
+}
+
+export function parseOrder(flat: string[] | Record<string, string>): Order {
+  const h: Record<string, string> = Array.isArray(flat) ? {} : flat;
+  if (Array.isArray(flat)) for (let i = 0; i + 1 < flat.length; i += 2) h[flat[i]!] = flat[i + 1]!;
+  const o: Order = {
+    id: h.id!,
+    sku: h.sku!,
+    user: h.user!,
+    qty: Number(h.qty),
+    amount: Number(h.amount),
+    coupon: h.coupon ?? '',
+    discount: Number(h.discount ?? 0),
+    channel: h.channel ?? '',
+    state: h.state as OrderState,
+    reason: h.reason ?? '',
+    createdAt: Number(h.createdAt),
+    updatedAt: Number(h.updatedAt),
+    deadline: Number(h.deadline),
+    attempts: Number(h.attempts ?? 0),
+  };
+  for (const k of ['payStartedAt', 'paidAt', 'endedAt'] as const) {
+    const v = num(h[k]);
+    if (v !== undefined) o[k] = v;
+  }
+  for (const k of ['paymentRef', 'paidChannel', 'lateCapture', 'extraCapture', 'lateFrom'] as const)
+    if (h[k]) o[k] = h[k];
+  return o;
+}
+
+/** The SKU an order id belongs to (ids are `<sku>.<random>`). */
+export function skuOfOrder(orderId: string): string | undefined {
+  const i = orderId.lastIndexOf('.');
+  const sku = i > 0 ? orderId.slice(0, i) : undefined;
+  return sku && SKU_ID.test(sku) ? sku : undefined;
+}
+
+export class Store {
+  readonly redis: Scripted;
+  /** Redis round trips made (scripts and reads), for the benchmark's per-order figure. */
+  roundTrips = 0;
+
+  constructor(
+    redis: RedisClient,
+    readonly prefix = 'fc',
+  ) {
+    for (const name of SCRIPTS) {
+      if (typeof (redis as unknown as Record<string, unknown>)[name] === 'function') continue;
+      redis.defineCommand(name, { lua: readFileSync(new URL(`${name}.lua`, LUA_DIR), 'utf8') });
+    }
+    this.redis = redis as Scripted;
+  }
+
+  // ------------------------------------------------------------------ keys
+  tag(sku: string): string {
+    return `${this.prefix}:{sku:${sku}}`;
+  }
+  keys(sku: string) {
+    const t = this.tag(sku);
+    return {
+      stock: `${t}:stock`,
+      bought: `${t}:bought`,
+      deadlines: `${t}:deadlines`,
+      paying: `${t}:paying`,
+      counters: `${t}:counters`,
+      order: (id: string) => `${t}:order:${id}`,
+      user: (u: string) => `${t}:user:${u}`,
+      idem: (k: string) => `${t}:idem:${k}`,
+    };
+  }
+  get skusKey(): string {
+    return `${this.prefix}:skus`;
+  }
+
+  private async call(name: (typeof SCRIPTS)[number], ...args: (string | number)[]): Promise<Reply> {
+    this.roundTrips += 1;
+    return this.redis[name](...args);
+  }
+
+  // ------------------------------------------------------------------ sale
+  /** Replace the sale: delete every key of the prefix's SKUs, then write the new ones. */
+  async seedSale(
+    skus: { id: string; name: string; price: number; stock: number; limit: number }[],
+  ): Promise<void> {
+    await this.clear();
+    for (const s of skus) {
+      const k = this.keys(s.id);
+      await this.redis.hset(k.stock, {
+        name: s.name,
+        price: s.price,
+        initial: s.stock,
+        available: s.stock,
+        reserved: 0,
+        sold: 0,
+        limit: s.limit,
+      });
+      await this.redis.sadd(this.skusKey, s.id);
+    }
+  }
+
+  /** Delete every key under this prefix (SCAN per node on a cluster). */
+  async clear(): Promise<void> {
+    const nodes = this.redis instanceof Cluster ? this.redis.nodes('master') : [this.redis];
+    for (const node of nodes) {
+      let cursor = '0';
+      do {
+        const [next, keys] = await node.scan(cursor, 'MATCH', `${this.prefix}:*`, 'COUNT', 1000);
+        cursor = next;
+        // One key at a time: keys of different slots cannot share a DEL on a cluster.
+        for (const key of keys) await node.del(key);
+      } while (cursor !== '0');
+    }
+  }
+
+  async skuIds(): Promise<string[]> {
+    return (await this.redis.smembers(this.skusKey)).sort();
+  }
+
+  async sku(id: string): Promise<Sku | undefined> {
+    const h = await this.redis.hgetall(this.keys(id).stock);
+    if (!h.initial) return undefined;
+    return {
+      id,
+      name: h.name ?? id,
+      price: Number(h.price),
+      initial: Number(h.initial),
+      available: Number(h.available),
+      reserved: Number(h.reserved),
+      sold: Number(h.sold),
+      limit: Number(h.limit),
+    };
+  }
+
+  async catalogue(): Promise<Sku[]> {
+    const out: Sku[] = [];
+    for (const id of await this.skuIds()) {
+      const s = await this.sku(id);
+      if (s) out.push(s);
+    }
+    return out;
+  }
+
+  /** One SKU's counters, read atomically (one HMGET). */
+  async snapshot(sku: string): Promise<StockSnapshot> {
+    const [initial, available, reserved, sold] = await this.redis.hmget(
+      this.keys(sku).stock,
+      'initial',
+      'available',
+      'reserved',
+      'sold',
+    );
+    return {
+      sku,
+      initial: Number(initial),
+      available: Number(available),
+      reserved: Number(reserved),
+      sold: Number(sold),
+    };
+  }
+
+  async counters(sku: string): Promise<Record<string, number>> {
+    const h = await this.redis.hgetall(this.keys(sku).counters);
+    return Object.fromEntries(Object.entries(h).map(([k, v]) => [k, Number(v)]));
+  }
+
+  // ------------------------------------------------------------------ orders
+  newOrderId(sku: string): string {
+    return `${sku}.${Date.now().toString(36)}${randomBytes(5).toString('hex')}`;
+  }
+
+  async reserve(a: {
+    sku: string;
+    user: string;
+    qty: number;
+    now: number;
+    deadline: number;
+    idempotencyKey?: string;
+    payload: unknown;
+    coupon?: string;
+    discount?: number;
+    channel: string;
+    idemTtlMs: number;
+    /** Use this id (e.g. one a coupon was already locked for); default a new one. */
+    orderId?: string;
+  }): Promise<{
+    status: 'ok' | 'replay' | 'idem_mismatch' | 'unknown_sku' | 'sold_out' | 'limit_exceeded';
+    orderId: string;
+    amount: number;
+  }> {
+    const k = this.keys(a.sku);
+    const id = a.orderId ?? this.newOrderId(a.sku);
+    const hash = createHash('sha256').update(JSON.stringify(a.payload)).digest('hex').slice(0, 32);
+    const [status, orderId, amount] = await this.call(
+      'reserve',
+      6,
+      k.stock,
+      k.bought,
+      k.order(id),
+      k.deadlines,
+      k.user(a.user),
+      k.idem(a.idempotencyKey ?? ''),
+      id,
+      a.sku,
+      a.user,
+      a.qty,
+      a.now,
+      a.deadline,
+      a.idempotencyKey ? 1 : 0,
+      a.idemTtlMs,
+      hash,
+      a.coupon ?? '',
+      a.discount ?? 0,
+      a.channel,
+    );
+    return { status: status as never, orderId: orderId ?? '', amount: Number(amount || 0) };
+  }
+
+  async get(orderId: string): Promise<Order | undefined> {
+    const sku = skuOfOrder(orderId);
+    if (!sku) return undefined;
+    this.roundTrips += 1;
+    const h = await this.redis.hgetall(this.keys(sku).order(orderId));
+    return h.id ? parseOrder(h) : undefined;
+  }
+
+  async listByUser(user: string): Promise<Order[]> {
+    const out: Order[] = [];
+    for (const sku of await this.skuIds()) {
+      for (const id of await this.redis.smembers(this.keys(sku).user(user))) {
+        const o = await this.get(id);
+        if (o) out.push(o);
+      }
+    }
+    return out.sort((a, b) => a.createdAt - b.createdAt);
+  }
+
+  async startPayment(orderId: string, channel: string, now: number, allowConcurrent: boolean) {
+    const sku = skuOfOrder(orderId);
+    if (!sku) return { status: 'not_found' as const };
+    const k = this.keys(sku);
+    const [status, ...flat] = await this.call(
+      'start_payment',
+      2,
+      k.order(orderId),
+      k.paying,
+      now,
+      channel,
+      allowConcurrent ? 1 : 0,
+    );
+    if (status === 'not_found') return { status: 'not_found' as const };
+    return { status: status as 'ok' | 'in_progress' | 'wrong_state', order: parseOrder(flat) };
+  }
+
+  async confirm(
+    orderId: string,
+    paymentRef: string,
+    amount: number,
+    now: number,
+    allowReReserve: boolean,
+    channel: string,
+  ) {
+    const sku = skuOfOrder(orderId);
+    if (!sku) return { status: 'not_found' as const, state: '' };
+    const k = this.keys(sku);
+    const [status, state] = await this.call(
+      'confirm',
+      6,
+      k.stock,
+      k.bought,
+      k.order(orderId),
+      k.deadlines,
+      k.paying,
+      k.counters,
+      paymentRef,
+      amount,
+      now,
+      allowReReserve ? 1 : 0,
+      channel,
+    );
+    return {
+      status: status as
+        | 'paid'
+        | 'duplicate'
+        | 'double_capture'
+        | 'late_rereserved'
+        | 'late_refund'
+        | 'amount_mismatch'
+        | 'not_found',
+      state: state ?? '',
+    };
+  }
+
+  async release(
+    orderId: string,
+    to: 'expired' | 'payment_failed' | 'cancelled',
+    reason: string,
+    now: number,
+    from: readonly OrderState[] = OPEN_STATES,
+  ) {
+    const sku = skuOfOrder(orderId);
+    if (!sku) return { status: 'not_found' as const, state: '' };
+    const k = this.keys(sku);
+    const [status, state] = await this.call(
+      'release',
+      5,
+      k.stock,
+      k.bought,
+      k.order(orderId),
+      k.deadlines,
+      k.paying,
+      to,
+      reason,
+      now,
+      from.join(','),
+    );
+    return { status: status as 'released' | 'wrong_state' | 'not_found', state: state ?? '' };
+  }
+
+  async transition(
+    orderId: string,
+    to: OrderState,
+    reason: string,
+    now: number,
+    from: readonly OrderState[],
+  ) {
+    const sku = skuOfOrder(orderId);
+    if (!sku) return { status: 'not_found' as const, state: '' };
+    const k = this.keys(sku);
+    const [status, state] = await this.call(
+      'transition',
+      2,
+      k.order(orderId),
+      k.paying,
+      to,
+      reason,
+      now,
+      from.join(','),
+    );
+    return { status: status as 'ok' | 'wrong_state' | 'not_found', state: state ?? '' };
+  }
+
+  /** Orders whose payment deadline has passed (up to `limit`). */
+  async dueOrders(sku: string, now: number, limit = 200): Promise<string[]> {
+    return this.redis.zrangebyscore(this.keys(sku).deadlines, '-inf', now, 'LIMIT', 0, limit);
+  }
+
+  /** Orders in paying since before `before` (up to `limit`). */
+  async stalePaying(sku: string, before: number, limit = 200): Promise<string[]> {
+    return this.redis.zrangebyscore(this.keys(sku).paying, '-inf', before, 'LIMIT', 0, limit);
+  }
+
+  /** Every order of a SKU (SCAN; for audits and tests, not the hot path). */
+  async allOrders(sku: string): Promise<Order[]> {
+    const pattern = `${this.tag(sku)}:order:*`;
+    const nodes = this.redis instanceof Cluster ? this.redis.nodes('master') : [this.redis];
+    const out: Order[] = [];
+    for (const node of nodes) {
+      let cursor = '0';
+      do {
+        const [next, keys] = await node.scan(cursor, 'MATCH', pattern, 'COUNT', 1000);
+        cursor = next;
+        for (const key of keys) {
+          const h = await node.hgetall(key);
+          if (h.id) out.push(parseOrder(h));
+        }
+      } while (cursor !== '0');
+    }
+    return out;
+  }
+}
+
+export function connectRedis(url: string, cluster = false): RedisClient {
+  if (cluster) {
+    const u = new URL(url);
+    return new Cluster([{ host: u.hostname, port: Number(u.port || 6379) }], {
+      lazyConnect: false,
+    });
+  }
+  return new Redis(url, { maxRetriesPerRequest: 2, enableAutoPipelining: true });
+}

@@ -1,0 +1,137 @@
+// A Redis for runs and tests: REDIS_URL if set; else a local redis-server on a
+// free loopback port (no persistence), stopped with the run; else a
+// container through testcontainers where a Docker engine answers. When none
+// of these can start, the error says what to install.
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { mkdtempSync, rmSync } from 'node:fs';
+import net from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { UsageError } from './errors.ts';
+import { findTool } from './tools.ts';
+
+export interface RedisHandle {
+  url: string;
+  kind: 'env' | 'local' | 'container';
+  /** Port of a local server (undefined for env). */
+  port?: number;
+  close(): Promise<void>;
+}
+
+/** A free TCP port on 127.0.0.1 (the OS picks it; a race with another process is possible but rare). */
+export async function freePort(): Promise<number> {
+  const srv = net.createServer();
+  srv.listen(0, '127.0.0.1');
+  await once(srv, 'listening');
+  const port = (srv.address() as net.AddressInfo).port;
+  srv.close();
+  await once(srv, 'close');
+  return port;
+}
+
+/** Wait until something answers PING on host:port with +PONG. */
+export async function waitForRedis(port: number, host = '127.0.0.1', timeoutMs = 10_000): Promise<void> {
+  const until = Date.now() + timeoutMs;
+  let last = '';
+  while (Date.now() < until) {
+    try {
+      const reply = await new Promise<string>((resolve, reject) => {
+        const s = net.connect(port, host);
+        s.setTimeout(1_000, () => s.destroy(new Error('timeout')));
+        s.once('connect', () => s.write('PING\r\n'));
+        s.once('data', (d) => {
+          resolve(d.toString());
+          s.destroy();
+        });
+        s.once('error', reject);
+      });
+      if (reply.startsWith('+PONG')) return;
+      last = reply.trim();
+    } catch (e) {
+      last = (e as Error).message;
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error(`redis on ${host}:${port} did not answer PING within ${timeoutMs} ms (${last})`);
+}
+
+export interface LocalRedisOptions {
+  port?: number;
+  /** Extra redis-server arguments, e.g. ['--cluster-enabled', 'yes']. */
+  args?: string[];
+}
+
+/** Start redis-server from .tools/bin or PATH on a loopback port, without persistence. */
+export async function startLocalRedis(opts: LocalRedisOptions = {}): Promise<RedisHandle & { process: ChildProcess }> {
+  const bin = findTool('redis-server');
+  if (!bin) throw new UsageError(noRedisMessage());
+  const port = opts.port ?? (await freePort());
+  const dir = mkdtempSync(join(tmpdir(), 'flashcrowd-redis-'));
+  const child = spawn(
+    bin,
+    ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir, '--loglevel', 'warning', ...(opts.args ?? [])],
+    { stdio: ['ignore', 'ignore', 'pipe'] },
+  );
+  let stderr = '';
+  child.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
+  const exited = once(child, 'exit');
+  try {
+    await Promise.race([
+      waitForRedis(port),
+      exited.then(([code]) => {
+        throw new Error(`redis-server exited with ${code} before answering: ${stderr.trim()}`);
+      }),
+    ]);
+  } catch (e) {
+    child.kill('SIGKILL');
+    rmSync(dir, { recursive: true, force: true });
+    throw e;
+  }
+  return {
+    url: `redis://127.0.0.1:${port}`,
+    kind: 'local',
+    port,
+    process: child,
+    async close() {
+      if (child.exitCode === null && child.signalCode === null) {
+        child.kill('SIGTERM');
+        await exited;
+      }
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+function dockerAnswers(): boolean {
+  if (!findTool('docker')) return false;
+  const r = spawnSync('docker', ['info', '--format', '{{.ServerVersion}}'], { encoding: 'utf8', timeout: 5_000 });
+  return r.status === 0 && r.stdout.trim().length > 0;
+}
+
+export function noRedisMessage(): string {
+  return (
+    'no Redis available: set REDIS_URL to a Redis you run, or install redis-server ' +
+    '(`node scripts/setup.mjs` does it with apt-get; `sudo apt-get install redis-server` or `brew install redis` by hand), ' +
+    'or start a Docker engine (flashcrowd then runs redis:7 through testcontainers)'
+  );
+}
+
+/** REDIS_URL, else a local redis-server, else a testcontainers Redis, else a UsageError saying what to install. */
+export async function startRedis(): Promise<RedisHandle> {
+  const env = process.env.REDIS_URL;
+  if (env) return { url: env, kind: 'env', close: async () => undefined };
+  if (findTool('redis-server')) return startLocalRedis();
+  if (dockerAnswers()) {
+    const { GenericContainer, Wait } = await import('testcontainers');
+    const c = await new GenericContainer('redis:7-alpine').withExposedPorts(6379).withWaitStrategy(Wait.forLogMessage('Ready to accept connections')).start();
+    return {
+      url: `redis://${c.getHost()}:${c.getMappedPort(6379)}`,
+      kind: 'container',
+      close: async () => {
+        await c.stop();
+      },
+    };
+  }
+  throw new UsageError(noRedisMessage());
+}
