@@ -9,6 +9,7 @@ export const MODES = ['naive', 'hardened'] as const;
 export type Mode = (typeof MODES)[number];
 
 const ms = z.number().int().min(0).max(86_400_000);
+const msAtLeast = (min: number) => z.number().int().min(min).max(86_400_000);
 const pos = z.number().int().min(1);
 
 export const featuresSchema = z
@@ -42,7 +43,7 @@ export type Features = z.infer<typeof featuresSchema>;
 export const paramsSchema = z
   .object({
     /** How long an unpaid order holds its stock (15 min, like the platforms in the seeds). */
-    paymentTtlMs: ms.min(1),
+    paymentTtlMs: msAtLeast(1),
     /** Multiplies every duration of the checkout (TTL, sweeper, reconciler) so tests take seconds. */
     timeScale: z.number().positive().max(1),
     /** Attempts per gateway call, the first included. */
@@ -52,26 +53,26 @@ export const paramsSchema = z
     /** Extra attempts allowed per first attempt (0.1: about 10%). */
     retryBudgetRatio: z.number().min(0).max(1),
     /** Timeout when the dependency has no latency history yet, and the clamp for derived ones. */
-    timeoutMs: ms.min(1),
-    minTimeoutMs: ms.min(1),
+    timeoutMs: msAtLeast(1),
+    minTimeoutMs: msAtLeast(1),
     /** Derived timeout = p99 of recent successful calls x this factor. */
     timeoutFactor: z.number().min(1).max(100),
     /** Budget of an incoming request when it names no deadline (x-request-deadline-ms). */
-    requestBudgetMs: ms.min(1),
+    requestBudgetMs: msAtLeast(1),
     breakerThreshold: z.number().min(0.01).max(1),
     breakerMinimumRps: z.number().min(0),
-    breakerWindowMs: ms.min(100),
-    breakerHalfOpenMs: ms.min(1),
+    breakerWindowMs: msAtLeast(100),
+    breakerHalfOpenMs: msAtLeast(1),
     bulkheadLimit: pos,
     bulkheadQueue: z.number().int().min(0),
     /** Shed when more requests than this are in flight... */
     shedMaxInFlight: pos,
     /** ...or when the event loop's p99 delay over the last second exceeds this. */
-    shedMaxLoopDelayMs: ms.min(1),
-    sweeperIntervalMs: ms.min(1),
-    reconcilerIntervalMs: ms.min(1),
+    shedMaxLoopDelayMs: msAtLeast(1),
+    sweeperIntervalMs: msAtLeast(1),
+    reconcilerIntervalMs: msAtLeast(1),
     /** An order in paying this long is queried at the gateway. */
-    staleAfterMs: ms.min(1),
+    staleAfterMs: msAtLeast(1),
     /** Shared HMAC-SHA256 secret of wallet notifications. */
     walletSecret: z.string().min(1),
   })
@@ -190,13 +191,26 @@ export function applyOverrides(base: CheckoutConfig, sets: readonly string[]): C
         reason: `unknown setting; features: ${Object.keys(cfg.features).join(', ')}; params: ${Object.keys(cfg.params).join(', ')}`,
       });
   }
+  try {
+    cfg = validateConfig(cfg);
+  } catch (e) {
+    if (!(e instanceof ValidationError)) throw e;
+    errors.push(...e.errors);
+  }
   if (errors.length) throw new ValidationError(errors);
-  return validateConfig(cfg);
+  return cfg;
 }
 
 export function validateConfig(raw: unknown): CheckoutConfig {
   const r = configSchema.safeParse(raw);
-  if (!r.success) throw new ValidationError(issuesToErrors(r.error.issues, '(config)'));
+  if (!r.success)
+    throw new ValidationError(
+      // Name settings as --set takes them: `retries`, not `features.retries`.
+      issuesToErrors(r.error.issues, '(config)').map((e) => ({
+        ...e,
+        field: e.field.replace(/^(features|params)\./, ''),
+      })),
+    );
   return r.data;
 }
 

@@ -4,6 +4,7 @@ import { Argument, Command, InvalidArgumentError, Option } from 'commander';
 import { UsageError } from './errors.ts';
 import { startMocks, type MockTarget } from './mocks.ts';
 import { runDemo } from './demo.ts';
+import { runCheckoutCommand, type CheckoutCommandOptions } from './checkout-cmd.ts';
 
 function pkgVersion(): string {
   return (
@@ -123,6 +124,44 @@ export function buildCli(): Command {
         });
       },
     );
+
+  program
+    .command('checkout')
+    .description(
+      'Start the reference checkout on Redis against the mock gateways; serves until Ctrl-C.',
+    )
+    .option('--port <n>', 'port; 0 picks a free one', intArg('--port', 0, 65535), 0)
+    .option('--host <addr>', 'address to bind', '127.0.0.1')
+    .option(
+      '--redis <url>',
+      'Redis URL (default $REDIS_URL, else a local redis-server started for this run)',
+    )
+    .option('--cluster', 'connect to --redis as a Redis Cluster', false)
+    .option('--bank <url>', 'mock bank URL (default: start all three mocks in this process)')
+    .option('--wallet <url>', 'mock wallet URL')
+    .option('--coupon <url>', 'mock coupon URL')
+    .addOption(
+      new Option('--mode <mode>', 'preset of resilience features')
+        .choices(['naive', 'hardened'])
+        .default('hardened'),
+    )
+    .option(
+      '--set <key=value>',
+      'override one feature or parameter (repeatable); see docs/CHECKOUT.md',
+      (v: string, acc: string[]) => [...acc, v],
+      [] as string[],
+    )
+    .option(
+      '--seed <n>',
+      'seed of the mocks this command starts',
+      intArg('--seed', 0, 2 ** 31 - 1),
+      1,
+    )
+    .option('--admin-remote', 'accept /admin routes from non-loopback clients', false)
+    .addOption(new Option('--json', 'print one JSON line of URLs instead of a table'))
+    .action(async (o: CheckoutCommandOptions) => {
+      await runCheckoutCommand(o, onSignals);
+    });
 
   program
     .command('demo')

@@ -1,0 +1,106 @@
+// `flashcrowd checkout`: the reference checkout with its Redis and mocks.
+// Whatever is not given (Redis, mocks) is started here and stopped with it.
+import { startCheckout } from '../checkout/service.ts';
+import { ValidationError } from '../mock-gateways/errors.ts';
+import type { RunningService } from '../mock-gateways/service.ts';
+import { UsageError } from './errors.ts';
+import { startMocks } from './mocks.ts';
+import { startRedis, type RedisHandle } from './redis.ts';
+
+export interface CheckoutCommandOptions {
+  port: number;
+  host: string;
+  redis?: string;
+  cluster: boolean;
+  bank?: string;
+  wallet?: string;
+  coupon?: string;
+  mode: 'naive' | 'hardened';
+  set: string[];
+  seed: number;
+  adminRemote: boolean;
+  json?: boolean;
+}
+
+function checkUrl(name: string, v: string | undefined): string | undefined {
+  if (v === undefined) return undefined;
+  try {
+    const u = new URL(v);
+    if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new Error('not http');
+  } catch {
+    throw new UsageError(`--${name} must be an http(s) URL, got "${v}"`);
+  }
+  return v;
+}
+
+export async function runCheckoutCommand(
+  o: CheckoutCommandOptions,
+  onSignals: (stop: () => Promise<void>) => void,
+): Promise<void> {
+  const given = {
+    bank: checkUrl('bank', o.bank),
+    wallet: checkUrl('wallet', o.wallet),
+    coupon: checkUrl('coupon', o.coupon),
+  };
+  const some = Object.values(given).filter(Boolean).length;
+  if (some > 0 && some < 3)
+    throw new UsageError(
+      'give all of --bank, --wallet and --coupon, or none (then the mocks start here)',
+    );
+  let redis: RedisHandle | undefined;
+  let mocks: RunningService[] = [];
+  const stopAll = async () => {
+    await Promise.all(mocks.map((m) => m.close()));
+    await redis?.close();
+  };
+  try {
+    const redisUrl = o.redis ?? (redis = await startRedis()).url;
+    if (some === 0) mocks = await startMocks({ target: 'all', seed: o.seed });
+    const urls =
+      some === 0
+        ? (Object.fromEntries(mocks.map((m) => [m.name, m.url])) as Record<
+            'bank' | 'wallet' | 'coupon',
+            string
+          >)
+        : (given as Record<'bank' | 'wallet' | 'coupon', string>);
+    const co = await startCheckout({
+      redisUrl,
+      cluster: o.cluster,
+      ...urls,
+      mode: o.mode,
+      set: o.set,
+      port: o.port,
+      host: o.host,
+      adminRemote: o.adminRemote,
+    }).catch((e) => {
+      if (e instanceof ValidationError)
+        throw new UsageError(
+          `invalid --set:\n${e.errors.map((x) => `  ${x.field}: ${x.reason}`).join('\n')}`,
+        );
+      throw e;
+    });
+    if (o.json) console.log(JSON.stringify({ checkout: co.url, redis: redisUrl, ...urls }));
+    else {
+      console.log(
+        `checkout ${co.url}   (${co.config.mode}; admin: ${co.url}/admin/sale, metrics: ${co.url}/metrics)`,
+      );
+      console.log(`redis    ${redisUrl}${redis ? ` (${redis.kind}, started for this run)` : ''}`);
+      for (const [k, v] of Object.entries(urls))
+        console.log(`${k.padEnd(8)} ${v}${some === 0 ? ' (mock, started here)' : ''}`);
+      console.log('(every resilience feature is off: the naive build)');
+      console.log(
+        'Seed a sale: curl -s -XPOST ' +
+          co.url +
+          '/admin/sale -H "content-type: application/json" -d \'{"skus":[{"id":"lipstick","price":9900,"stock":100,"limit":1}]}\'',
+      );
+      console.log('Ctrl-C stops everything started here.');
+    }
+    onSignals(async () => {
+      await co.close();
+      await stopAll();
+    });
+  } catch (e) {
+    await stopAll();
+    throw e;
+  }
+}
