@@ -167,8 +167,7 @@ export class Checkout {
     switch (r.status) {
       case 'ok': {
         this.metrics.orders.inc({ event: 'created' });
-        const o = (await this.store.get(r.orderId))!;
-        return { status: 201, body: orderView(o) };
+        return { status: 201, body: orderView(r.order!) };
       }
       case 'replay': {
         const o = await this.store.get(r.orderId);
@@ -401,7 +400,7 @@ export class Checkout {
     source: string,
   ): Promise<Answer> {
     const r = await this.store.confirm(order.id, ref, order.amount, Date.now(), true, channel);
-    const o = (await this.store.get(order.id)) ?? order;
+    const o = r.order ?? order;
     switch (r.status) {
       case 'paid':
         this.metrics.orders.inc({ event: source === 'pay' ? 'paid' : `paid_by_${source}` });

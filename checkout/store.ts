@@ -262,11 +262,13 @@ export class Store {
     status: 'ok' | 'replay' | 'idem_mismatch' | 'unknown_sku' | 'sold_out' | 'limit_exceeded';
     orderId: string;
     amount: number;
+    /** The new order (with ok). */
+    order?: Order;
   }> {
     const k = this.keys(a.sku);
     const id = a.orderId ?? this.newOrderId(a.sku);
     const hash = createHash('sha256').update(JSON.stringify(a.payload)).digest('hex').slice(0, 32);
-    const [status, orderId, amount] = await this.call(
+    const [status, orderId, amount, ...flat] = await this.call(
       'reserve',
       6,
       k.stock,
@@ -288,7 +290,8 @@ export class Store {
       a.discount ?? 0,
       a.channel,
     );
-    return { status: status as never, orderId: orderId ?? '', amount: Number(amount || 0) };
+    const order = status === 'ok' ? parseOrder(flat) : undefined;
+    return { status: status as never, orderId: orderId ?? '', amount: Number(amount || 0), order };
   }
 
   async get(orderId: string): Promise<Order | undefined> {
@@ -338,7 +341,7 @@ export class Store {
     const sku = skuOfOrder(orderId);
     if (!sku) return { status: 'not_found' as const, state: '' };
     const k = this.keys(sku);
-    const [status, state] = await this.call(
+    const [status, state, ...flat] = await this.call(
       'confirm',
       6,
       k.stock,
@@ -363,6 +366,8 @@ export class Store {
         | 'amount_mismatch'
         | 'not_found',
       state: state ?? '',
+      /** The order after the script (undefined when not found). */
+      order: flat.length ? parseOrder(flat) : undefined,
     };
   }
 

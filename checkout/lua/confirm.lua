@@ -4,21 +4,28 @@
 -- remains and the caller allows it, else flagged for a refund; both counted.
 -- KEYS: 1 stock, 2 bought, 3 order, 4 deadlines, 5 paying index, 6 counters
 -- ARGV: 1 paymentRef, 2 amount, 3 nowMs, 4 allowReReserve (1/0), 5 channel
--- Returns {status, state}: paid | duplicate | double_capture | late_rereserved | late_refund | amount_mismatch | not_found
+-- Returns {status, state, order fields...}: paid | duplicate | double_capture | late_rereserved | late_refund | amount_mismatch | not_found
 local o = redis.call('HMGET', KEYS[3], 'state', 'qty', 'amount', 'paymentRef', 'user', 'id')
 local st = o[1]
 if not st then return {'not_found', ''} end
+-- Answer with the order as it is now, so the caller needs no second read.
+local function answer(status, state)
+  local r = redis.call('HGETALL', KEYS[3])
+  table.insert(r, 1, state)
+  table.insert(r, 1, status)
+  return r
+end
 local qty = tonumber(o[2])
 local id = o[6]
 if tonumber(ARGV[2]) ~= tonumber(o[3]) then
   redis.call('HINCRBY', KEYS[6], 'amount_mismatch', 1)
-  return {'amount_mismatch', st}
+  return answer('amount_mismatch', st)
 end
 if st == 'paid' or st == 'refunded' then
-  if o[4] == ARGV[1] then return {'duplicate', st} end
+  if o[4] == ARGV[1] then return answer('duplicate', st) end
   redis.call('HINCRBY', KEYS[6], 'double_capture', 1)
   redis.call('HSET', KEYS[3], 'extraCapture', ARGV[1])
-  return {'double_capture', st}
+  return answer('double_capture', st)
 end
 if st == 'pending_payment' or st == 'paying' then
   redis.call('HINCRBY', KEYS[1], 'reserved', -qty)
@@ -26,7 +33,7 @@ if st == 'pending_payment' or st == 'paying' then
   redis.call('HSET', KEYS[3], 'state', 'paid', 'paymentRef', ARGV[1], 'paidChannel', ARGV[5], 'paidAt', ARGV[3], 'updatedAt', ARGV[3], 'reason', '')
   redis.call('ZREM', KEYS[4], id)
   redis.call('ZREM', KEYS[5], id)
-  return {'paid', 'paid'}
+  return answer('paid', 'paid')
 end
 -- expired, cancelled or payment_failed: the reservation is gone.
 local available = tonumber(redis.call('HGET', KEYS[1], 'available'))
@@ -36,8 +43,8 @@ if ARGV[4] == '1' and available >= qty then
   redis.call('HINCRBY', KEYS[2], o[5], qty)
   redis.call('HSET', KEYS[3], 'state', 'paid', 'paymentRef', ARGV[1], 'paidChannel', ARGV[5], 'paidAt', ARGV[3], 'updatedAt', ARGV[3], 'lateFrom', st, 'reason', 'late_payment_rereserved')
   redis.call('HINCRBY', KEYS[6], 'late_rereserved', 1)
-  return {'late_rereserved', 'paid'}
+  return answer('late_rereserved', 'paid')
 end
 redis.call('HSET', KEYS[3], 'lateCapture', ARGV[1], 'updatedAt', ARGV[3])
 redis.call('HINCRBY', KEYS[6], 'late_refund', 1)
-return {'late_refund', st}
+return answer('late_refund', st)

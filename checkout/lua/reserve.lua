@@ -4,7 +4,7 @@
 -- KEYS: 1 stock, 2 bought, 3 order, 4 deadlines, 5 user's orders, 6 idempotency key
 -- ARGV: 1 orderId, 2 sku, 3 user, 4 qty, 5 nowMs, 6 deadlineMs, 7 useIdem (1/0),
 --       8 idemTtlMs, 9 payload hash, 10 coupon, 11 discount, 12 channel
--- Returns {status, orderId, amount}: ok | replay | idem_mismatch | unknown_sku | sold_out | limit_exceeded
+-- Returns {status, orderId, amount, order fields...} (fields only with ok): ok | replay | idem_mismatch | unknown_sku | sold_out | limit_exceeded
 local qty = tonumber(ARGV[4])
 if ARGV[7] == '1' then
   local existing = redis.call('GET', KEYS[6])
@@ -39,4 +39,8 @@ redis.call('SADD', KEYS[5], ARGV[1])
 if ARGV[7] == '1' then
   redis.call('SET', KEYS[6], ARGV[1] .. '|' .. ARGV[9], 'PX', ARGV[8])
 end
-return {'ok', ARGV[1], tostring(amount)}
+local order = redis.call('HGETALL', KEYS[3])
+table.insert(order, 1, tostring(amount))
+table.insert(order, 1, ARGV[1])
+table.insert(order, 1, 'ok')
+return order
