@@ -155,26 +155,44 @@ export class ChaosEngine<E = unknown> {
   }
 
   private changed() {
+    this.steps = [...(this.profile.timeline ?? [])].sort((a, b) => a.atMs - b.atMs);
+    this.layers = [];
+    this.effectiveCache.clear();
     for (const fn of this.listeners) fn();
   }
 
-  /** The profile layer in force at `elapsed` after the timeline steps so far. */
-  private layerAt(elapsed: number): ProfileLayer<E> {
-    let layer: ProfileLayer<E> = {
-      latency: this.profile.latency,
-      errors: this.profile.errors,
-      capacity: this.profile.capacity,
-      operations: this.profile.operations,
-      extra: this.profile.extra,
-    };
-    const steps = [...(this.profile.timeline ?? [])].sort((a, b) => a.atMs - b.atMs);
-    for (const step of steps) {
-      if (step.atMs > elapsed) break;
+  /** Timeline steps in time order, and the layer after each number of steps (computed once). */
+  private steps: NonNullable<Profile<E>['timeline']> = [];
+  private layers: ProfileLayer<E>[] = [];
+  /** Effective faults per (steps applied, operation) while the profile has no outage windows. */
+  private readonly effectiveCache = new Map<string, EffectiveFaults<E>>();
+
+  private stepsApplied(elapsed: number): number {
+    let n = 0;
+    while (n < this.steps.length && this.steps[n]!.atMs <= elapsed) n += 1;
+    return n;
+  }
+
+  /** The profile layer in force once the first `n` timeline steps have applied. */
+  private layerAfter(n: number): ProfileLayer<E> {
+    let layer = this.layers[n];
+    if (layer) return layer;
+    if (n === 0)
+      layer = {
+        latency: this.profile.latency,
+        errors: this.profile.errors,
+        capacity: this.profile.capacity,
+        operations: this.profile.operations,
+        extra: this.profile.extra,
+      };
+    else {
+      const step = this.steps[n - 1]!;
       layer =
         step.mode === 'replace'
           ? { ...step.profile }
-          : (mergePatch(layer, step.profile) as ProfileLayer<E>);
+          : (mergePatch(this.layerAfter(n - 1), step.profile) as ProfileLayer<E>);
     }
+    this.layers[n] = layer;
     return layer;
   }
 
@@ -227,7 +245,20 @@ export class ChaosEngine<E = unknown> {
 
   /** Resolve what applies to `operation` now: operation settings override service-wide ones field by field. */
   effective(operation: string, elapsed = this.elapsedMs()): EffectiveFaults<E> {
-    const layer = this.layerAt(elapsed);
+    const n = this.stepsApplied(elapsed);
+    const cacheable = !this.profile.outages?.length;
+    const key = `${n}\u0000${operation}`;
+    if (cacheable) {
+      const hit = this.effectiveCache.get(key);
+      if (hit) return hit;
+    }
+    const eff = this.computeEffective(operation, elapsed, n);
+    if (cacheable) this.effectiveCache.set(key, eff);
+    return eff;
+  }
+
+  private computeEffective(operation: string, elapsed: number, n: number): EffectiveFaults<E> {
+    const layer = this.layerAfter(n);
     const op: FaultSpec | undefined = layer.operations?.[operation];
     const outages = this.activeOutages(elapsed, operation);
     let errors: EffectiveFaults<E>['errors'] = [...(op?.errors ?? layer.errors ?? [])];
