@@ -9,7 +9,7 @@ import type { Gateways, HttpAnswer } from './gateways.ts';
 import type { CheckoutMetrics } from './metrics.ts';
 import { DependencyError } from './resilience.ts';
 import type { Channel, CreateOrderInput, PayInput, SaleInput } from './schema.ts';
-import { OPEN_STATES, type Order, type RedisClient, type Store } from './store.ts';
+import { OPEN_STATES, payloadHash, type Order, type RedisClient, type Store } from './store.ts';
 
 /** What a handler answers: an HTTP status and a JSON body that always has `state` or `reason`. */
 export interface Answer {
@@ -19,6 +19,21 @@ export interface Answer {
 }
 
 const DEFAULT_CARD = '4242424242424242';
+/** How long an order's idempotency key is kept, and how long it may be held by a request still running. */
+const IDEM_TTL_MS = 24 * 3_600_000;
+const IDEM_RUNNING_MS = 60_000;
+
+const orderNotFound = (id: string) =>
+  new HttpError(404, 'order_not_found', `no order ${id}`, {
+    errors: [{ field: 'id', reason: 'no such order' }],
+  });
+
+const idempotencyKeyReused = () =>
+  new HttpError(
+    422,
+    'idempotency_key_reused',
+    'this Idempotency-Key was used for another order request',
+  );
 /** Declines that another channel will not fix (the shopper, not the channel, is refused). */
 const SHOPPER_DECLINES = new Set([
   'fraudulent',
@@ -64,6 +79,8 @@ export class Checkout {
   private readonly group = 'checkout';
   private readonly consumer = `c-${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
   private consumerLoop: Promise<void> | undefined;
+  /** Orders with a pay call running in this process. */
+  private readonly payCalls = new Set<string>();
 
   constructor(
     readonly cfg: CheckoutConfig,
@@ -121,6 +138,49 @@ export class Checkout {
     idempotencyKey: string | undefined,
     deadline: number,
   ): Promise<Answer> {
+    if (!idempotencyKey) return this.reserveOrder(input, undefined, deadline);
+    // Claim the key first: another payload under it is 422 whatever its SKU, a
+    // duplicate of a request still running is 409, one of a finished request
+    // replays its order without locking the coupon again.
+    const hash = payloadHash(input);
+    const claim = await this.store.claimIdempotencyKey(idempotencyKey, hash, IDEM_RUNNING_MS);
+    if (!claim.claimed) {
+      if (claim.hash !== hash) throw idempotencyKeyReused();
+      const prior = await this.store.idempotentOrder(input.sku, idempotencyKey);
+      if (!prior)
+        throw new HttpError(
+          409,
+          'idempotency_key_in_use',
+          'a request with this Idempotency-Key is still running; retry shortly',
+        );
+      return this.replay(prior);
+    }
+    let made = false;
+    try {
+      const a = await this.reserveOrder(input, idempotencyKey, deadline);
+      made = a.status === 201 || a.status === 200; // made, or replayed
+      return a;
+    } finally {
+      if (made) await this.store.keepIdempotencyKey(idempotencyKey, IDEM_TTL_MS);
+      else await this.store.dropIdempotencyKey(idempotencyKey);
+    }
+  }
+
+  private async replay(orderId: string): Promise<Answer> {
+    const o = await this.store.get(orderId);
+    return {
+      status: 200,
+      body: o ? orderView(o) : { id: orderId },
+      headers: { 'idempotent-replayed': 'true' },
+    };
+  }
+
+  /** Lock the coupon (if any) and reserve the stock: the order, or why not. */
+  private async reserveOrder(
+    input: CreateOrderInput,
+    idempotencyKey: string | undefined,
+    deadline: number,
+  ): Promise<Answer> {
     const now = Date.now();
     const orderId = this.store.newOrderId(input.sku);
     let discount = 0;
@@ -160,7 +220,7 @@ export class Checkout {
       coupon: input.coupon,
       discount,
       channel: input.channel,
-      idemTtlMs: 24 * 3_600_000,
+      idemTtlMs: IDEM_TTL_MS,
       orderId,
     });
     if (r.status !== 'ok' && input.coupon) await this.releaseCoupon(input.coupon, orderId);
@@ -169,20 +229,10 @@ export class Checkout {
         this.metrics.orders.inc({ event: 'created' });
         return { status: 201, body: orderView(r.order!) };
       }
-      case 'replay': {
-        const o = await this.store.get(r.orderId);
-        return {
-          status: 200,
-          body: o ? orderView(o) : { id: r.orderId },
-          headers: { 'idempotent-replayed': 'true' },
-        };
-      }
+      case 'replay':
+        return this.replay(r.orderId);
       case 'idem_mismatch':
-        throw new HttpError(
-          422,
-          'idempotency_key_reused',
-          'this Idempotency-Key was used for another order request',
-        );
+        throw idempotencyKeyReused();
       case 'unknown_sku':
         throw new HttpError(404, 'unknown_sku', `no SKU ${input.sku} in this sale`, {
           errors: [{ field: 'sku', reason: 'not in this sale' }],
@@ -206,7 +256,7 @@ export class Checkout {
 
   async getOrder(id: string): Promise<Order> {
     const o = await this.store.get(id);
-    if (!o) throw new HttpError(404, 'order_not_found', `no order ${id}`);
+    if (!o) throw orderNotFound(id);
     return o;
   }
 
@@ -234,7 +284,7 @@ export class Checkout {
     const f = this.cfg.features;
     const channel = input.channel;
     const start = await this.store.startPayment(id, channel ?? '', Date.now(), !f.idempotencyKeys);
-    if (start.status === 'not_found') throw new HttpError(404, 'order_not_found', `no order ${id}`);
+    if (start.status === 'not_found') throw orderNotFound(id);
     const order = start.order;
     if (start.status === 'in_progress')
       return { status: 202, body: { ...orderView(order), reason: 'payment_in_progress' } };
@@ -253,16 +303,21 @@ export class Checkout {
     if (f.failover)
       for (const c of input.fallbackChannels ?? []) if (!channels.includes(c)) channels.push(c);
 
-    let outcome: PaymentOutcome | undefined;
-    for (const c of channels) {
-      outcome = await this.charge(order, c, input.card ?? DEFAULT_CARD, deadline);
-      const retryOther =
-        outcome.kind === 'unavailable' ||
-        (outcome.kind === 'declined' && !SHOPPER_DECLINES.has(outcome.reason));
-      if (!retryOther) break;
-      if (c !== channels[channels.length - 1]) this.metrics.orders.inc({ event: 'failover' });
+    this.payCalls.add(id);
+    try {
+      let outcome: PaymentOutcome | undefined;
+      for (const c of channels) {
+        outcome = await this.charge(order, c, input.card ?? DEFAULT_CARD, deadline);
+        const retryOther =
+          outcome.kind === 'unavailable' ||
+          (outcome.kind === 'declined' && !SHOPPER_DECLINES.has(outcome.reason));
+        if (!retryOther) break;
+        if (c !== channels[channels.length - 1]) this.metrics.orders.inc({ event: 'failover' });
+      }
+      return await this.settle(order, outcome!);
+    } finally {
+      this.payCalls.delete(id);
     }
-    return this.settle(order, outcome!);
   }
 
   /** One charge attempt on one channel (retries inside, per config). */
@@ -410,7 +465,17 @@ export class Checkout {
         return { status: 200, body: orderView(o) };
       case 'late_rereserved':
         this.metrics.orders.inc({ event: 'late_rereserved' });
-        if (o.coupon) await this.consumeCoupon(o.coupon, o.id);
+        if (o.coupon) {
+          // The order's end gave its coupon back, but the payment took the discount: take it again.
+          await this.couponCall(
+            'coupons.lock',
+            `/v1/coupons/${encodeURIComponent(o.coupon)}/lock`,
+            { orderId: o.id, userId: o.user },
+            undefined,
+            `relock-${o.id}`,
+          );
+          await this.consumeCoupon(o.coupon, o.id);
+        }
         return { status: 200, body: orderView(o) };
       case 'double_capture':
       case 'late_refund':
@@ -432,7 +497,7 @@ export class Checkout {
         this.metrics.orders.inc({ event: 'amount_mismatch' });
         return { status: 409, body: { ...orderView(o), reason: 'amount_mismatch' } };
       default:
-        throw new HttpError(404, 'order_not_found', `no order ${order.id}`);
+        throw orderNotFound(order.id);
     }
   }
 
@@ -515,7 +580,11 @@ export class Checkout {
       this.metrics.orders.inc({ event: 'notify_bad_signature' });
       return {
         status: 401,
-        body: { reason: 'bad_signature', message: 'the notification signature does not verify' },
+        body: {
+          reason: 'bad_signature',
+          message: 'the notification signature does not verify',
+          errors: [{ field: 'x-flashcrowd-signature', reason: 'does not verify' }],
+        },
       };
     }
     let b: Record<string, unknown>;
@@ -576,8 +645,9 @@ export class Checkout {
         try {
           await this.consumeBatch(reader);
         } catch (e) {
-          // A reset of the sale deletes the stream with its group: make them again.
-          if (/NOGROUP/.test((e as Error).message)) await ensureGroup();
+          // A reset of the sale deletes the stream with its group (a blocked read
+          // is then UNBLOCKED with an error): make them again.
+          if (/NOGROUP|UNBLOCKED/.test((e as Error).message)) await ensureGroup();
           else throw e;
         }
       }
@@ -637,15 +707,19 @@ export class Checkout {
       for (const id of await this.store.dueOrders(sku, now)) {
         const o = await this.store.get(id);
         if (!o || !OPEN_STATES.includes(o.state)) continue;
+        let mayLand = false;
         if (o.state === 'paying' && this.cfg.features.reconciler) {
           // The gateway may have the money: ask before giving the stock back.
           if ((await this.reconcile(o)) !== 'not_charged') continue;
+          // Nothing there yet, but a call the checkout gave up on may still take effect.
+          mayLand = true;
         }
         const r = await this.store.release(id, 'expired', 'payment_deadline_passed', now);
         if (r.status === 'released') {
           n += 1;
           this.metrics.orders.inc({ event: 'expired' });
           if (o.coupon) await this.releaseCoupon(o.coupon, id);
+          if (mayLand) await this.watchLate(id, now);
         }
       }
     }
@@ -655,26 +729,25 @@ export class Checkout {
   /** Ask the gateway what happened to an order's payment and settle it. */
   async reconcile(o: Order): Promise<'captured' | 'not_charged' | 'pending' | 'unreachable'> {
     try {
-      const channel = (o.channel || 'card') as Channel;
-      let captured: { ref: string; channel: Channel }[] = [];
-      let pending = false;
-      if (channel === 'card') {
-        const r = await this.gw.bank.get<{
+      // Both gateways: with failover the money may be on another channel than the order's.
+      const [payments, trades] = await Promise.all([
+        this.gw.bank.get<{
           data: { id: string; status: string; captured: boolean; amountRefunded: number }[];
-        }>('payments.list', `/v1/payments?orderId=${encodeURIComponent(o.id)}`);
-        for (const p of r.body.data ?? []) {
-          if (p.captured && p.amountRefunded === 0) captured.push({ ref: p.id, channel });
-          if (p.status === 'processing') pending = true;
-        }
-      } else {
-        const r = await this.gw.wallet.get<{ data: { tradeNo: string; status: string }[] }>(
+        }>('payments.list', `/v1/payments?orderId=${encodeURIComponent(o.id)}`),
+        this.gw.wallet.get<{ data: { tradeNo: string; status: string; style: Channel }[] }>(
           'trades.list',
           `/v1/trades?outTradeNo=${encodeURIComponent(o.id)}`,
-        );
-        for (const t of r.body.data ?? []) {
-          if (t.status === 'SUCCESS') captured.push({ ref: t.tradeNo, channel });
-          if (t.status === 'USERPAYING') pending = true;
-        }
+        ),
+      ]);
+      let captured: { ref: string; channel: Channel }[] = [];
+      let pending = false;
+      for (const p of payments.body.data ?? []) {
+        if (p.captured && p.amountRefunded === 0) captured.push({ ref: p.id, channel: 'card' });
+        if (p.status === 'processing') pending = true;
+      }
+      for (const t of trades.body.data ?? []) {
+        if (t.status === 'SUCCESS') captured.push({ ref: t.tradeNo, channel: t.style });
+        if (t.status === 'USERPAYING') pending = true;
       }
       if (o.paymentRef) captured = captured.filter((c) => c.ref !== o.paymentRef);
       for (const c of captured) await this.onCaptured(o, c.ref, c.channel, 'reconciler');
@@ -697,6 +770,8 @@ export class Checkout {
         sku,
         now - scaled(this.cfg, this.cfg.params.staleAfterMs),
       )) {
+        // A pay call of this process still running is not stale: its answer will settle it.
+        if (this.payCalls.has(id)) continue;
         const o = await this.store.get(id);
         if (!o || o.state !== 'paying') continue;
         const r = await this.reconcile(o);
@@ -704,12 +779,36 @@ export class Checkout {
           const rel = await this.store.release(id, 'payment_failed', 'payment_not_received', now, [
             'paying',
           ]);
-          if (rel.status === 'released' && o.coupon) await this.releaseCoupon(o.coupon, id);
+          if (rel.status === 'released') {
+            if (o.coupon) await this.releaseCoupon(o.coupon, id);
+            await this.watchLate(id, now);
+          }
         }
         n += 1;
       }
+      // Ended orders whose payment may still land: a capture found now is a late
+      // payment, re-reserved or refunded by onCaptured (I9). Watched while the
+      // gateway has something pending or unanswered, else until their horizon.
+      for (const id of await this.store.dueWatched(sku, now)) {
+        const o = await this.store.get(id);
+        if (!o) {
+          await this.store.unwatch(id);
+          continue;
+        }
+        const r = await this.reconcile(o);
+        if (r === 'not_charged' && now >= (o.watchUntil ?? 0)) await this.store.unwatch(id);
+        else await this.store.rewatch(id, now + scaled(this.cfg, this.cfg.params.staleAfterMs));
+      }
     }
     return n;
+  }
+
+  /** Watch an order just released while a payment for it may still land at the gateway. */
+  private async watchLate(id: string, now: number) {
+    const p = this.cfg.params;
+    // As long as an order may wait for its payment, and at least one request budget.
+    const horizon = Math.max(scaled(this.cfg, p.paymentTtlMs), p.requestBudgetMs);
+    await this.store.watchLate(id, now + horizon, now + scaled(this.cfg, p.staleAfterMs));
   }
 
   /** Start the sweeper, the reconciler (hardened) and the stream consumer. */

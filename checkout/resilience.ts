@@ -153,6 +153,8 @@ export class Dependency {
     const labels = { dependency: this.name, operation: op };
     if (f.retryBudget) this.budget.deposit();
     let attempt = 0;
+    /** An attempt failed in a way that may have taken effect. */
+    let ambiguous = false;
 
     const once = async (signal: AbortSignal): Promise<T> => {
       attempt += 1;
@@ -174,6 +176,7 @@ export class Dependency {
               ? e
               : new DependencyError('network_error', true, true);
         if (!err.ambiguous && !err.retryable) this.latency.add(performance.now() - started);
+        if (err.ambiguous) ambiguous = true;
         this.metrics.calls.inc({ ...labels, outcome: err.reason });
         throw err;
       }
@@ -211,13 +214,23 @@ export class Dependency {
       breaker ? breaker.execute(({ signal: s }) => once(s), signal) : once(signal);
 
     try {
-      const run = () => retryPolicy.execute(({ signal }) => inner(signal));
+      // A signal of this call's own: cockatiel's default parent signal is one shared
+      // object, and every concurrent call would add its abort listener to it.
+      const run = () =>
+        retryPolicy.execute(({ signal }) => inner(signal), new AbortController().signal);
       return await (this.bulkhead ? this.bulkhead.execute(run) : run());
     } catch (e) {
-      if (e instanceof BrokenCircuitError) throw new DependencyError('circuit_open', false, false);
-      if (e instanceof BulkheadRejectedError)
-        throw new DependencyError('bulkhead_full', false, false);
-      throw e;
+      const err =
+        e instanceof BrokenCircuitError
+          ? new DependencyError('circuit_open', false, false)
+          : e instanceof BulkheadRejectedError
+            ? new DependencyError('bulkhead_full', false, false)
+            : e;
+      // A retry refused (open circuit, deadline, 429...) after an attempt that may
+      // have taken effect leaves the call as ambiguous as that attempt.
+      if (err instanceof DependencyError && ambiguous && !err.ambiguous)
+        throw new DependencyError(err.reason, true, err.retryable, err.status);
+      throw err;
     }
   }
 }

@@ -1,5 +1,6 @@
 // Checkout inputs: the one place the checkout validates a request.
 import { z } from 'zod';
+import { luhnValid } from '../mock-gateways/bank/cards.ts';
 import { SKU_ID } from './store.ts';
 
 export const CHANNELS = ['card', 'alipay', 'wechat'] as const;
@@ -31,12 +32,17 @@ export const payInput = z
     card: z
       .string()
       .regex(/^\d{12,19}$/, 'must be 12 to 19 digits')
+      // Refused here, so a mistyped number never fails (and releases) the order at the bank.
+      .refine(luhnValid, 'fails the Luhn check')
       .optional(),
     /** Channels the shopper accepts if the first one fails (hardened failover). */
     fallbackChannels: z.array(channel).max(3).optional(),
   })
   .strict();
 export type PayInput = z.infer<typeof payInput>;
+
+/** Cancel takes no body fields: one sent is a typo, refused rather than ignored. */
+export const cancelInput = z.object({}).strict();
 
 export const listOrdersQuery = z.object({ user: id }).strict();
 

@@ -11,7 +11,7 @@ import { Checkout, orderView, type Answer } from './checkout.ts';
 import { applyOverrides, defaultConfig, type CheckoutConfig, type Mode } from './config.ts';
 import { makeGateways } from './gateways.ts';
 import { CheckoutMetrics } from './metrics.ts';
-import { createOrderInput, listOrdersQuery, payInput, saleInput } from './schema.ts';
+import { cancelInput, createOrderInput, listOrdersQuery, payInput, saleInput } from './schema.ts';
 import { connectRedis, Store, type RedisClient } from './store.ts';
 
 export interface CheckoutOptions {
@@ -194,6 +194,7 @@ export function buildCheckoutApp(
   shopper.post(
     '/v1/orders/:id/cancel',
     route('orders.cancel', async (req, res) => {
+      parseInput(cancelInput, req.body ?? {});
       send(res, await checkout.cancel(String(req.params.id)));
     }),
   );
@@ -207,8 +208,6 @@ export function buildCheckoutApp(
       send(res, await checkout.walletNotify(style, raw, req.get('x-flashcrowd-signature')));
     }),
   );
-  app.use(shopper);
-
   app.post('/admin/sale', admin, async (req, res) => {
     send(res, await checkout.seedSale(parseInput(saleInput, req.body)));
   });
@@ -236,6 +235,10 @@ export function buildCheckoutApp(
       reconciled: cfg.features.reconciler ? await checkout.reconcileStale() : 0,
     });
   });
+
+  // Mounted after the admin routes: the shedder is router-level middleware and
+  // would otherwise shed every request that reaches the router, admin ones included.
+  app.use(shopper);
 
   app.use(notFoundHandler);
   app.use(jsonErrorHandler('checkout'));

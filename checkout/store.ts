@@ -43,6 +43,8 @@ export interface Order {
   extraCapture?: string;
   lateFrom?: string;
   endedAt?: number;
+  /** Until when the reconciler watches this ended order for a payment that may still land. */
+  watchUntil?: number;
 }
 
 export interface Sku {
@@ -72,6 +74,11 @@ type Reply = string[];
 type Scripted = RedisClient &
   Record<(typeof SCRIPTS)[number], (...args: (string | number)[]) => Promise<Reply>>;
 
+/** Hash of an order request, stored with its idempotency key to tell a replay from another payload. */
+export function payloadHash(payload: unknown): string {
+  return createHash('sha256').update(JSON.stringify(payload)).digest('hex').slice(0, 32);
+}
+
 function num(v: string | undefined): number | undefined {
   return v === undefined || v === '' ? undefined : Number(v);
 }
@@ -95,7 +102,7 @@ export function parseOrder(flat: string[] | Record<string, string>): Order {
     deadline: Number(h.deadline),
     attempts: Number(h.attempts ?? 0),
   };
-  for (const k of ['payStartedAt', 'paidAt', 'endedAt'] as const) {
+  for (const k of ['payStartedAt', 'paidAt', 'endedAt', 'watchUntil'] as const) {
     const v = num(h[k]);
     if (v !== undefined) o[k] = v;
   }
@@ -138,6 +145,8 @@ export class Store {
       bought: `${t}:bought`,
       deadlines: `${t}:deadlines`,
       paying: `${t}:paying`,
+      /** Ended orders whose payment may still land (zset orderId -> next check). */
+      watch: `${t}:watch`,
       counters: `${t}:counters`,
       order: (id: string) => `${t}:order:${id}`,
       user: (u: string) => `${t}:user:${u}`,
@@ -267,7 +276,7 @@ export class Store {
   }> {
     const k = this.keys(a.sku);
     const id = a.orderId ?? this.newOrderId(a.sku);
-    const hash = createHash('sha256').update(JSON.stringify(a.payload)).digest('hex').slice(0, 32);
+    const hash = payloadHash(a.payload);
     const [status, orderId, amount, ...flat] = await this.call(
       'reserve',
       6,
@@ -292,6 +301,53 @@ export class Store {
     );
     const order = status === 'ok' ? parseOrder(flat) : undefined;
     return { status: status as never, orderId: orderId ?? '', amount: Number(amount || 0), order };
+  }
+
+  // ------------------------------------------------------------------ idempotency keys
+  // The SKU's `idem` key (written by reserve.lua) maps a key to its order. A key
+  // is also claimed under its own name, outside every SKU's hash tag, before
+  // anything happens, so another payload under it is refused whatever its SKU
+  // and a duplicate that arrives while the first request is still locking a
+  // coupon is told so instead of locking the coupon again.
+  private idemClaimKey(key: string): string {
+    return `${this.prefix}:idem:${key}`;
+  }
+
+  /** Claim `key` for a request whose payload hashes to `hash`; else say what holds it. */
+  async claimIdempotencyKey(
+    key: string,
+    hash: string,
+    ttlMs: number,
+  ): Promise<{ claimed: true } | { claimed: false; hash: string }> {
+    const k = this.idemClaimKey(key);
+    for (let i = 0; i < 3; i++) {
+      this.roundTrips += 1;
+      if ((await this.redis.set(k, hash, 'PX', ttlMs, 'NX')) === 'OK') return { claimed: true };
+      this.roundTrips += 1;
+      const held = await this.redis.get(k);
+      if (held !== null) return { claimed: false, hash: held };
+      // The holder gave the key up between the two calls: try again.
+    }
+    return { claimed: false, hash };
+  }
+
+  /** Keep a claimed key for `ttlMs` (its request made an order). */
+  async keepIdempotencyKey(key: string, ttlMs: number): Promise<void> {
+    this.roundTrips += 1;
+    await this.redis.pexpire(this.idemClaimKey(key), ttlMs);
+  }
+
+  /** Give a claimed key up (its request made no order; a retry may run again). */
+  async dropIdempotencyKey(key: string): Promise<void> {
+    this.roundTrips += 1;
+    await this.redis.del(this.idemClaimKey(key));
+  }
+
+  /** The order an idempotency key made for a SKU, if any. */
+  async idempotentOrder(sku: string, key: string): Promise<string | undefined> {
+    this.roundTrips += 1;
+    const v = await this.redis.get(this.keys(sku).idem(key));
+    return v ? v.slice(0, v.indexOf('|')) : undefined;
   }
 
   async get(orderId: string): Promise<Order | undefined> {
@@ -428,6 +484,38 @@ export class Store {
   /** Orders in paying since before `before` (up to `limit`). */
   async stalePaying(sku: string, before: number, limit = 200): Promise<string[]> {
     return this.redis.zrangebyscore(this.keys(sku).paying, '-inf', before, 'LIMIT', 0, limit);
+  }
+
+  /**
+   * Watch an ended order whose payment may still land at the gateway (the
+   * checkout gave up on a call that may yet take effect): until `until`, the
+   * reconciler asks the gateway again from `nextAt` on.
+   */
+  async watchLate(orderId: string, until: number, nextAt: number): Promise<void> {
+    const sku = skuOfOrder(orderId);
+    if (!sku) return;
+    const k = this.keys(sku);
+    this.roundTrips += 1;
+    await this.redis
+      .multi()
+      .hset(k.order(orderId), 'watchUntil', until)
+      .zadd(k.watch, nextAt, orderId)
+      .exec();
+  }
+
+  /** Watched orders due for a check (up to `limit`). */
+  async dueWatched(sku: string, now: number, limit = 200): Promise<string[]> {
+    return this.redis.zrangebyscore(this.keys(sku).watch, '-inf', now, 'LIMIT', 0, limit);
+  }
+
+  async rewatch(orderId: string, nextAt: number): Promise<void> {
+    const sku = skuOfOrder(orderId);
+    if (sku) await this.redis.zadd(this.keys(sku).watch, nextAt, orderId);
+  }
+
+  async unwatch(orderId: string): Promise<void> {
+    const sku = skuOfOrder(orderId);
+    if (sku) await this.redis.zrem(this.keys(sku).watch, orderId);
   }
 
   /** Every order of a SKU (SCAN; for audits and tests, not the hot path). */

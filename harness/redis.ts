@@ -31,7 +31,11 @@ export async function freePort(): Promise<number> {
 }
 
 /** Wait until something answers PING on host:port with +PONG. */
-export async function waitForRedis(port: number, host = '127.0.0.1', timeoutMs = 10_000): Promise<void> {
+export async function waitForRedis(
+  port: number,
+  host = '127.0.0.1',
+  timeoutMs = 10_000,
+): Promise<void> {
   const until = Date.now() + timeoutMs;
   let last = '';
   while (Date.now() < until) {
@@ -63,14 +67,30 @@ export interface LocalRedisOptions {
 }
 
 /** Start redis-server from .tools/bin or PATH on a loopback port, without persistence. */
-export async function startLocalRedis(opts: LocalRedisOptions = {}): Promise<RedisHandle & { process: ChildProcess }> {
+export async function startLocalRedis(
+  opts: LocalRedisOptions = {},
+): Promise<RedisHandle & { process: ChildProcess }> {
   const bin = findTool('redis-server');
   if (!bin) throw new UsageError(noRedisMessage());
   const port = opts.port ?? (await freePort());
   const dir = mkdtempSync(join(tmpdir(), 'flashcrowd-redis-'));
   const child = spawn(
     bin,
-    ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir, '--loglevel', 'warning', ...(opts.args ?? [])],
+    [
+      '--port',
+      String(port),
+      '--bind',
+      '127.0.0.1',
+      '--save',
+      '',
+      '--appendonly',
+      'no',
+      '--dir',
+      dir,
+      '--loglevel',
+      'warning',
+      ...(opts.args ?? []),
+    ],
     { stdio: ['ignore', 'ignore', 'pipe'] },
   );
   let stderr = '';
@@ -105,7 +125,10 @@ export async function startLocalRedis(opts: LocalRedisOptions = {}): Promise<Red
 
 function dockerAnswers(): boolean {
   if (!findTool('docker')) return false;
-  const r = spawnSync('docker', ['info', '--format', '{{.ServerVersion}}'], { encoding: 'utf8', timeout: 5_000 });
+  const r = spawnSync('docker', ['info', '--format', '{{.ServerVersion}}'], {
+    encoding: 'utf8',
+    timeout: 5_000,
+  });
   return r.status === 0 && r.stdout.trim().length > 0;
 }
 
@@ -124,7 +147,10 @@ export async function startRedis(): Promise<RedisHandle> {
   if (findTool('redis-server')) return startLocalRedis();
   if (dockerAnswers()) {
     const { GenericContainer, Wait } = await import('testcontainers');
-    const c = await new GenericContainer('redis:7-alpine').withExposedPorts(6379).withWaitStrategy(Wait.forLogMessage('Ready to accept connections')).start();
+    const c = await new GenericContainer('redis:7-alpine')
+      .withExposedPorts(6379)
+      .withWaitStrategy(Wait.forLogMessage('Ready to accept connections'))
+      .start();
     return {
       url: `redis://${c.getHost()}:${c.getMappedPort(6379)}`,
       kind: 'container',
