@@ -83,7 +83,14 @@ export interface CallOptions {
 }
 
 export class Dependency {
-  readonly latency = new LatencyWindow();
+  /** Recent latency per operation: a slow statement read must not stretch the payment timeout. */
+  private readonly latencies = new Map<string, LatencyWindow>();
+
+  latency(op: string): LatencyWindow {
+    let w = this.latencies.get(op);
+    if (!w) this.latencies.set(op, (w = new LatencyWindow()));
+    return w;
+  }
   private readonly breakers = new Map<string, CircuitBreakerPolicy>();
   private readonly bulkhead: BulkheadPolicy | undefined;
   private readonly budget: RetryBudget;
@@ -123,11 +130,11 @@ export class Dependency {
   }
 
   /** Timeout for the next attempt: derived from observed latency, bounded by the deadline. */
-  private attemptTimeout(deadline: number | undefined): number | undefined {
+  private attemptTimeout(op: string, deadline: number | undefined): number | undefined {
     const { features: f, params: p } = this.cfg;
     let t: number | undefined;
     if (f.timeouts) {
-      const p99 = this.latency.p99();
+      const p99 = this.latency(op).p99();
       t =
         p99 === undefined
           ? p.timeoutMs
@@ -159,13 +166,13 @@ export class Dependency {
     const once = async (signal: AbortSignal): Promise<T> => {
       attempt += 1;
       if (attempt > 1) this.metrics.retries.inc(labels);
-      const t = this.attemptTimeout(opts.deadline);
+      const t = this.attemptTimeout(op, opts.deadline);
       if (t !== undefined && t < 1) throw new DependencyError('deadline_exceeded', false, false);
       const policy: IPolicy = t === undefined ? noop : timeout(t, TimeoutStrategy.Aggressive);
       const started = performance.now();
       try {
         const r = await policy.execute(({ signal: s }) => fn(anySignal(signal, s)), signal);
-        this.latency.add(performance.now() - started);
+        this.latency(op).add(performance.now() - started);
         this.metrics.calls.inc({ ...labels, outcome: 'ok' });
         return r;
       } catch (e) {
@@ -175,7 +182,7 @@ export class Dependency {
             : e instanceof DependencyError
               ? e
               : new DependencyError('network_error', true, true);
-        if (!err.ambiguous && !err.retryable) this.latency.add(performance.now() - started);
+        if (!err.ambiguous && !err.retryable) this.latency(op).add(performance.now() - started);
         if (err.ambiguous) ambiguous = true;
         this.metrics.calls.inc({ ...labels, outcome: err.reason });
         throw err;

@@ -8,13 +8,16 @@ export default class CountReporter implements Reporter {
     let failed = 0;
     let skipped = 0;
     for (const m of modules) {
-      if (m.state() === 'failed' && [...m.children.allTests()].length === 0) failed += 1; // a file that failed to load
+      let failedHere = 0;
       for (const t of m.children.allTests()) {
         const s = t.result().state;
         if (s === 'passed') passed += 1;
-        else if (s === 'failed') failed += 1;
+        else if (s === 'failed') failedHere += 1;
         else skipped += 1;
       }
+      // A file that failed outside its tests (a failing beforeAll, an import error) counts as a failure.
+      if (m.state() === 'failed' && failedHere === 0) failedHere = 1;
+      failed += failedHere;
     }
     if (errors.length) failed += errors.length;
     process.stdout.write(`\ntests: ${passed} passed, ${failed} failed, ${skipped} skipped\n`);
