@@ -13,6 +13,7 @@ import {
   type PaymentInput,
   type RefundInput,
 } from './schema.ts';
+import { statement } from '../ledger.ts';
 
 export type PaymentStatus = 'succeeded' | 'processing' | 'declined' | 'failed';
 
@@ -246,25 +247,9 @@ export class Bank {
     return r;
   }
 
+  /** Every capture and refund, with totals (see mock-gateways/ledger.ts). */
   statement(since?: string, until?: string) {
-    const entries = this.ledger.filter(
-      (e) => (!since || e.at >= since) && (!until || e.at < until),
-    );
-    const captured = entries.filter((e) => e.type === 'capture');
-    const refunded = entries.filter((e) => e.type === 'refund');
-    const sum = (xs: StatementEntry[]) => xs.reduce((s, e) => s + e.amount, 0);
-    return {
-      service: 'bank',
-      generatedAt: this.iso(),
-      entries,
-      totals: {
-        captures: captured.length,
-        captured: sum(captured),
-        refunds: refunded.length,
-        refunded: sum(refunded),
-        net: sum(captured) - sum(refunded),
-      },
-    };
+    return statement('bank', this.ledger, this.iso(), since, until);
   }
 
   reset(): void {

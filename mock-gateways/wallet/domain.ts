@@ -24,6 +24,7 @@ import {
   type TradeStatus,
   type WalletExtra,
 } from './schema.ts';
+import { statement } from '../ledger.ts';
 
 export interface Trade {
   tradeNo: string;
@@ -401,26 +402,9 @@ export class Wallet {
     return r;
   }
 
-  /** The ledger in the bank's statement shape, so reconciliation reads both alike. */
+  /** Every capture and refund, with totals (see mock-gateways/ledger.ts). */
   statement(since?: string, until?: string) {
-    const entries = this.ledger.filter(
-      (e) => (!since || e.at >= since) && (!until || e.at < until),
-    );
-    const captured = entries.filter((e) => e.type === 'capture');
-    const refunded = entries.filter((e) => e.type === 'refund');
-    const sum = (xs: StatementEntry[]) => xs.reduce((s, e) => s + e.amount, 0);
-    return {
-      service: 'wallet',
-      generatedAt: this.iso(),
-      entries,
-      totals: {
-        captures: captured.length,
-        captured: sum(captured),
-        refunds: refunded.length,
-        refunded: sum(refunded),
-        net: sum(captured) - sum(refunded),
-      },
-    };
+    return statement('wallet', this.ledger, this.iso(), since, until);
   }
 
   private stopTimers() {
