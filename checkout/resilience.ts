@@ -58,18 +58,29 @@ export class RetryBudget {
 export class LatencyWindow {
   private readonly xs: number[] = [];
   private i = 0;
-  constructor(private readonly size = 256) {}
+  private cached: number | undefined;
+  private addsSinceSort = 0;
+  constructor(
+    private readonly size = 256,
+    /** Recompute the p99 after this many new samples (a sort of `size` values each time). */
+    private readonly every = 16,
+  ) {}
   add(ms: number): void {
     if (this.xs.length < this.size) this.xs.push(ms);
     else {
       this.xs[this.i] = ms;
       this.i = (this.i + 1) % this.size;
     }
+    this.addsSinceSort += 1;
   }
   p99(): number | undefined {
     if (this.xs.length < 20) return undefined;
-    const s = [...this.xs].sort((a, b) => a - b);
-    return s[Math.min(s.length - 1, Math.ceil(0.99 * s.length) - 1)];
+    if (this.cached === undefined || this.addsSinceSort >= this.every) {
+      const s = [...this.xs].sort((a, b) => a - b);
+      this.cached = s[Math.min(s.length - 1, Math.ceil(0.99 * s.length) - 1)];
+      this.addsSinceSort = 0;
+    }
+    return this.cached;
   }
 }
 
