@@ -1,0 +1,162 @@
+// What the benchmarks (bench/mocks.ts, bench/checkout.ts) share: the machine's
+// description, pinning with taskset, CPU accounting from /proc, and the
+// report's number formats and tables.
+import { spawnSync } from 'node:child_process';
+import { readdirSync, readFileSync } from 'node:fs';
+import { cpus } from 'node:os';
+import { findTool, requireTool } from '../harness/tools.ts';
+
+// ---------------------------------------------------------------- machine and pinning
+
+export function allowedCpus(): number[] {
+  try {
+    const m = /Cpus_allowed_list:\s*(\S+)/.exec(readFileSync('/proc/self/status', 'utf8'));
+    if (m?.[1]) {
+      const out: number[] = [];
+      for (const part of m[1].split(',')) {
+        const [a, b] = part.split('-').map(Number);
+        for (let c = a!; c <= (b ?? a!); c++) out.push(c);
+      }
+      return out;
+    }
+  } catch {
+    /* not Linux */
+  }
+  return cpus().map((_, i) => i);
+}
+
+export function cpuModel(): string {
+  try {
+    const m = /model name\s*:\s*(.+)/.exec(readFileSync('/proc/cpuinfo', 'utf8'));
+    if (m?.[1]) return m[1].trim();
+  } catch {
+    /* not Linux */
+  }
+  return cpus()[0]?.model ?? 'unknown';
+}
+
+export function k6Version(): string {
+  const r = spawnSync(requireTool('k6'), ['version'], { encoding: 'utf8' });
+  return (r.stdout ?? '').trim().split('\n')[0] ?? 'unknown';
+}
+
+function clockTicks(): number {
+  const r = spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' });
+  const n = Number((r.stdout ?? '').trim());
+  return Number.isFinite(n) && n > 0 ? n : 100;
+}
+
+export interface Pinning {
+  pinned: boolean;
+  loadCpu?: number;
+  serverCpu?: number;
+  note: string;
+}
+
+/** Pin this process (so k6, its child, inherits it) to one CPU; servers go to another. */
+export function setUpPinning(noPin: boolean): Pinning {
+  const allowed = allowedCpus();
+  const taskset = findTool('taskset');
+  if (noPin) return { pinned: false, note: 'unpinned (--no-pin)' };
+  if (!taskset) return { pinned: false, note: 'unpinned: taskset not found' };
+  if (allowed.length < 2)
+    return { pinned: false, note: `unpinned: only ${allowed.length} CPU available` };
+  const [loadCpu, serverCpu] = allowed as [number, number];
+  const r = spawnSync(taskset, ['-a', '-p', '-c', String(loadCpu), String(process.pid)], {
+    encoding: 'utf8',
+  });
+  if (r.status !== 0)
+    return { pinned: false, note: `unpinned: taskset failed: ${(r.stderr ?? '').trim()}` };
+  return {
+    pinned: true,
+    loadCpu,
+    serverCpu,
+    note: `k6 (and this runner) on CPU ${loadCpu}, each server on CPU ${serverCpu}${
+      allowed.length > 2 ? ` (of ${allowed.length} CPUs; the others idle)` : ''
+    }`,
+  };
+}
+
+// ---------------------------------------------------------------- CPU accounting from /proc
+
+const TICKS = clockTicks();
+
+/** utime + stime of a process, in seconds (undefined when it is gone or not Linux). */
+export function cpuSeconds(pid: number): number | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    // fields[0] is field 3 (state); utime is field 14, stime 15.
+    return (Number(fields[11]) + Number(fields[12])) / TICKS;
+  } catch {
+    return undefined;
+  }
+}
+
+/** CPU seconds all CPUs spent busy since boot (user, nice, system, irq, softirq, steal). */
+export function machineBusySeconds(): number | undefined {
+  try {
+    const line = readFileSync('/proc/stat', 'utf8').split('\n', 1)[0]!;
+    const f = line.trim().split(/\s+/).slice(1).map(Number);
+    // user nice system idle iowait irq softirq steal (guest time is inside user)
+    const busy = f[0]! + f[1]! + f[2]! + f[5]! + f[6]! + f[7]!;
+    return busy / TICKS;
+  } catch {
+    return undefined;
+  }
+}
+
+export const selfCpuSeconds = () => {
+  const u = process.cpuUsage();
+  return (u.user + u.system) / 1e6;
+};
+
+/** The pid of our child named `comm` (k6 is spawned by harness/k6.ts, which keeps its handle). */
+export function findChild(comm: string): number | undefined {
+  let entries: string[];
+  try {
+    entries = readdirSync('/proc');
+  } catch {
+    return undefined;
+  }
+  for (const e of entries) {
+    if (!/^\d+$/.test(e)) continue;
+    try {
+      const stat = readFileSync(`/proc/${e}/stat`, 'utf8');
+      const name = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      if (name === comm && ppid === process.pid) return Number(e);
+    } catch {
+      /* gone */
+    }
+  }
+  return undefined;
+}
+
+export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+/** CPU the rest of the machine uses over `ms` (this runner excluded; call it while no server or k6 runs). */
+export async function otherLoad(ms: number): Promise<number | undefined> {
+  const m0 = machineBusySeconds();
+  const r0 = selfCpuSeconds();
+  const t0 = performance.now();
+  await sleep(ms);
+  const m1 = machineBusySeconds();
+  const wall = (performance.now() - t0) / 1000;
+  if (m0 === undefined || m1 === undefined) return undefined;
+  return Math.max(0, (m1 - m0 - (selfCpuSeconds() - r0)) / wall);
+}
+
+// ---------------------------------------------------------------- report
+
+export const fmtInt = (x: number) => Math.round(x).toLocaleString('en-US');
+export const pct = (x: number) => `${(x * 100).toFixed(1)}%`;
+export const signed = (x: number) => `${x >= 0 ? '+' : ''}${x.toFixed(1)}%`;
+export const cores = (x?: number) => (x === undefined ? 'n/a' : x.toFixed(2));
+
+export function table(head: string[], rows: string[][]): string {
+  const w = head.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
+  const line = (r: string[]) =>
+    r.map((c, i) => (i === 0 ? c.padEnd(w[i]!) : c.padStart(w[i]!))).join('  ');
+  return [line(head), w.map((x) => '-'.repeat(x)).join('  '), ...rows.map(line)].join('\n');
+}

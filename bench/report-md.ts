@@ -1,0 +1,229 @@
+// Render a bench:mocks JSON report as the Markdown tables docs/PERFORMANCE.md quotes,
+// so the figures in the docs are copied by a program, not by hand.
+//
+//   node bin/run-ts.js bench/report-md.ts [reports/bench-mocks.json]
+import { readFileSync } from 'node:fs';
+
+interface Run {
+  kind: string;
+  round: number;
+  reqPerS: number;
+  failedShare: number;
+  p50Ms: number;
+  p99Ms: number;
+  serverCores?: number;
+  k6Cores?: number;
+  otherCores?: number;
+  k6UsPerReq?: number;
+  disturbed: boolean;
+  limit: string;
+}
+interface Server {
+  kind: string;
+  medianReqPerS: number;
+  meanReqPerS: number;
+  rounds: number[];
+  meanReqPerServerCpuS?: number;
+  failedShare: number;
+  p50Ms: number;
+  p99Ms: number;
+  serverCores?: number;
+  k6Cores?: number;
+  otherCores?: number;
+  disturbedRounds: number;
+  limits: string[];
+}
+interface Ratio {
+  name: string;
+  value: number;
+  perRound: number[];
+  ofMeans: number;
+  perCpuValue?: number;
+  goal?: number;
+  met?: boolean;
+}
+interface Quantile {
+  q: number;
+  profileMs: number;
+  observedMs: number;
+  deviationPct: number;
+  drawnMs: number;
+  drawnDeviationPct: number;
+  interval999: { lo: number; hi: number; loPct: number; hiPct: number };
+  withinGoal: boolean;
+}
+interface PairSummary {
+  name: string;
+  value: number;
+  perRound: number[];
+  perCpuValue?: number;
+  coresA?: number;
+  coresB?: number;
+  unsaturatedRounds: number;
+  disturbedRounds: number;
+  goal?: number;
+  met?: boolean;
+}
+interface Report {
+  generatedAt: string;
+  command: string;
+  machine: {
+    nproc: number;
+    cpuModel: string;
+    node: string;
+    k6: string;
+    pinning: { note: string };
+    code?: { commit?: string; mockGatewaysModified?: boolean };
+  };
+  parameters: Record<string, unknown>;
+  throughput: { runs: Run[]; servers: Server[]; ratios: Ratio[]; discarded: Run[] };
+  paired?: { pairs: PairSummary[]; discarded: unknown[] };
+  latency?: {
+    rate: number;
+    durationS: number;
+    requests: number;
+    dropped: number;
+    serverCores?: number;
+    otherCores?: number;
+    disturbed: boolean;
+    quantiles: Quantile[];
+  };
+  latencyBaseline?: {
+    p50Ms: number;
+    p99Ms: number;
+    serverCores?: number;
+    otherCores?: number;
+    disturbed: boolean;
+  };
+  wallS: number;
+  quietWaitS?: number;
+}
+
+const int = (x: number) => Math.round(x).toLocaleString('en-US');
+const f2 = (x?: number) => (x === undefined ? 'n/a' : x.toFixed(2));
+const signed = (x: number) => `${x >= 0 ? '+' : ''}${x.toFixed(1)}%`;
+const row = (cells: (string | number)[]) => `| ${cells.join(' | ')} |`;
+const head = (cells: string[]) =>
+  [row(cells), row(cells.map((_, i) => (i === 0 ? '---' : '---:')))].join('\n');
+
+const file = process.argv[2] ?? 'reports/bench-mocks.json';
+const r = JSON.parse(readFileSync(file, 'utf8')) as Report;
+const out: string[] = [];
+const code = r.machine.code?.commit
+  ? `, commit ${r.machine.code.commit.slice(0, 7)}${r.machine.code.mockGatewaysModified ? ' (mock-gateways modified)' : ''}`
+  : '';
+out.push(
+  `Run of ${r.generatedAt.slice(0, 16).replace('T', ' ')} UTC${code}: \`${r.command}\`, ` +
+    `${int(r.wallS)} s; ${r.throughput.discarded.length + (r.paired?.discarded.length ?? 0)} disturbed measurement(s) redone` +
+    (r.quietWaitS ? `, ${int(r.quietWaitS)} s spent waiting for other work` : '') +
+    '.',
+  '',
+);
+if (r.throughput.servers.length) {
+  out.push(
+    head([
+      'server',
+      'req/s median',
+      'per round',
+      'req per server CPU-s',
+      'non-2xx',
+      'p50 ms',
+      'p99 ms',
+      'CPU server / k6 / other',
+      'limit',
+    ]),
+  );
+  for (const s of r.throughput.servers)
+    out.push(
+      row([
+        s.kind,
+        int(s.medianReqPerS),
+        s.rounds.map(int).join(' / '),
+        s.meanReqPerServerCpuS === undefined ? 'n/a' : int(s.meanReqPerServerCpuS),
+        `${(s.failedShare * 100).toFixed(1)}%`,
+        s.p50Ms.toFixed(1),
+        s.p99Ms.toFixed(1),
+        `${f2(s.serverCores)} / ${f2(s.k6Cores)} / ${f2(s.otherCores)}${s.disturbedRounds ? ` (${s.disturbedRounds} disturbed)` : ''}`,
+        [...new Set(s.limits)].join(', '),
+      ]),
+    );
+  out.push('', head(['ratio', 'median of rounds', 'per round', 'of means', 'goal', 'met']));
+  for (const x of r.throughput.ratios)
+    out.push(
+      row([
+        x.name,
+        x.value.toFixed(2),
+        x.perRound.map((v) => v.toFixed(2)).join(' / '),
+        x.ofMeans.toFixed(2),
+        x.goal === undefined ? '' : `>= ${x.goal}`,
+        x.met === undefined ? '' : x.met ? 'yes' : '**no**',
+      ]),
+    );
+  out.push('');
+}
+if (r.paired?.pairs.length) {
+  out.push(
+    head([
+      'paired on one core',
+      'ratio (median)',
+      'per round',
+      'per CPU-s',
+      'CPU a + b',
+      'goal',
+      'met',
+    ]),
+  );
+  for (const p of r.paired.pairs)
+    out.push(
+      row([
+        p.name,
+        p.value.toFixed(2),
+        p.perRound.map((v) => v.toFixed(2)).join(' / ') +
+          (p.unsaturatedRounds ? ` (${p.unsaturatedRounds} not saturated)` : '') +
+          (p.disturbedRounds ? ` (${p.disturbedRounds} disturbed)` : ''),
+        p.perCpuValue === undefined ? 'n/a' : p.perCpuValue.toFixed(2),
+        `${f2(p.coresA)} + ${f2(p.coresB)}`,
+        p.goal === undefined ? '' : `>= ${p.goal}`,
+        p.met === undefined ? '' : p.met ? 'yes' : '**no**',
+      ]),
+    );
+  out.push('');
+}
+if (r.latency) {
+  const l = r.latency;
+  const b = r.latencyBaseline;
+  if (b)
+    out.push(
+      `Baseline, bank without faults at ${l.rate} req/s: p50 ${b.p50Ms.toFixed(2)} ms, p99 ${b.p99Ms.toFixed(2)} ms ` +
+        `(server CPU ${f2(b.serverCores)}, other ${f2(b.otherCores)}${b.disturbed ? ', disturbed' : ''}).`,
+      '',
+    );
+  out.push(
+    `Latency profile at ${l.rate} req/s for ${l.durationS} s: ${int(l.requests)} requests, ${l.dropped} dropped, ` +
+      `server CPU ${f2(l.serverCores)}, other ${f2(l.otherCores)}${l.disturbed ? ' (disturbed)' : ''}.`,
+    '',
+    head([
+      'quantile',
+      'profile ms',
+      'observed ms',
+      'deviation',
+      'seed replay ms',
+      '99.9% sampling interval',
+      'within 5%',
+    ]),
+  );
+  for (const q of l.quantiles)
+    out.push(
+      row([
+        `p${q.q * 100}`,
+        q.profileMs.toFixed(1),
+        q.observedMs.toFixed(1),
+        signed(q.deviationPct),
+        `${q.drawnMs.toFixed(1)} (${signed(q.drawnDeviationPct)})`,
+        `${q.interval999.lo.toFixed(1)} to ${q.interval999.hi.toFixed(1)} (${signed(q.interval999.loPct)} to ${signed(q.interval999.hiPct)})`,
+        q.withinGoal ? 'yes' : '**no**',
+      ]),
+    );
+  out.push('');
+}
+console.log(out.join('\n'));
