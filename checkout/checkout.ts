@@ -82,6 +82,12 @@ export class Checkout {
   /** Orders with a pay call running in this process. */
   private readonly payCalls = new Set<string>();
 
+  /** How many pay calls are running in this process (a shopper who gave up does not end one). */
+  get payCallsInFlight(): number {
+    return this.payCallsRunning;
+  }
+  private payCallsRunning = 0;
+
   constructor(
     readonly cfg: CheckoutConfig,
     readonly store: Store,
@@ -304,6 +310,7 @@ export class Checkout {
       for (const c of input.fallbackChannels ?? []) if (!channels.includes(c)) channels.push(c);
 
     this.payCalls.add(id);
+    this.payCallsRunning += 1;
     try {
       let outcome: PaymentOutcome | undefined;
       for (const c of channels) {
@@ -317,6 +324,7 @@ export class Checkout {
       return await this.settle(order, outcome!);
     } finally {
       this.payCalls.delete(id);
+      this.payCallsRunning -= 1;
     }
   }
 

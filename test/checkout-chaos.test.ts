@@ -133,9 +133,17 @@ async function crowd(s: Stack, mode: Mode): Promise<RunResult> {
 /** After the crowd: every payment request has landed; every deadline has passed; nothing moves. */
 async function settle(s: Stack): Promise<AuditReport> {
   await sleep(200);
-  await waitFor('the bank to have no request in flight', async () => {
-    const text = (await call(mocks.urls.bank, 'GET', '/metrics')).text;
-    return /^flashcrowd_mock_in_flight_requests(\{[^}]*\})? 0$/m.test(text);
+  // Quiet means: neither the checkout nor the bank has a request in flight, three checks in a
+  // row 100 ms apart (a naive retry can start right after an attempt ends).
+  let quiet = 0;
+  await waitFor('the checkout and the bank to have no request in flight', async () => {
+    const bank = (await call(mocks.urls.bank, 'GET', '/metrics')).text;
+    const idle =
+      /^flashcrowd_mock_in_flight_requests(\{[^}]*\})? 0$/m.test(bank) &&
+      s.co.checkout.payCallsInFlight === 0;
+    quiet = idle ? quiet + 1 : 0;
+    if (quiet < 3) await sleep(100);
+    return quiet >= 3;
   });
   const deadlines = (await s.store.allOrders('lip')).map((o) => o.deadline);
   const last = Math.max(0, ...deadlines);
