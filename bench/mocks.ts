@@ -269,11 +269,38 @@ interface Server {
   child: ChildProcess;
   /** Where --cpu-prof writes this server's profiles. */
   profDir?: string;
+  /** Lines it printed after its first (the --eld report). */
+  lines: string[];
+}
+
+export interface EventLoopDelay {
+  samples: number;
+  p50Ms: number;
+  p90Ms: number;
+  p99Ms: number;
+  maxMs: number;
+  meanMs: number;
+}
+
+/** The event-loop delay a server started with --eld reported when stopped. */
+function eldOf(s: Server): EventLoopDelay | undefined {
+  for (const l of s.lines)
+    try {
+      const j = JSON.parse(l) as { eld?: EventLoopDelay };
+      if (j.eld) return j.eld;
+    } catch {
+      /* not JSON */
+    }
+  return undefined;
 }
 
 let serversStarted = 0;
 
-async function startServer(kind: ServerKind, pin: Pinning): Promise<Server> {
+async function startServer(
+  kind: ServerKind,
+  pin: Pinning,
+  extraArgs: string[] = [],
+): Promise<Server> {
   if (stopping) throw new Error('stopping');
   serversStarted += 1;
   // One file per thread (main, and tsx's loader worker), so one folder per server.
@@ -281,22 +308,28 @@ async function startServer(kind: ServerKind, pin: Pinning): Promise<Server> {
     ? join(CPU_PROF_DIR, `${String(serversStarted).padStart(2, '0')}-${kind}`)
     : undefined;
   const prof = profDir ? ['--cpu-prof', '--cpu-prof-dir', profDir] : [];
-  const nodeArgs = [...prof, RUN_TS, SERVER_ENTRY, kind, '--exit-with-stdin'];
+  const nodeArgs = [...prof, RUN_TS, SERVER_ENTRY, kind, '--exit-with-stdin', ...extraArgs];
   const [cmd, args] = pin.pinned
     ? [findTool('taskset')!, ['-c', String(pin.serverCpu), process.execPath, ...nodeArgs]]
     : [process.execPath, nodeArgs];
   const child = spawn(cmd, args, { stdio: ['pipe', 'pipe', 'inherit'], cwd: PROJECT_ROOT });
   liveServers.add(child);
   child.on('exit', () => liveServers.delete(child));
+  const lines: string[] = [];
   const line = await new Promise<string>((res, rej) => {
     let buf = '';
+    let first = true;
     const timer = setTimeout(() => rej(new Error(`${kind} server did not start in 20 s`)), 20_000);
     child.stdout!.on('data', (d: Buffer) => {
       buf += d.toString();
-      const nl = buf.indexOf('\n');
-      if (nl >= 0) {
-        clearTimeout(timer);
-        res(buf.slice(0, nl));
+      for (let nl = buf.indexOf('\n'); nl >= 0; nl = buf.indexOf('\n')) {
+        const l = buf.slice(0, nl);
+        buf = buf.slice(nl + 1);
+        if (first) {
+          first = false;
+          clearTimeout(timer);
+          res(l);
+        } else lines.push(l);
       }
     });
     child.on('exit', (code) => {
@@ -305,12 +338,13 @@ async function startServer(kind: ServerKind, pin: Pinning): Promise<Server> {
     });
   });
   const info = JSON.parse(line) as { url: string; pid: number };
-  return { kind, url: info.url, pid: info.pid, child, ...(profDir ? { profDir } : {}) };
+  return { kind, url: info.url, pid: info.pid, child, lines, ...(profDir ? { profDir } : {}) };
 }
 
 async function stopServer(s: Server): Promise<void> {
   if (s.child.exitCode !== null) return;
-  const exited = new Promise<void>((r) => s.child.once('exit', () => r()));
+  // 'close': exited and its stdout drained (the --eld line comes last).
+  const exited = new Promise<void>((r) => s.child.once('close', () => r()));
   s.child.kill('SIGTERM');
   const t = setTimeout(() => s.child.kill('SIGKILL'), 5_000);
   await exited;
@@ -788,6 +822,8 @@ interface LatencyResult {
   k6Cores?: number;
   otherCores?: number;
   k6StartS?: number;
+  /** The bank's event-loop delay over its life (warm-up included). */
+  eventLoopDelay?: EventLoopDelay;
   disturbed: boolean;
   quantiles: {
     q: number;
@@ -831,12 +867,14 @@ interface LatencyBaseline {
   p99Ms: number;
   serverCores?: number;
   otherCores?: number;
+  /** The bank's event-loop delay over its life (warm-up included). */
+  eventLoopDelay?: EventLoopDelay;
   disturbed: boolean;
 }
 
 /** The faultless bank at the same rate: what the server and k6 add with nothing injected. */
 async function measureBaseline(pin: Pinning): Promise<LatencyBaseline> {
-  const server = await startServer('bank', pin);
+  const server = await startServer('bank', pin, ['--eld']);
   let res: PhaseResult;
   try {
     res = await runPhase(
@@ -858,6 +896,7 @@ async function measureBaseline(pin: Pinning): Promise<LatencyBaseline> {
     p99Ms: s.duration?.['p(99)'] ?? NaN,
     serverCores: res.serverCores,
     otherCores: res.otherCores,
+    eventLoopDelay: eldOf(server),
     disturbed: (res.otherCores ?? 0) > OTHER_LIMIT,
   };
 }
@@ -897,7 +936,7 @@ async function latencyPhase(
 }
 
 async function measureLatency(pin: Pinning): Promise<LatencyResult> {
-  const server = await startServer('bank-latency', pin);
+  const server = await startServer('bank-latency', pin, ['--eld']);
   let res: PhaseResult;
   try {
     res = await runPhase(
@@ -951,6 +990,7 @@ async function measureLatency(pin: Pinning): Promise<LatencyResult> {
     k6Cores: res.k6Cores,
     otherCores: res.otherCores,
     k6StartS: res.k6StartS,
+    eventLoopDelay: eldOf(server),
     disturbed: (res.otherCores ?? 0) > OTHER_LIMIT,
     quantiles,
   };
@@ -1184,11 +1224,18 @@ function pairReport(ps: PairSummary[]): string[] {
   return lines;
 }
 
+const eldText = (e?: EventLoopDelay) =>
+  e
+    ? `p50 ${e.p50Ms.toFixed(2)} ms, p99 ${e.p99Ms.toFixed(2)} ms, max ${e.maxMs.toFixed(1)} ms`
+    : 'n/a';
+
 function latencyReport(latency: LatencyResult, base: LatencyBaseline): string[] {
   return [
     `Baseline: the bank without faults at ${base.rate} req/s answers in p50 ${base.p50Ms.toFixed(2)} ms, p99 ${base.p99Ms.toFixed(2)} ms ` +
       `(server CPU ${cores(base.serverCores)}, other ${cores(base.otherCores)}${base.disturbed ? ', DISTURBED' : ''}): ` +
       'the floor that server, timers and k6 add to any injected latency.',
+    `Event-loop delay of the bank (5 ms timer, whole life): baseline ${eldText(base.eventLoopDelay)}; ` +
+      `with the latency profile ${eldText(latency.eventLoopDelay)}.`,
     `Latency: bank with ${JSON.stringify(latency.profile)}, open model ${latency.rate} req/s, ` +
       `${latency.durationS} s measured: ${latency.requests} requests, ${latency.dropped} dropped, ` +
       `${pct(latency.failedShare)} non-2xx; CPU server ${cores(latency.serverCores)}, other ${cores(latency.otherCores)}` +

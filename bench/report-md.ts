@@ -52,6 +52,14 @@ interface Quantile {
   interval999: { lo: number; hi: number; loPct: number; hiPct: number };
   withinGoal: boolean;
 }
+interface Eld {
+  p50Ms: number;
+  p99Ms: number;
+  maxMs: number;
+}
+const eld = (e?: Eld) =>
+  e ? `event-loop delay p50 ${e.p50Ms.toFixed(2)} ms, p99 ${e.p99Ms.toFixed(2)} ms` : '';
+
 interface PairSummary {
   name: string;
   value: number;
@@ -85,6 +93,7 @@ interface Report {
     dropped: number;
     serverCores?: number;
     otherCores?: number;
+    eventLoopDelay?: Eld;
     disturbed: boolean;
     quantiles: Quantile[];
   };
@@ -93,6 +102,7 @@ interface Report {
     p99Ms: number;
     serverCores?: number;
     otherCores?: number;
+    eventLoopDelay?: Eld;
     disturbed: boolean;
   };
   wallS: number;
@@ -195,12 +205,14 @@ if (r.latency) {
   if (b)
     out.push(
       `Baseline, bank without faults at ${l.rate} req/s: p50 ${b.p50Ms.toFixed(2)} ms, p99 ${b.p99Ms.toFixed(2)} ms ` +
-        `(server CPU ${f2(b.serverCores)}, other ${f2(b.otherCores)}${b.disturbed ? ', disturbed' : ''}).`,
+        `(server CPU ${f2(b.serverCores)}, other ${f2(b.otherCores)}${b.disturbed ? ', disturbed' : ''}` +
+        `${b.eventLoopDelay ? `; ${eld(b.eventLoopDelay)}` : ''}).`,
       '',
     );
   out.push(
     `Latency profile at ${l.rate} req/s for ${l.durationS} s: ${int(l.requests)} requests, ${l.dropped} dropped, ` +
-      `server CPU ${f2(l.serverCores)}, other ${f2(l.otherCores)}${l.disturbed ? ' (disturbed)' : ''}.`,
+      `server CPU ${f2(l.serverCores)}, other ${f2(l.otherCores)}${l.disturbed ? ' (disturbed)' : ''}` +
+      `${l.eventLoopDelay ? `; ${eld(l.eventLoopDelay)}` : ''}.`,
     '',
     head([
       'quantile',

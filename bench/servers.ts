@@ -8,10 +8,11 @@
 //
 // Listens on 127.0.0.1, port 0, and prints one JSON line {kind, url, pid}.
 // Exits on SIGTERM/SIGINT, and with --exit-with-stdin when stdin closes (the
-// runner died).
+// runner died). With --eld it prints the event loop's delay quantiles on its way out.
 import http from 'node:http';
 import { once } from 'node:events';
 import type { AddressInfo } from 'node:net';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import express from 'express';
 import { BANK_PROFILES, BENCH_SEED, SERVER_KINDS, type ServerKind } from './profiles.ts';
 
@@ -135,10 +136,29 @@ async function main() {
   }
   process.stdout.write(`${JSON.stringify({ kind, url, pid: process.pid })}\n`);
 
+  // --eld: sample the event loop's delay (how late a 5 ms timer fires) and print its
+  // quantiles as a second JSON line when stopped.
+  const ELD_RESOLUTION_MS = 5;
+  const eld = process.argv.includes('--eld')
+    ? monitorEventLoopDelay({ resolution: ELD_RESOLUTION_MS })
+    : undefined;
+  eld?.enable();
+  const reportEld = () => {
+    if (!eld) return;
+    eld.disable();
+    // The histogram holds whole intervals between samples: take the 5 ms off.
+    const ms = (ns: number) => Math.max(0, Math.round(ns / 1e3) / 1e3 - ELD_RESOLUTION_MS);
+    const q = (p: number) => ms(eld.percentile(p));
+    process.stdout.write(
+      `${JSON.stringify({ eld: { samples: eld.count, p50Ms: q(50), p90Ms: q(90), p99Ms: q(99), maxMs: ms(eld.max), meanMs: ms(eld.mean) } })}\n`,
+    );
+  };
+
   let stopping = false;
   const stop = () => {
     if (stopping) return;
     stopping = true;
+    reportEld();
     // Give --cpu-prof time to write its profile; never hang.
     setTimeout(() => process.exit(0), 2_000).unref();
     close().finally(() => process.exit(0));
