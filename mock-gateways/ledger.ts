@@ -1,5 +1,6 @@
 // The statement both payment mocks (bank and wallet) answer with, so
 // reconciliation reads them alike: every capture and refund, with totals.
+import { z } from 'zod';
 
 export interface LedgerEntry {
   type: 'capture' | 'refund';
@@ -33,3 +34,11 @@ export function statement<T extends LedgerEntry>(
     },
   };
 }
+
+/** The statement's query: an optional time range, the same on both services. */
+export const statementQuery = z
+  .object({
+    since: z.iso.datetime({ message: 'must be an ISO 8601 date-time' }).optional(),
+    until: z.iso.datetime({ message: 'must be an ISO 8601 date-time' }).optional(),
+  })
+  .strict();

@@ -175,11 +175,6 @@ export type RefundInput = z.infer<typeof refundInput>;
 
 export const listQuery = z.object({ outTradeNo: id }).strict();
 
-export const statementQuery = z
-  .object({
-    since: z.iso.datetime({ message: 'must be an ISO 8601 date-time' }).optional(),
-    until: z.iso.datetime({ message: 'must be an ISO 8601 date-time' }).optional(),
-  })
-  .strict();
+export { statementQuery } from '../ledger.ts';
 
 export const notificationsQuery = z.object({ tradeNo: tradeNo.optional() }).strict();
