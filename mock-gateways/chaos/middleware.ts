@@ -75,7 +75,8 @@ export function chaosMiddlewareFactory(
         });
 
       const serve = async () => {
-        if (decision.latencyMs > 0) await sleep(decision.latencyMs);
+        // Timers take whole milliseconds and would truncate: round up so a delay is never short.
+        if (decision.latencyMs > 0) await sleep(Math.ceil(decision.latencyMs));
         if (!fault) return runHandler(handler, req, res, next);
         if (fault.kind === 'dribble') {
           interceptSend(res, (status, body) =>
