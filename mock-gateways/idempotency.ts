@@ -28,11 +28,17 @@ export class IdempotencyStore {
   /**
    * Express guard for `scope`. `keyOf` extracts the key (undefined: not idempotent).
    * Put it before the operation's chaos wrapper: replays, 409s and 422s answer at once.
+   * With `then`, the guard calls it itself rather than `next()`: one route layer
+   * instead of two, which a route under load notices.
    */
-  guard(scope: string, keyOf: (req: Request) => string | undefined): RequestHandler {
+  guard(
+    scope: string,
+    keyOf: (req: Request) => string | undefined,
+    then?: RequestHandler,
+  ): RequestHandler {
     return (req: Request, res: Response, next: NextFunction) => {
       const key = keyOf(req);
-      if (key === undefined) return next();
+      if (key === undefined) return then ? then(req, res, next) : next();
       if (key.length === 0 || key.length > 255)
         throw new ValidationError([
           { field: 'Idempotency-Key', reason: 'must be 1 to 255 characters' },
@@ -78,7 +84,7 @@ export class IdempotencyStore {
       res.once('close', () => {
         if (!entry.done && this.entries.get(id) === entry) this.entries.delete(id);
       });
-      next();
+      return then ? then(req, res, next) : next();
     };
   }
 }

@@ -8,6 +8,8 @@ export class MockMetrics {
   readonly duration: Histogram<'operation' | 'outcome'>;
   readonly faults: Counter<'operation' | 'kind' | 'source'>;
   readonly inFlight: Gauge;
+  /** Requests being served now; the gauge reads it at scrape time (cheaper than a gauge update per request). */
+  inFlightNow = 0;
   readonly notifications: Counter<'event'>;
 
   constructor(readonly service: string) {
@@ -19,6 +21,7 @@ export class MockMetrics {
       help: 'Requests answered by a mock service, by operation, outcome (ok, declined, rejected, error, fault) and reason code.',
       labelNames: ['operation', 'outcome', 'reason'],
       registers: [this.registry],
+      collect: () => this.flushPending(),
     });
     this.duration = new Histogram({
       name: 'flashcrowd_mock_request_duration_seconds',
@@ -37,6 +40,7 @@ export class MockMetrics {
       name: 'flashcrowd_mock_in_flight_requests',
       help: 'Requests currently being served (queued ones included).',
       registers: [this.registry],
+      collect: () => this.inFlight.set(this.inFlightNow),
     });
     this.notifications = new Counter({
       name: 'flashcrowd_mock_notifications_total',
@@ -44,5 +48,31 @@ export class MockMetrics {
       labelNames: ['event'],
       registers: [this.registry],
     });
+  }
+
+  /** Answer counts not yet handed to prom-client, by label set (flushed at scrape time). */
+  private readonly pending = new Map<string, { labels: Record<string, string>; n: number }>();
+
+  /**
+   * A recorder of one operation's answers. prom-client validates and hashes
+   * the label set on every update; the recorder counts answers in a map and
+   * hands the counts to the counter when /metrics is scraped.
+   */
+  recorder(operation: string): (outcome: string, reason: string, seconds: number) => void {
+    const durations = new Map<string, { observe(v: number): void }>();
+    return (outcome, reason, seconds) => {
+      const key = `${operation}\u0000${outcome}\u0000${reason}`;
+      const c = this.pending.get(key);
+      if (c) c.n += 1;
+      else this.pending.set(key, { labels: { operation, outcome, reason }, n: 1 });
+      let d = durations.get(outcome);
+      if (!d) durations.set(outcome, (d = this.duration.labels({ operation, outcome })));
+      d.observe(seconds);
+    };
+  }
+
+  private flushPending(): void {
+    for (const p of this.pending.values()) if (p.n > 0) this.requests.inc(p.labels, p.n);
+    this.pending.clear();
   }
 }

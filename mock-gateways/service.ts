@@ -10,7 +10,7 @@ import express, {
   type Request,
   type RequestHandler,
   type Response,
-  type Router,
+  type IRouter,
 } from 'express';
 import type { z } from 'zod';
 import { ChaosEngine, ProfileError } from './chaos/engine.ts';
@@ -34,7 +34,8 @@ export interface ServiceDefinition<E> {
   operations: readonly string[];
   declineReasons: readonly string[];
   extraSchema: z.ZodType<E>;
-  routes(router: Router, ctx: ServiceContext<E>): void;
+  /** Register the service's routes (on the app itself: a nested router costs a dispatch per request). */
+  routes(router: IRouter, ctx: ServiceContext<E>): void;
   /** How an injected `decline` fault is answered for an operation. */
   decline: DeclineRenderer;
   /** Forget all domain state (POST /__reset). */
@@ -82,6 +83,9 @@ export function buildApp<E>(def: ServiceDefinition<E>, opts: ServiceOptions = {}
   app.disable('x-powered-by');
   app.set('etag', false);
   app.use(express.json({ limit: '256kb' }));
+
+  // The service's routes first: they take the load, so express matches them before the rest.
+  def.routes(app, ctx);
 
   app.get('/healthz', (_req, res) => {
     res.json({
@@ -134,10 +138,6 @@ export function buildApp<E>(def: ServiceDefinition<E>, opts: ServiceOptions = {}
     if (seed !== undefined) engine.reseed(seed);
     res.json({ status: 'reset', service: def.name, seed: engine.seed });
   });
-
-  const router = express.Router();
-  def.routes(router, ctx);
-  app.use(router);
 
   app.use(notFoundHandler);
   app.use(jsonErrorHandler(def.name));

@@ -116,12 +116,16 @@ export function luhnValid(num: string): boolean {
 }
 
 /** Behaviour of any card: a test card's, else success for a Luhn-valid number. */
+// A Map: a 16-digit key is slow to look up on a plain object (it looks like an index).
+const CARD_TABLE = new Map(Object.entries(TEST_CARDS));
+const SUCCESS: CardBehaviour = Object.freeze({ outcome: 'success' });
+
 export function cardBehaviour(num: string): CardBehaviour {
-  return TEST_CARDS[num]?.behaviour ?? { outcome: 'success' };
+  return CARD_TABLE.get(num)?.behaviour ?? SUCCESS;
 }
 
 export function cardBrand(num: string): string {
-  const known = TEST_CARDS[num]?.brand;
+  const known = CARD_TABLE.get(num)?.brand;
   if (known) return known;
   if (num.startsWith('4')) return 'visa';
   if (/^5[1-5]/.test(num)) return 'mastercard';

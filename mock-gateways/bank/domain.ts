@@ -86,8 +86,17 @@ export class Bank {
     return `${prefix}_${String(this.seq).padStart(8, '0')}`;
   }
 
+  private lastMs = NaN;
+  private lastIso = '';
+
+  /** Now as ISO 8601; the string is reused within one millisecond (toISOString is not cheap). */
   private iso(): string {
-    return new Date(this.clock()).toISOString();
+    const ms = this.clock();
+    if (ms !== this.lastMs) {
+      this.lastMs = ms;
+      this.lastIso = new Date(ms).toISOString();
+    }
+    return this.lastIso;
   }
 
   /** Count this attempt and say whether risk control declines it. */
@@ -121,7 +130,12 @@ export class Bank {
     return p;
   }
 
-  private newPayment(input: PaymentInput, status: PaymentStatus, reason?: string): Payment {
+  private newPayment(
+    input: PaymentInput,
+    status: PaymentStatus,
+    reason?: string,
+    at = this.iso(),
+  ): Payment {
     return {
       id: this.nextId('pay'),
       object: 'payment',
@@ -136,14 +150,14 @@ export class Bank {
         ? { reason, message: DECLINE_MESSAGES[reason as BankDeclineReason] ?? reason }
         : {}),
       card: { brand: cardBrand(input.card.number), last4: input.card.number.slice(-4) },
-      createdAt: this.iso(),
+      createdAt: at,
     };
   }
 
-  private capture(p: Payment) {
+  private capture(p: Payment, at = this.iso()) {
     p.status = 'succeeded';
     p.captured = true;
-    p.settledAt = this.iso();
+    p.settledAt = at;
     this.ledger.push({
       type: 'capture',
       id: p.id,
@@ -177,9 +191,13 @@ export class Bank {
       return this.decline(input, 'amount_too_large');
 
     const processing = behaviour.outcome === 'processing' || (proc !== undefined && u < proc.rate);
-    const p = this.record(this.newPayment(input, processing ? 'processing' : 'succeeded'));
+    // A payment captured at once is created and settled at the same instant.
+    const at = this.iso();
+    const p = this.record(
+      this.newPayment(input, processing ? 'processing' : 'succeeded', undefined, at),
+    );
     if (!processing) {
-      this.capture(p);
+      this.capture(p, at);
       return p;
     }
     const t = setTimeout(() => {

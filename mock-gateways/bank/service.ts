@@ -32,12 +32,15 @@ export function createBank(): ServiceDefinition<BankExtra> & { bank(): Bank } {
 
       r.post(
         '/v1/payments',
-        idem.guard('payments', idemKey),
-        op('payments.create', (req, res) => {
-          const p = b.createPayment(parseInput(paymentInput, req.body));
-          if (p.reason) res.locals.reason = p.reason;
-          res.status(paymentStatusCode(p)).json(p);
-        }),
+        idem.guard(
+          'payments',
+          idemKey,
+          op('payments.create', (req, res) => {
+            const p = b.createPayment(parseInput(paymentInput, req.body));
+            if (p.reason) res.locals.reason = p.reason;
+            res.status(paymentStatusCode(p)).json(p);
+          }),
+        ),
       );
       r.get(
         '/v1/payments/:id',
@@ -54,10 +57,13 @@ export function createBank(): ServiceDefinition<BankExtra> & { bank(): Bank } {
       );
       r.post(
         '/v1/refunds',
-        idem.guard('refunds', idemKey),
-        op('refunds.create', (req, res) => {
-          res.json(b.refund(parseInput(refundInput, req.body)));
-        }),
+        idem.guard(
+          'refunds',
+          idemKey,
+          op('refunds.create', (req, res) => {
+            res.json(b.refund(parseInput(refundInput, req.body)));
+          }),
+        ),
       );
       r.get(
         '/v1/statement',

@@ -34,6 +34,18 @@ class Capacity {
   }
 }
 
+function recordAnswer(
+  record: (outcome: string, reason: string, seconds: number) => void,
+  res: Response,
+  started: number,
+) {
+  record(
+    outcomeOf(res.statusCode),
+    String(res.locals.reason ?? 'none'),
+    (performance.now() - started) / 1000,
+  );
+}
+
 function outcomeOf(status: number): string {
   if (status < 400) return 'ok';
   if (status === 402) return 'declined';
@@ -50,20 +62,42 @@ export function chaosMiddlewareFactory(
 
   /** Wrap a domain handler for `operation`. */
   return function op(operation: string, handler: RequestHandler): RequestHandler {
-    return async (req: Request, res: Response, next: NextFunction) => {
+    const record = metrics.recorder(operation);
+    return (req: Request, res: Response, next: NextFunction) => {
       const started = performance.now();
       const decision: ChaosDecision = engine.decide(operation, req.headers); // throws ProfileError on a bad x-fault-* header
       const fault = decision.fault;
-      metrics.inFlight.inc();
+      // Nothing injected (the common case under load): the handler answers at once,
+      // mostly before it returns, and then the answer is counted without a listener.
+      if (!fault && decision.latencyMs === 0 && !decision.capacity) {
+        let out: unknown;
+        try {
+          out = handler(req, res, next);
+        } catch (err) {
+          next(err);
+        }
+        // No named closure per request here: tsx (esbuild keepNames) would name each one.
+        if (res.writableEnded) recordAnswer(record, res, started);
+        else {
+          metrics.inFlightNow += 1;
+          res.once('close', () => {
+            metrics.inFlightNow -= 1;
+            recordAnswer(record, res, started);
+          });
+        }
+        return out;
+      }
+
+      metrics.inFlightNow += 1;
       // Set when the caller gets a broken answer (reset, empty, hang, malformed) instead of a status.
-      let connectionFault = false;
+      const state = { connectionFault: false };
       res.once('close', () => {
-        metrics.inFlight.dec();
-        const outcome = connectionFault ? 'fault' : outcomeOf(res.statusCode);
-        const reason = String(connectionFault ? fault?.kind : (res.locals.reason ?? 'none'));
-        metrics.requests.inc({ operation, outcome, reason });
-        metrics.duration.observe({ operation, outcome }, (performance.now() - started) / 1000);
+        metrics.inFlightNow -= 1;
+        const outcome = state.connectionFault ? 'fault' : outcomeOf(res.statusCode);
+        const reason = String(state.connectionFault ? fault?.kind : (res.locals.reason ?? 'none'));
+        record(outcome, reason, (performance.now() - started) / 1000);
       });
+
       // Tell the caller what was injected, so a client can tell injected latency from overhead.
       if (decision.latencyMs > 0)
         res.setHeader(INJECTED_LATENCY_HEADER, decision.latencyMs.toFixed(3));
@@ -73,60 +107,83 @@ export function chaosMiddlewareFactory(
           kind: fault.ambiguous ? `ambiguous_${fault.kind}` : fault.kind,
           source: fault.source,
         });
-
-      const serve = async () => {
-        // Timers take whole milliseconds and would truncate: round up so a delay is never short.
-        if (decision.latencyMs > 0) await sleep(Math.ceil(decision.latencyMs));
-        if (!fault) return runHandler(handler, req, res, next);
-        if (fault.kind === 'dribble') {
-          interceptSend(res, (status, body) =>
-            dribble(res, status, body, fault.chunkBytes ?? 16, fault.intervalMs ?? 100),
-          );
-          return runHandler(handler, req, res, next);
-        }
-        if (fault.ambiguous) {
-          // The operation takes effect; the answer is replaced by the fault.
-          interceptSend(res, () => {
-            connectionFault = fault.kind !== 'http';
-            return applyFault(req, res, operation, fault.kind, fault, decline);
-          });
-          return runHandler(handler, req, res, next);
-        }
-        connectionFault = ['hang', 'reset', 'empty', 'malformed'].includes(fault.kind);
-        return applyFault(req, res, operation, fault.kind, fault, decline);
-      };
-
-      if (fault?.kind === 'reset' && !fault.ambiguous && decision.latencyMs === 0) {
-        connectionFault = true;
-        return resetSocket(res);
-      }
-      if (!decision.capacity) return serve();
-      const scope = engine.getProfile().operations?.[operation]?.capacity ? operation : '__service';
-      const policy = capacity.policy(scope, decision.capacity);
-      try {
-        await policy.execute(
-          () =>
-            new Promise<void>((resolve) => {
-              res.once('close', () => resolve());
-              serve().catch((err) => {
-                next(err);
-              });
-            }),
-        );
-      } catch (err) {
-        if (!(err instanceof BulkheadRejectedError)) throw err;
-        res.locals.reason = 'capacity_exceeded';
-        res
-          .status(503)
-          .set('Retry-After', '1')
-          .json({
-            error: 'service_unavailable',
-            reason: 'capacity_exceeded',
-            message: `${engine.service} is at capacity (${decision.capacity.maxInFlight} in flight, queue ${decision.capacity.queue ?? 0} full)`,
-          });
-      }
+      return injected(req, res, next, { operation, handler, decision, started, state });
     };
   };
+
+  /** Serve a request the engine injects latency, a fault or a capacity limit into. */
+  async function injected(
+    req: Request,
+    res: Response,
+    next: NextFunction,
+    ctx: {
+      operation: string;
+      handler: RequestHandler;
+      decision: ChaosDecision;
+      started: number;
+      state: { connectionFault: boolean };
+    },
+  ): Promise<void> {
+    const { operation, handler, decision, started, state } = ctx;
+    const fault = decision.fault;
+    const serve = async () => {
+      // The injected latency counts from the request's arrival: time already spent
+      // here (body parsing, a capacity queue) is part of it, as it is at a real bank.
+      if (decision.latencyMs > 0) {
+        // Timers take whole milliseconds (a fractional delay also costs a timer list of
+        // its own): round up, so a delay is never short.
+        const wait = Math.ceil(started + decision.latencyMs - performance.now());
+        if (wait > 0) await sleep(wait);
+      }
+      if (!fault) return runHandler(handler, req, res, next);
+      if (fault.kind === 'dribble') {
+        interceptSend(res, (status, body) =>
+          dribble(res, status, body, fault.chunkBytes ?? 16, fault.intervalMs ?? 100),
+        );
+        return runHandler(handler, req, res, next);
+      }
+      if (fault.ambiguous) {
+        // The operation takes effect; the answer is replaced by the fault.
+        interceptSend(res, () => {
+          state.connectionFault = fault.kind !== 'http';
+          return applyFault(req, res, operation, fault.kind, fault, decline);
+        });
+        return runHandler(handler, req, res, next);
+      }
+      state.connectionFault = ['hang', 'reset', 'empty', 'malformed'].includes(fault.kind);
+      return applyFault(req, res, operation, fault.kind, fault, decline);
+    };
+
+    if (fault?.kind === 'reset' && !fault.ambiguous && decision.latencyMs === 0) {
+      state.connectionFault = true;
+      return resetSocket(res);
+    }
+    if (!decision.capacity) return void (await serve());
+    const scope = engine.getProfile().operations?.[operation]?.capacity ? operation : '__service';
+    const policy = capacity.policy(scope, decision.capacity);
+    try {
+      await policy.execute(
+        () =>
+          new Promise<void>((resolve) => {
+            res.once('close', () => resolve());
+            serve().catch((err) => {
+              next(err);
+            });
+          }),
+      );
+    } catch (err) {
+      if (!(err instanceof BulkheadRejectedError)) throw err;
+      res.locals.reason = 'capacity_exceeded';
+      res
+        .status(503)
+        .set('Retry-After', '1')
+        .json({
+          error: 'service_unavailable',
+          reason: 'capacity_exceeded',
+          message: `${engine.service} is at capacity (${decision.capacity.maxInFlight} in flight, queue ${decision.capacity.queue ?? 0} full)`,
+        });
+    }
+  }
 }
 
 async function runHandler(

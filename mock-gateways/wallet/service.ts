@@ -64,11 +64,14 @@ export function createWallet(
 
       r.post(
         '/v1/trades',
-        idem.guard('trades', idemKey),
-        op('trades.create', (req, res) => {
-          const { trade, created } = w.createTrade(parseInput(tradeInput, req.body, '(body)'));
-          res.status(created ? 201 : 200).json(trade);
-        }),
+        idem.guard(
+          'trades',
+          idemKey,
+          op('trades.create', (req, res) => {
+            const { trade, created } = w.createTrade(parseInput(tradeInput, req.body, '(body)'));
+            res.status(created ? 201 : 200).json(trade);
+          }),
+        ),
       );
       r.get(
         '/v1/trades',
@@ -108,10 +111,13 @@ export function createWallet(
       );
       r.post(
         '/v1/refunds',
-        idem.guard('refunds', idemKey),
-        op('refunds.create', (req, res) => {
-          res.json(w.refund(parseInput(refundInput, req.body, '(body)')));
-        }),
+        idem.guard(
+          'refunds',
+          idemKey,
+          op('refunds.create', (req, res) => {
+            res.json(w.refund(parseInput(refundInput, req.body, '(body)')));
+          }),
+        ),
       );
       r.get(
         '/v1/statement',
