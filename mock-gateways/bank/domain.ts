@@ -67,7 +67,8 @@ export class Bank {
   private payments = new Map<string, Payment>();
   private byOrder = new Map<string, string[]>();
   private refunds = new Map<string, Refund>();
-  private ledger: StatementEntry[] = [];
+  /** Captured payments and refunds in the order they happened; statement entries are made from them when asked. */
+  private ledger: (Payment | Refund)[] = [];
   private attempts = new Map<string, number[]>();
   private timers = new Set<NodeJS.Timeout>();
   private seq = 0;
@@ -124,9 +125,9 @@ export class Bank {
 
   private record(p: Payment): Payment {
     this.payments.set(p.id, p);
-    const list = this.byOrder.get(p.orderId) ?? [];
-    list.push(p.id);
-    this.byOrder.set(p.orderId, list);
+    const list = this.byOrder.get(p.orderId);
+    if (list) list.push(p.id);
+    else this.byOrder.set(p.orderId, [p.id]);
     return p;
   }
 
@@ -136,21 +137,23 @@ export class Bank {
     reason?: string,
     at = this.iso(),
   ): Payment {
+    // Every payment has every field (undefined ones are left out of JSON): one object
+    // shape for all, which keeps the code that reads them fast.
     return {
       id: this.nextId('pay'),
       object: 'payment',
       orderId: input.orderId,
-      ...(input.userId ? { userId: input.userId } : {}),
+      userId: input.userId,
       amount: input.amount,
       currency: input.currency,
       status,
       captured: false,
       amountRefunded: 0,
-      ...(reason
-        ? { reason, message: DECLINE_MESSAGES[reason as BankDeclineReason] ?? reason }
-        : {}),
+      reason,
+      message: reason ? (DECLINE_MESSAGES[reason as BankDeclineReason] ?? reason) : undefined,
       card: { brand: cardBrand(input.card.number), last4: input.card.number.slice(-4) },
       createdAt: at,
+      settledAt: undefined,
     };
   }
 
@@ -158,15 +161,7 @@ export class Bank {
     p.status = 'succeeded';
     p.captured = true;
     p.settledAt = at;
-    this.ledger.push({
-      type: 'capture',
-      id: p.id,
-      paymentId: p.id,
-      orderId: p.orderId,
-      amount: p.amount,
-      currency: p.currency,
-      at: p.settledAt,
-    });
+    this.ledger.push(p);
   }
 
   /** A declined payment, recorded (as banks do) and returned. */
@@ -253,21 +248,35 @@ export class Bank {
       createdAt: this.iso(),
     };
     this.refunds.set(r.id, r);
-    this.ledger.push({
-      type: 'refund',
-      id: r.id,
-      paymentId: p.id,
-      orderId: p.orderId,
-      amount,
-      currency: p.currency,
-      at: r.createdAt,
-    });
+    this.ledger.push(r);
     return r;
   }
 
   /** Every capture and refund, with totals (see mock-gateways/ledger.ts). */
   statement(since?: string, until?: string) {
-    return statement('bank', this.ledger, this.iso(), since, until);
+    const entries = this.ledger.map(
+      (e): StatementEntry =>
+        e.object === 'payment'
+          ? {
+              type: 'capture',
+              id: e.id,
+              paymentId: e.id,
+              orderId: e.orderId,
+              amount: e.amount,
+              currency: e.currency,
+              at: e.settledAt!,
+            }
+          : {
+              type: 'refund',
+              id: e.id,
+              paymentId: e.paymentId,
+              orderId: e.orderId,
+              amount: e.amount,
+              currency: e.currency,
+              at: e.createdAt,
+            },
+    );
+    return statement('bank', entries, this.iso(), since, until);
   }
 
   reset(): void {

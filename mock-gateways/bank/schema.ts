@@ -56,7 +56,7 @@ const amount = z
 const currency = z
   .string()
   .regex(/^[A-Za-z]{3}$/, 'must be a 3-letter ISO 4217 code')
-  .transform((c) => c.toUpperCase());
+  .toUpperCase();
 
 export const paymentInput = z
   .object({

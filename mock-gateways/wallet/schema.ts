@@ -92,7 +92,7 @@ const amount = z
 const currency = z
   .string()
   .regex(/^[A-Za-z]{3}$/, 'must be a 3-letter ISO 4217 code')
-  .transform((c) => c.toUpperCase());
+  .toUpperCase();
 
 /** True for hosts on the loopback interface: 127.0.0.0/8, localhost, [::1]. */
 export function isLoopbackHost(hostname: string): boolean {
