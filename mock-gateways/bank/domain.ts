@@ -254,27 +254,26 @@ export class Bank {
 
   /** Every capture and refund, with totals (see mock-gateways/ledger.ts). */
   statement(since?: string, until?: string) {
-    const entries = this.ledger.map(
-      (e): StatementEntry =>
-        e.object === 'payment'
-          ? {
-              type: 'capture',
-              id: e.id,
-              paymentId: e.id,
-              orderId: e.orderId,
-              amount: e.amount,
-              currency: e.currency,
-              at: e.settledAt!,
-            }
-          : {
-              type: 'refund',
-              id: e.id,
-              paymentId: e.paymentId,
-              orderId: e.orderId,
-              amount: e.amount,
-              currency: e.currency,
-              at: e.createdAt,
-            },
+    const entries = this.ledger.map((e): StatementEntry =>
+      e.object === 'payment'
+        ? {
+            type: 'capture',
+            id: e.id,
+            paymentId: e.id,
+            orderId: e.orderId,
+            amount: e.amount,
+            currency: e.currency,
+            at: e.settledAt!,
+          }
+        : {
+            type: 'refund',
+            id: e.id,
+            paymentId: e.paymentId,
+            orderId: e.orderId,
+            amount: e.amount,
+            currency: e.currency,
+            at: e.createdAt,
+          },
     );
     return statement('bank', entries, this.iso(), since, until);
   }
