@@ -19,7 +19,7 @@ async function attempt<T>(
   url: string,
   body: unknown,
   headers: Record<string, string>,
-  signal: AbortSignal,
+  signal: AbortSignal | undefined,
 ): Promise<HttpAnswer<T>> {
   let res;
   try {
@@ -37,7 +37,7 @@ async function attempt<T>(
       bodyTimeout: 300_000,
     });
   } catch (e) {
-    if (signal.aborted) throw e; // the timeout policy turns this into `timeout`
+    if (signal?.aborted) throw e; // Dependency.call turns this into `timeout`
     const code = (e as { code?: string }).code ?? 'network_error';
     // Refused: nothing reached the server, safe to retry, not ambiguous.
     if (code === 'ECONNREFUSED') throw new DependencyError('connection_refused', false, true);
@@ -51,7 +51,7 @@ async function attempt<T>(
   try {
     text = await res.body.text();
   } catch (e) {
-    if (signal.aborted) throw e;
+    if (signal?.aborted) throw e;
     throw new DependencyError('connection_reset', true, true, res.statusCode);
   }
   let parsed: unknown;

@@ -9,16 +9,12 @@ import {
   CircuitBreakerPolicy,
   ExponentialBackoff,
   SamplingBreaker,
-  TaskCancelledError,
-  TimeoutStrategy,
   bulkhead,
   circuitBreaker,
   fullJitterGenerator,
   handleWhen,
   retry,
-  timeout,
-  noop,
-  type IPolicy,
+  type RetryPolicy,
 } from 'cockatiel';
 import type { CheckoutConfig } from './config.ts';
 import type { CheckoutMetrics } from './metrics.ts';
@@ -33,6 +29,8 @@ export class DependencyError extends Error {
   ) {
     super(reason);
   }
+  /** Set by the attempt that failed: whether the retry policy should try again. */
+  retryNow = false;
 }
 
 /** Token bucket: each first attempt deposits `ratio` tokens; each retry takes one. */
@@ -105,6 +103,8 @@ export class Dependency {
   private readonly breakers = new Map<string, CircuitBreakerPolicy>();
   private readonly bulkhead: BulkheadPolicy | undefined;
   private readonly budget: RetryBudget;
+  private readonly retryPolicy: RetryPolicy | undefined;
+  private readonly callCounters = new Map<string, { inc(): void }>();
 
   constructor(
     readonly name: string,
@@ -114,6 +114,23 @@ export class Dependency {
     const { features: f, params: p } = cfg;
     this.bulkhead = f.bulkhead ? bulkhead(p.bulkheadLimit, p.bulkheadQueue) : undefined;
     this.budget = new RetryBudget(p.retryBudgetRatio);
+    this.retryPolicy =
+      f.retries === 'none'
+        ? undefined
+        : retry(
+            handleWhen((e) => e instanceof DependencyError && e.retryNow),
+            {
+              maxAttempts: p.maxAttempts - 1,
+              backoff:
+                f.retries === 'jittered'
+                  ? new ExponentialBackoff({
+                      initialDelay: p.retryBaseMs,
+                      maxDelay: p.retryCapMs,
+                      generator: fullJitterGenerator,
+                    })
+                  : new ExponentialBackoff({ initialDelay: 0, maxDelay: 0, exponent: 1 }),
+            },
+          );
   }
 
   private breaker(key: string): CircuitBreakerPolicy | undefined {
@@ -159,83 +176,25 @@ export class Dependency {
   }
 
   /**
-   * Run `fn` (one HTTP attempt; it gets an AbortSignal and throws
-   * DependencyError for failures) with the configured policies.
+   * Run `fn` (one HTTP attempt; it gets an AbortSignal that aborts when the
+   * attempt's timeout passes, and throws DependencyError for failures) with the
+   * configured policies. The retry policy is built once per dependency: what
+   * may be retried depends on the call, so each failed attempt says on its
+   * error whether the retry policy should go again (`retryNow`).
    */
   async call<T>(
     op: string,
-    fn: (signal: AbortSignal) => Promise<T>,
+    fn: (signal: AbortSignal | undefined) => Promise<T>,
     opts: CallOptions,
   ): Promise<T> {
-    const { features: f, params: p } = this.cfg;
-    const labels = { dependency: this.name, operation: op };
+    const { features: f } = this.cfg;
     if (f.retryBudget) this.budget.deposit();
-    let attempt = 0;
-    /** An attempt failed in a way that may have taken effect. */
-    let ambiguous = false;
-
-    const once = async (signal: AbortSignal): Promise<T> => {
-      attempt += 1;
-      if (attempt > 1) this.metrics.retries.inc(labels);
-      const t = this.attemptTimeout(op, opts.deadline);
-      if (t !== undefined && t < 1) throw new DependencyError('deadline_exceeded', false, false);
-      const policy: IPolicy = t === undefined ? noop : timeout(t, TimeoutStrategy.Aggressive);
-      const started = performance.now();
-      try {
-        const r = await policy.execute(({ signal: s }) => fn(anySignal(signal, s)), signal);
-        this.latency(op).add(performance.now() - started);
-        this.metrics.calls.inc({ ...labels, outcome: 'ok' });
-        return r;
-      } catch (e) {
-        const err =
-          e instanceof TaskCancelledError
-            ? new DependencyError('timeout', true, true)
-            : e instanceof DependencyError
-              ? e
-              : new DependencyError('network_error', true, true);
-        if (!err.ambiguous && !err.retryable) this.latency(op).add(performance.now() - started);
-        if (err.ambiguous) ambiguous = true;
-        this.metrics.calls.inc({ ...labels, outcome: err.reason });
-        throw err;
-      }
-    };
-
-    const shouldRetry = (e: unknown) => {
-      if (!(e instanceof DependencyError) || !e.retryable) return false;
-      if (f.retries === 'none') return false;
-      // The naive build retries whatever failed; the hardened one only what is safe to repeat.
-      if (f.retries === 'jittered' && e.ambiguous && !opts.safeToRetry) return false;
-      if (opts.deadline !== undefined && f.deadlines && opts.deadline - Date.now() < p.minTimeoutMs)
-        return false;
-      if (f.retryBudget && !this.budget.tryWithdraw()) {
-        this.metrics.retryBudgetExhausted.inc({ dependency: this.name });
-        return false;
-      }
-      return true;
-    };
-    const retryPolicy =
-      f.retries === 'none'
-        ? noop
-        : retry(handleWhen(shouldRetry), {
-            maxAttempts: p.maxAttempts - 1,
-            backoff:
-              f.retries === 'jittered'
-                ? new ExponentialBackoff({
-                    initialDelay: p.retryBaseMs,
-                    maxDelay: p.retryCapMs,
-                    generator: fullJitterGenerator,
-                  })
-                : new ExponentialBackoff({ initialDelay: 0, maxDelay: 0, exponent: 1 }),
-          });
+    const state: CallState = { op, opts, attempt: 0, ambiguous: false };
     const breaker = this.breaker(opts.breakerKey ?? 'default');
-    const inner = (signal: AbortSignal) =>
-      breaker ? breaker.execute(({ signal: s }) => once(s), signal) : once(signal);
-
+    const once = () => this.attempt(fn, state);
+    const inner = breaker ? () => breaker.execute(once) : once;
+    const run = this.retryPolicy ? () => this.retryPolicy!.execute(inner) : inner;
     try {
-      // A signal of this call's own: cockatiel's default parent signal is one shared
-      // object, and every concurrent call would add its abort listener to it.
-      const run = () =>
-        retryPolicy.execute(({ signal }) => inner(signal), new AbortController().signal);
       return await (this.bulkhead ? this.bulkhead.execute(run) : run());
     } catch (e) {
       const err =
@@ -246,13 +205,82 @@ export class Dependency {
             : e;
       // A retry refused (open circuit, deadline, 429...) after an attempt that may
       // have taken effect leaves the call as ambiguous as that attempt.
-      if (err instanceof DependencyError && ambiguous && !err.ambiguous)
+      if (err instanceof DependencyError && state.ambiguous && !err.ambiguous)
         throw new DependencyError(err.reason, true, err.retryable, err.status);
       throw err;
     }
   }
+
+  /** One attempt: its own timeout (a timer that aborts the request), latency and metrics. */
+  private async attempt<T>(
+    fn: (signal: AbortSignal | undefined) => Promise<T>,
+    state: CallState,
+  ): Promise<T> {
+    const { op, opts } = state;
+    state.attempt += 1;
+    if (state.attempt > 1) this.metrics.retries.inc({ dependency: this.name, operation: op });
+    const t = this.attemptTimeout(op, opts.deadline);
+    if (t !== undefined && t < 1) throw new DependencyError('deadline_exceeded', false, false);
+    // A plain timer and controller: the abort (and its DOMException) only happens on a timeout.
+    const controller = t === undefined ? undefined : new AbortController();
+    const timer =
+      controller === undefined ? undefined : setTimeout(() => controller.abort(), Math.ceil(t!));
+    const started = performance.now();
+    try {
+      const r = await fn(controller?.signal);
+      this.latency(op).add(performance.now() - started);
+      this.countCall(op, 'ok');
+      return r;
+    } catch (e) {
+      const err = controller?.signal.aborted
+        ? new DependencyError('timeout', true, true)
+        : e instanceof DependencyError
+          ? e
+          : new DependencyError('network_error', true, true);
+      if (!err.ambiguous && !err.retryable) this.latency(op).add(performance.now() - started);
+      if (err.ambiguous) state.ambiguous = true;
+      this.countCall(op, err.reason);
+      err.retryNow = this.shouldRetry(err, state);
+      throw err;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /** Whether the retry policy should try again after `err` (takes a retry-budget token if so). */
+  private shouldRetry(err: DependencyError, state: CallState): boolean {
+    const { features: f, params: p } = this.cfg;
+    const { opts } = state;
+    if (!err.retryable || f.retries === 'none') return false;
+    if (state.attempt >= p.maxAttempts) return false;
+    // The naive build retries whatever failed; the hardened one only what is safe to repeat.
+    if (f.retries === 'jittered' && err.ambiguous && !opts.safeToRetry) return false;
+    if (opts.deadline !== undefined && f.deadlines && opts.deadline - Date.now() < p.minTimeoutMs)
+      return false;
+    if (f.retryBudget && !this.budget.tryWithdraw()) {
+      this.metrics.retryBudgetExhausted.inc({ dependency: this.name });
+      return false;
+    }
+    return true;
+  }
+
+  /** Count one attempt's outcome; the labelled counters are kept, not looked up by hash each time. */
+  private countCall(op: string, outcome: string): void {
+    const key = `${op}\u0000${outcome}`;
+    let c = this.callCounters.get(key);
+    if (!c)
+      this.callCounters.set(
+        key,
+        (c = this.metrics.calls.labels({ dependency: this.name, operation: op, outcome })),
+      );
+    c.inc();
+  }
 }
 
-function anySignal(a: AbortSignal, b: AbortSignal): AbortSignal {
-  return AbortSignal.any([a, b]);
+interface CallState {
+  op: string;
+  opts: CallOptions;
+  attempt: number;
+  /** An attempt failed in a way that may have taken effect. */
+  ambiguous: boolean;
 }

@@ -138,20 +138,8 @@ export class Store {
   tag(sku: string): string {
     return `${this.prefix}:{sku:${sku}}`;
   }
-  keys(sku: string) {
-    const t = this.tag(sku);
-    return {
-      stock: `${t}:stock`,
-      bought: `${t}:bought`,
-      deadlines: `${t}:deadlines`,
-      paying: `${t}:paying`,
-      /** Ended orders whose payment may still land (zset orderId -> next check). */
-      watch: `${t}:watch`,
-      counters: `${t}:counters`,
-      order: (id: string) => `${t}:order:${id}`,
-      user: (u: string) => `${t}:user:${u}`,
-      idem: (k: string) => `${t}:idem:${k}`,
-    };
+  keys(sku: string): SkuKeys {
+    return new SkuKeys(this.tag(sku));
   }
   get skusKey(): string {
     return `${this.prefix}:skus`;
@@ -546,4 +534,32 @@ export function connectRedis(url: string, cluster = false): RedisClient {
     });
   }
   return new Redis(url, { maxRetriesPerRequest: 2, enableAutoPipelining: true });
+}
+
+/** The Redis keys of one SKU; all share its hash tag, so one script may touch them on a cluster. */
+export class SkuKeys {
+  readonly stock: string;
+  readonly bought: string;
+  readonly deadlines: string;
+  readonly paying: string;
+  /** Ended orders whose payment may still land (zset orderId -> next check). */
+  readonly watch: string;
+  readonly counters: string;
+  constructor(private readonly t: string) {
+    this.stock = `${t}:stock`;
+    this.bought = `${t}:bought`;
+    this.deadlines = `${t}:deadlines`;
+    this.paying = `${t}:paying`;
+    this.watch = `${t}:watch`;
+    this.counters = `${t}:counters`;
+  }
+  order(id: string): string {
+    return `${this.t}:order:${id}`;
+  }
+  user(u: string): string {
+    return `${this.t}:user:${u}`;
+  }
+  idem(k: string): string {
+    return `${this.t}:idem:${k}`;
+  }
 }

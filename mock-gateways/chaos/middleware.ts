@@ -20,6 +20,20 @@ const MALFORMED_BODY = '{"status":"succeeded","amount":';
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
+/**
+ * Resolve at `deadline` (performance.now() time), never more than half a
+ * millisecond early. Timers take whole milliseconds (a fractional delay would
+ * also cost a timer list of its own) and count from the event loop's cached
+ * time, which can lag; so round, and wait again when a timer fires early.
+ */
+async function waitUntil(deadline: number): Promise<void> {
+  for (;;) {
+    const left = deadline - performance.now();
+    if (left <= 0.5) return;
+    await sleep(Math.round(left));
+  }
+}
+
 /** Capacity limits keyed by scope (the service, or one operation), rebuilt when the profile changes them. */
 class Capacity {
   private readonly limits = new Map<string, { key: string; policy: BulkheadPolicy }>();
@@ -129,12 +143,7 @@ export function chaosMiddlewareFactory(
     const serve = async () => {
       // The injected latency counts from the request's arrival: time already spent
       // here (body parsing, a capacity queue) is part of it, as it is at a real bank.
-      if (decision.latencyMs > 0) {
-        // Timers take whole milliseconds (a fractional delay also costs a timer list of
-        // its own): round up, so a delay is never short.
-        const wait = Math.ceil(started + decision.latencyMs - performance.now());
-        if (wait > 0) await sleep(wait);
-      }
+      if (decision.latencyMs > 0) await waitUntil(started + decision.latencyMs);
       if (!fault) return runHandler(handler, req, res, next);
       if (fault.kind === 'dribble') {
         interceptSend(res, (status, body) =>
