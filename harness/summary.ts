@@ -1,0 +1,179 @@
+// The run's outputs as data: `summary.json` (a stable, documented schema:
+// docs/summary.schema.json is generated from `runSummarySchema`) and
+// `timeseries.json` (one sample per second). The renderers in harness/report/
+// read only these two, so a report can be re-rendered from a run's files.
+//
+// Changing a field here is a change to a public format: bump SUMMARY_SCHEMA_VERSION
+// when a field is removed or changes meaning (adding an optional field is fine).
+import { z } from 'zod';
+
+export const SUMMARY_SCHEMA_VERSION = 1;
+
+const num = z.number();
+const nullableNum = z.number().nullable();
+
+export const budgetResultSchema = z
+  .object({
+    /** As written: `pay.failure_rate<0.02`. */
+    expr: z.string(),
+    metric: z.string(),
+    op: z.enum(['<', '<=', '>', '>=', '==', '!=']),
+    threshold: num,
+    /** The metric's value; null when it had no samples (the budget then fails). */
+    value: nullableNum,
+    ok: z.boolean(),
+    /** Where the budget came from. */
+    source: z.enum(['preset', 'variant', 'cli']),
+    note: z.string().optional(),
+  })
+  .strict();
+export type BudgetResult = z.infer<typeof budgetResultSchema>;
+
+export const invariantResultSchema = z
+  .object({
+    id: z.string().regex(/^I\d+$/),
+    name: z.string(),
+    /** true holds, false broken, null the data could not decide (see note). */
+    ok: z.boolean().nullable(),
+    count: z.number().int().min(0),
+    examples: z.array(z.string()),
+    note: z.string().optional(),
+  })
+  .strict();
+
+export const stockRowSchema = z
+  .object({
+    sku: z.string(),
+    initial: num,
+    available: num,
+    reserved: num,
+    sold: num,
+  })
+  .strict();
+
+/** One fault interval on the time axis (seconds from the start of traffic). */
+export const faultBandSchema = z
+  .object({
+    service: z.enum(['bank', 'wallet', 'coupon', 'checkout']),
+    label: z.string(),
+    fromS: num,
+    /** null: still in force when the run ended. */
+    toS: nullableNum,
+  })
+  .strict();
+export type FaultBand = z.infer<typeof faultBandSchema>;
+
+export const runSummarySchema = z
+  .object({
+    schemaVersion: z.literal(SUMMARY_SCHEMA_VERSION),
+    runId: z.string(),
+    tool: z.object({ name: z.literal('flashcrowd'), version: z.string() }).strict(),
+    preset: z
+      .object({
+        name: z.string(),
+        file: z.string(),
+        description: z.string(),
+        variant: z.string().optional(),
+      })
+      .strict(),
+    params: z
+      .object({
+        seed: z.number().int(),
+        timeScale: num,
+        loadScale: num,
+        /** `embedded` (the harness started the stack) or the target URL. */
+        target: z.string(),
+      })
+      .strict(),
+    startedAt: z.string(),
+    endedAt: z.string(),
+    /** Seconds of traffic (k6), then of quiescence. */
+    durations: z.object({ trafficS: num, quiescenceS: num, totalS: num }).strict(),
+    verdict: z.enum(['pass', 'fail']),
+    /** 0 pass, 1 a budget or an invariant failed. */
+    exitCode: z.union([z.literal(0), z.literal(1)]),
+    checkout: z
+      .object({
+        mode: z.enum(['naive', 'hardened']),
+        features: z.record(z.string(), z.union([z.boolean(), z.string()])),
+        params: z.record(z.string(), z.union([z.number(), z.string()])),
+      })
+      .strict(),
+    /**
+     * Every metric a budget can name, flat: `pay.failure_rate`, `checkout.p99_ms`,
+     * `leaks.stock`, `dropped_iterations`... (docs/RUNNING.md lists them). null: no samples.
+     */
+    metrics: z.record(z.string(), nullableNum),
+    budgets: z.array(budgetResultSchema),
+    invariants: z.array(invariantResultSchema),
+    stock: z.array(stockRowSchema),
+    /** Failures seen by shoppers, by step (order, pay) and reason code. */
+    failures: z.array(
+      z.object({ step: z.string(), reason: z.string(), count: z.number().int() }).strict(),
+    ),
+    chaos: z
+      .object({
+        bands: z.array(faultBandSchema),
+        /** Faults the mocks injected, from their metrics. */
+        injected: z.array(
+          z
+            .object({
+              service: z.string(),
+              operation: z.string(),
+              kind: z.string(),
+              count: num,
+            })
+            .strict(),
+        ),
+      })
+      .strict(),
+    quiescence: z
+      .object({
+        settled: z.boolean(),
+        waitedS: num,
+        note: z.string().optional(),
+      })
+      .strict(),
+    /** Problems that did not stop the run (a scrape that failed, k6's own exit code...). */
+    warnings: z.array(z.string()),
+    /** Report files, relative to the run directory. */
+    files: z.record(z.string(), z.string()),
+  })
+  .strict();
+export type RunSummary = z.infer<typeof runSummarySchema>;
+
+/**
+ * One sample per second from the start of traffic. Every series has one value
+ * per entry of `t` (null where no sample was taken). Series names:
+ *
+ *   arrivals_per_s            shoppers k6 started per second
+ *   dropped_per_s             arrivals k6 could not start (no free VU)
+ *   requests_per_s{route}     checkout answers per second, by route
+ *   paid_per_s                orders paid per second
+ *   failures_per_s{reason}    shopper-visible failures per second, by reason code
+ *   latency_ms{q}             checkout request latency quantiles (q=0.5, 0.99) over the second
+ *   stock_available{sku}, stock_reserved{sku}, stock_sold{sku}
+ *   dep_calls_per_s{dependency,outcome}   gateway calls by outcome (ok or a reason)
+ *   dep_latency_ms{dependency,q}          the mock's own answer latency quantiles
+ *   shed_per_s, retries_per_s{dependency}, breaker_state{dependency,key}
+ */
+export const timeSeriesSchema = z
+  .object({
+    schemaVersion: z.literal(SUMMARY_SCHEMA_VERSION),
+    /** Epoch milliseconds of t = 0 (the start of traffic). */
+    startedAtMs: num,
+    intervalS: num,
+    t: z.array(num),
+    series: z.record(z.string(), z.array(nullableNum)),
+    bands: z.array(faultBandSchema),
+    /** Stage boundaries of the traffic shape, for the charts. */
+    stages: z.array(z.object({ label: z.string(), fromS: num, toS: num }).strict()),
+  })
+  .strict();
+export type TimeSeries = z.infer<typeof timeSeriesSchema>;
+
+/** `name{a=1,b=x}` for a series with labels (labels sorted), `name` without. */
+export function seriesKey(name: string, labels: Record<string, string | number> = {}): string {
+  const ks = Object.keys(labels).sort();
+  return ks.length ? `${name}{${ks.map((k) => `${k}=${labels[k]}`).join(',')}}` : name;
+}
