@@ -6,6 +6,13 @@ export class CheckoutMetrics {
   readonly requests: Counter<'route' | 'status' | 'reason'>;
   readonly duration: Histogram<'route'>;
   readonly inFlight: Gauge;
+  /** Requests being served now; the gauge reads it at scrape time. */
+  inFlightNow = 0;
+  /** Answer counts not yet handed to prom-client, by label set (flushed at scrape time). */
+  private readonly pending = new Map<
+    string,
+    { labels: { route: string; status: string; reason: string }; n: number }
+  >();
   readonly shed: Counter;
   readonly calls: Counter<'dependency' | 'operation' | 'outcome'>;
   readonly retries: Counter<'dependency' | 'operation'>;
@@ -21,6 +28,7 @@ export class CheckoutMetrics {
       help: 'Checkout requests by route, HTTP status and reason code.',
       labelNames: ['route', 'status', 'reason'],
       registers,
+      collect: () => this.flushPending(),
     });
     this.duration = new Histogram({
       name: 'flashcrowd_checkout_request_duration_seconds',
@@ -33,6 +41,7 @@ export class CheckoutMetrics {
       name: 'flashcrowd_checkout_in_flight_requests',
       help: 'Requests being served.',
       registers,
+      collect: () => this.inFlight.set(this.inFlightNow),
     });
     this.shed = new Counter({
       name: 'flashcrowd_checkout_shed_total',
@@ -69,5 +78,27 @@ export class CheckoutMetrics {
       labelNames: ['event'],
       registers,
     });
+  }
+
+  /**
+   * A recorder of one route's answers: prom-client validates and hashes label
+   * sets on every update, so answers are counted in a map and handed to the
+   * counter at scrape time; the duration histogram's child is kept.
+   * `seconds` undefined: count the answer, do not time it (a shed request).
+   */
+  recorder(route: string): (status: number, reason: string, seconds?: number) => void {
+    const timer = this.duration.labels({ route });
+    return (status, reason, seconds) => {
+      const key = `${route}\u0000${status}\u0000${reason}`;
+      const c = this.pending.get(key);
+      if (c) c.n += 1;
+      else this.pending.set(key, { labels: { route, status: String(status), reason }, n: 1 });
+      if (seconds !== undefined) timer.observe(seconds);
+    };
+  }
+
+  private flushPending(): void {
+    for (const p of this.pending.values()) this.requests.inc(p.labels, p.n);
+    this.pending.clear();
   }
 }

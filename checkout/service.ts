@@ -51,6 +51,12 @@ function send(res: Response, a: Answer) {
 }
 
 /** Shed load with 503 + Retry-After when too much is in flight or the event loop lags. */
+/**
+ * Load shedding: refuse shopper requests with 503 + Retry-After when too many
+ * are in flight or the event loop lags (its p99 delay over the last second).
+ * `admit` is called by the route wrapper, which also calls `done` when the
+ * answer is over: one listener per request for both.
+ */
 function shedder(cfg: CheckoutConfig, metrics: CheckoutMetrics) {
   const loop = monitorEventLoopDelay({ resolution: 10 });
   loop.enable();
@@ -61,22 +67,33 @@ function shedder(cfg: CheckoutConfig, metrics: CheckoutMetrics) {
   }, 1_000);
   t.unref();
   let inFlight = 0;
-  const mw: RequestHandler = (_req, res, next) => {
-    if (inFlight >= cfg.params.shedMaxInFlight || lagging) {
-      metrics.shed.inc();
-      res.locals.reason = 'overloaded';
-      res.status(503).set('Retry-After', '1').json({
-        reason: 'overloaded',
-        message: 'the checkout is shedding load; retry after a second',
-      });
-      return;
-    }
-    inFlight += 1;
-    res.once('close', () => (inFlight -= 1));
-    next();
+  return {
+    /** false: the request was answered 503 and must not be served. */
+    admit(res: Response): boolean {
+      if (inFlight >= cfg.params.shedMaxInFlight || lagging) {
+        metrics.shed.inc();
+        res.locals.reason = 'overloaded';
+        res.status(503).set('Retry-After', '1').json({
+          reason: 'overloaded',
+          message: 'the checkout is shedding load; retry after a second',
+        });
+        return false;
+      }
+      inFlight += 1;
+      return true;
+    },
+    done(): void {
+      inFlight -= 1;
+    },
+    stop(): void {
+      clearInterval(t);
+      loop.disable();
+    },
   };
-  return { mw, stop: () => (clearInterval(t), loop.disable()) };
 }
+
+/** The wallet callbacks are verified against their raw body; only they keep it. */
+const NOTIFY_PREFIX = '/v1/notify/';
 
 export function buildCheckoutApp(
   checkout: Checkout,
@@ -90,7 +107,8 @@ export function buildCheckoutApp(
     express.json({
       limit: '256kb',
       verify: (req, _res, buf) => {
-        (req as Request & { rawBody?: string }).rawBody = buf.toString('utf8');
+        if (req.url?.startsWith(NOTIFY_PREFIX))
+          (req as Request & { rawBody?: string }).rawBody = buf.toString('utf8');
       },
     }),
   );
@@ -98,36 +116,31 @@ export function buildCheckoutApp(
   const admin = adminGuard(opts);
   const shed = cfg.features.loadShedding ? shedder(cfg, metrics) : undefined;
 
-  app.get('/healthz', async (_req, res) => {
-    const ping = await store.redis.ping().catch((e: Error) => e.message);
-    res.status(ping === 'PONG' ? 200 : 503).json({
-      status: ping === 'PONG' ? 'ok' : 'degraded',
-      service: 'checkout',
-      mode: cfg.mode,
-      redis: ping,
-    });
-  });
-  app.get('/metrics', async (_req, res) => {
-    res.type(metrics.registry.contentType).send(await metrics.registry.metrics());
-  });
-
-  // Everything below is shopper traffic: counted, timed and (hardened) shed.
-  const route =
-    (
-      name: string,
-      h: (req: Request, res: Response, deadline: number) => Promise<void>,
-    ): RequestHandler =>
-    async (req, res) => {
-      const end = metrics.duration.startTimer({ route: name });
-      metrics.inFlight.inc();
+  // Shopper traffic and callbacks: counted and timed; shopper routes are also
+  // (hardened) shed. Registered first: they take the load, so express matches
+  // them before the rest.
+  const route = (
+    name: string,
+    h: (req: Request, res: Response, deadline: number) => Promise<void>,
+    o: { shed: boolean } = { shed: true },
+  ): RequestHandler => {
+    const record = metrics.recorder(name);
+    const gate = o.shed ? shed : undefined;
+    return async (req, res) => {
+      const started = performance.now();
+      if (gate && !gate.admit(res)) {
+        record(res.statusCode, String(res.locals.reason ?? 'none'));
+        return;
+      }
+      metrics.inFlightNow += 1;
       res.once('close', () => {
-        end();
-        metrics.inFlight.dec();
-        metrics.requests.inc({
-          route: name,
-          status: String(res.statusCode),
-          reason: String(res.locals.reason ?? 'none'),
-        });
+        gate?.done();
+        metrics.inFlightNow -= 1;
+        record(
+          res.statusCode,
+          String(res.locals.reason ?? 'none'),
+          (performance.now() - started) / 1000,
+        );
       });
       const raw = req.get(DEADLINE_HEADER);
       let budget = cfg.params.requestBudgetMs;
@@ -140,10 +153,9 @@ export function buildCheckoutApp(
       }
       await h(req, res, Date.now() + budget);
     };
-  const shopper = express.Router();
-  if (shed) shopper.use(shed.mw);
+  };
 
-  shopper.get(
+  app.get(
     '/v1/skus',
     route('skus', async (_req, res) => {
       const skus = await store.catalogue();
@@ -158,7 +170,7 @@ export function buildCheckoutApp(
       });
     }),
   );
-  shopper.post(
+  app.post(
     '/v1/orders',
     route('orders.create', async (req, res, deadline) => {
       const key = req.get('idempotency-key');
@@ -169,20 +181,20 @@ export function buildCheckoutApp(
       send(res, await checkout.createOrder(parseInput(createOrderInput, req.body), key, deadline));
     }),
   );
-  shopper.get(
+  app.get(
     '/v1/orders',
     route('orders.list', async (req, res) => {
       const q = parseInput(listOrdersQuery, req.query, '(query)');
       res.json({ data: (await store.listByUser(q.user)).map(orderView) });
     }),
   );
-  shopper.get(
+  app.get(
     '/v1/orders/:id',
     route('orders.get', async (req, res) => {
       res.json(orderView(await checkout.getOrder(String(req.params.id))));
     }),
   );
-  shopper.post(
+  app.post(
     '/v1/orders/:id/pay',
     route('orders.pay', async (req, res, deadline) => {
       send(
@@ -191,7 +203,7 @@ export function buildCheckoutApp(
       );
     }),
   );
-  shopper.post(
+  app.post(
     '/v1/orders/:id/cancel',
     route('orders.cancel', async (req, res) => {
       parseInput(cancelInput, req.body ?? {});
@@ -200,14 +212,31 @@ export function buildCheckoutApp(
   );
   app.post(
     '/v1/notify/:style',
-    route('notify', async (req, res) => {
-      const style = String(req.params.style);
-      if (style !== 'alipay' && style !== 'wechat')
-        throw new ValidationError([{ field: 'style', reason: 'must be alipay or wechat' }]);
-      const raw = (req as Request & { rawBody?: string }).rawBody ?? '';
-      send(res, await checkout.walletNotify(style, raw, req.get('x-flashcrowd-signature')));
-    }),
+    route(
+      'notify',
+      async (req, res) => {
+        const style = String(req.params.style);
+        if (style !== 'alipay' && style !== 'wechat')
+          throw new ValidationError([{ field: 'style', reason: 'must be alipay or wechat' }]);
+        const raw = (req as Request & { rawBody?: string }).rawBody ?? '';
+        send(res, await checkout.walletNotify(style, raw, req.get('x-flashcrowd-signature')));
+      },
+      { shed: false },
+    ),
   );
+  app.get('/healthz', async (_req, res) => {
+    const ping = await store.redis.ping().catch((e: Error) => e.message);
+    res.status(ping === 'PONG' ? 200 : 503).json({
+      status: ping === 'PONG' ? 'ok' : 'degraded',
+      service: 'checkout',
+      mode: cfg.mode,
+      redis: ping,
+    });
+  });
+  app.get('/metrics', async (_req, res) => {
+    res.type(metrics.registry.contentType).send(await metrics.registry.metrics());
+  });
+
   app.post('/admin/sale', admin, async (req, res) => {
     send(res, await checkout.seedSale(parseInput(saleInput, req.body)));
   });
@@ -235,10 +264,6 @@ export function buildCheckoutApp(
       reconciled: cfg.features.reconciler ? await checkout.reconcileStale() : 0,
     });
   });
-
-  // Mounted after the admin routes: the shedder is router-level middleware and
-  // would otherwise shed every request that reaches the router, admin ones included.
-  app.use(shopper);
 
   app.use(notFoundHandler);
   app.use(jsonErrorHandler('checkout'));
