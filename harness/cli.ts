@@ -3,8 +3,12 @@ import { readFileSync } from 'node:fs';
 import { Argument, Command, InvalidArgumentError, Option } from 'commander';
 import { UsageError } from './errors.ts';
 import { startMocks, type MockTarget } from './mocks.ts';
-import { runDemo } from './demo.ts';
+import { runDemo as runTour } from './tour.ts';
 import { runCheckoutCommand, type CheckoutCommandOptions } from './checkout-cmd.ts';
+import { listPresetNames, loadPreset, PRESETS_DIR } from './preset.ts';
+import { renderFromDir } from './report/index.ts';
+import { runCommand, type RunOptions } from './run.ts';
+import { startStack } from './stack.ts';
 
 function pkgVersion(): string {
   return (
@@ -19,6 +23,15 @@ function intArg(name: string, min: number, max: number) {
     const n = Number(v);
     if (!/^-?\d+$/.test(v) || n < min || n > max)
       throw new InvalidArgumentError(`${name} must be an integer from ${min} to ${max}`);
+    return n;
+  };
+}
+
+function numArg(name: string, min: number, max: number) {
+  return (v: string) => {
+    const n = Number(v);
+    if (v.trim() === '' || !Number.isFinite(n) || n <= min || n > max)
+      throw new InvalidArgumentError(`${name} must be a number above ${min} and at most ${max}`);
     return n;
   };
 }
@@ -40,6 +53,24 @@ function onSignals(stop: () => Promise<void>) {
   process.on('SIGINT', () => handler('SIGINT'));
   process.on('SIGTERM', () => handler('SIGTERM'));
 }
+
+/**
+ * `--exit-with-stdin` (hidden; for the run harness, which starts `mock` and
+ * `checkout` as child processes): stop cleanly when stdin closes, so the
+ * children never outlive a harness that crashed or was killed.
+ */
+function onStdinClose(stop: () => Promise<void>) {
+  process.stdin.resume();
+  process.stdin.once('close', () => {
+    stop().then(
+      () => process.exit(0),
+      () => process.exit(1),
+    );
+  });
+}
+
+const exitWithStdinOption = () =>
+  new Option('--exit-with-stdin', 'stop when stdin closes (used by `flashcrowd run`)').hideHelp();
 
 export function buildCli(): Command {
   const program = new Command();
@@ -88,6 +119,7 @@ export function buildCli(): Command {
       false,
     )
     .addOption(new Option('--json', 'print one JSON line {service: url} instead of a table'))
+    .addOption(exitWithStdinOption())
     .action(
       async (
         service: MockTarget,
@@ -98,6 +130,7 @@ export function buildCli(): Command {
           profile?: string;
           adminRemote: boolean;
           json?: boolean;
+          exitWithStdin?: boolean;
         },
       ) => {
         const running = await startMocks({
@@ -119,9 +152,11 @@ export function buildCli(): Command {
             `seed ${o.seed}${o.profile ? `, profile ${o.profile}` : ', no faults'}; Ctrl-C stops.`,
           );
         }
-        onSignals(async () => {
+        const stop = async () => {
           await Promise.all(running.map((s) => s.close()));
-        });
+        };
+        onSignals(stop);
+        if (o.exitWithStdin) onStdinClose(stop);
       },
     );
 
@@ -159,14 +194,36 @@ export function buildCli(): Command {
     )
     .option('--admin-remote', 'accept /admin routes from non-loopback clients', false)
     .addOption(new Option('--json', 'print one JSON line of URLs instead of a table'))
-    .action(async (o: CheckoutCommandOptions) => {
-      await runCheckoutCommand(o, onSignals);
+    .addOption(exitWithStdinOption())
+    .action(async (o: CheckoutCommandOptions & { exitWithStdin?: boolean }) => {
+      await runCheckoutCommand(o, (stop) => {
+        onSignals(stop);
+        if (o.exitWithStdin) onStdinClose(stop);
+      });
     });
 
   program
     .command('demo')
     .description(
-      'Start all mocks with the demo chaos profile, drive k6 traffic through them, print what the chaos did, stop.',
+      'The quick-start demo: `run livestream-spike --ci` (about 20 s of livestream traffic through the whole stack), report in reports/<run-id>/.',
+    )
+    .option('--seed <n>', 'seed', intArg('--seed', 0, 2 ** 31 - 1), 1)
+    .option('--preset <name>', 'another preset to demo', 'livestream-spike')
+    .action(async (o: { seed: number; preset: string }) => {
+      process.exitCode = await runCommand({
+        preset: o.preset,
+        seed: o.seed,
+        ci: true,
+        allowRemoteTarget: false,
+        budgets: [],
+        progress: 'auto',
+      });
+    });
+
+  program
+    .command('tour')
+    .description(
+      'A tour of the mock gateways alone: all three mocks under the demo chaos profile, k6 shoppers through them, what the chaos did, stop.',
     )
     .option('--duration <s>', 'seconds of traffic', intArg('--duration', 1, 3600), 15)
     .option('--rate <n>', 'arrivals per second', intArg('--rate', 1, 100000), 50)
@@ -184,7 +241,179 @@ export function buildCli(): Command {
         profile?: string;
         keep: boolean;
       }) => {
-        await runDemo({ ...o, onSignals });
+        await runTour({ ...o, onSignals });
+      },
+    );
+
+  program
+    .command('run')
+    .description(
+      'Run a scenario preset end to end: start (or target) the stack, replay the traffic with k6 under the chaos timeline, audit, judge budgets, write reports/<run-id>/. Exit 0 pass, 1 budget or invariant failed, 2 usage or set-up error.',
+    )
+    .argument('<preset>', 'a preset name (see `flashcrowd list`) or a preset JSON file')
+    .option(
+      '--seed <n>',
+      'seed for shoppers, fault draws and the chaos timeline',
+      intArg('--seed', 0, 2 ** 31 - 1),
+      1,
+    )
+    .option(
+      '--time-scale <x>',
+      "multiply every duration (0 < x <= 1; default 1, or the preset's ci scale with --ci)",
+      numArg('--time-scale', 0, 1),
+    )
+    .option(
+      '--load-scale <x>',
+      "multiply every arrival rate (default 1, or the preset's ci scale with --ci)",
+      numArg('--load-scale', 0, 100),
+    )
+    .option(
+      '--ci',
+      "use the preset's short-run scales (about 20 s) where --time-scale/--load-scale are not given",
+      false,
+    )
+    .option('--variant <name>', 'run one variant of a preset that has several (default: all)')
+    .option('--target <url>', 'a running checkout to load instead of starting the stack')
+    .option('--bank <url>', 'with --target: the mock bank (chaos and ledgers)')
+    .option('--wallet <url>', 'with --target: the mock wallet')
+    .option('--coupon <url>', 'with --target: the mock coupon service')
+    .option('--redis <url>', "with --target: the checkout's Redis (for the audit)")
+    .option(
+      '--allow-remote-target',
+      'allow targets outside loopback (never point this at production)',
+      false,
+    )
+    .option('--out <dir>', 'report directory (default reports/<run-id>)')
+    .option(
+      '--budget <expr>',
+      'an extra budget, e.g. "pay.failure_rate<0.02" (repeatable); see docs/BUDGETS.md',
+      (v: string, acc: string[]) => [...acc, v],
+      [] as string[],
+    )
+    .option(
+      '--quiescence <s>',
+      'longest wait for the system to settle after the traffic',
+      intArg('--quiescence', 0, 3600),
+    )
+    .addOption(
+      new Option(
+        '--progress <mode>',
+        'live progress: a rewritten line on a terminal, plain lines otherwise',
+      )
+        .choices(['auto', 'tty', 'plain', 'none'])
+        .default('auto'),
+    )
+    .action(
+      async (
+        preset: string,
+        o: Omit<RunOptions, 'preset' | 'budgets' | 'quiescenceS'> & {
+          budget: string[];
+          quiescence?: number;
+        },
+      ) => {
+        let stopping = false;
+        const onInt = () => {
+          if (stopping) process.exit(130);
+          stopping = true;
+          console.error('\ninterrupted: stopping k6 and the stack...');
+          // Children (k6, mocks, checkout) got the same signal and stop themselves;
+          // the stack's children also stop when this process exits.
+          setTimeout(() => process.exit(130), 15_000).unref();
+        };
+        process.on('SIGINT', onInt);
+        process.on('SIGTERM', onInt);
+        const code = await runCommand({
+          ...o,
+          preset,
+          budgets: o.budget,
+          quiescenceS: o.quiescence,
+        });
+        process.exitCode = stopping ? 130 : code;
+      },
+    );
+
+  program
+    .command('report')
+    .description(
+      "Re-render a run's summary.md, junit.xml and index.html from its summary.json and timeseries.json.",
+    )
+    .argument('<dir>', 'a run directory (reports/<run-id>, or one variant of it)')
+    .action(async (dir: string) => {
+      const files = await renderFromDir(dir, { stepSummary: null });
+      console.log(`re-rendered ${Object.values(files).join(', ')} in ${dir}`);
+    });
+
+  program
+    .command('list')
+    .description('List the scenario presets (scenarios/presets/*.json).')
+    .option('--json', 'one JSON document', false)
+    .action((o: { json: boolean }) => {
+      const rows = listPresetNames().map((name) => {
+        try {
+          const { preset } = loadPreset(name);
+          return {
+            name,
+            description: preset.description,
+            variants: preset.variants?.map((v) => v.name) ?? [],
+            budgets: preset.budgets.length,
+            fullS: preset.traffic.stages.reduce((a, st) => a + st.durationS, 0),
+            ci: preset.ci,
+          };
+        } catch (e) {
+          return { name, error: (e as Error).message };
+        }
+      });
+      if (o.json) {
+        console.log(JSON.stringify(rows, null, 2));
+        return;
+      }
+      console.log(`presets in ${PRESETS_DIR}:`);
+      for (const r of rows) {
+        if ('error' in r) {
+          console.log(`  ${r.name.padEnd(20)} INVALID: ${r.error}`);
+          continue;
+        }
+        console.log(
+          `  ${r.name.padEnd(20)} ${Math.round(r.fullS / 60)} min at full scale${r.variants.length ? `; variants ${r.variants.join(', ')}` : ''}`,
+        );
+        console.log(`  ${''.padEnd(20)} ${r.description}`);
+      }
+      console.log('\nflashcrowd run <name> --ci   runs one for about 20 s.');
+    });
+
+  program
+    .command('up')
+    .description(
+      'Start the whole stack (Redis, mocks, checkout) on loopback and keep it up until Ctrl-C.',
+    )
+    .addOption(
+      new Option('--mode <mode>', 'checkout build')
+        .choices(['naive', 'hardened'])
+        .default('hardened'),
+    )
+    .option(
+      '--set <key=value>',
+      'checkout override (repeatable); see docs/CHECKOUT.md',
+      (v: string, acc: string[]) => [...acc, v],
+      [] as string[],
+    )
+    .option('--seed <n>', 'seed of the mocks', intArg('--seed', 0, 2 ** 31 - 1), 1)
+    .option('--json', 'print one JSON line of URLs', false)
+    .action(
+      async (o: { mode: 'naive' | 'hardened'; set: string[]; seed: number; json: boolean }) => {
+        const stack = await startStack({
+          seed: o.seed,
+          mode: o.mode,
+          set: o.set,
+          log: o.json ? undefined : (l) => console.log(l),
+        });
+        if (o.json) console.log(JSON.stringify(stack.urls));
+        else
+          console.log(
+            `\nstack up. k6 by hand: k6 run -e TARGET_URL=${stack.urls.checkout} -e COUPON_URL=${stack.urls.coupon} scenarios/livestream.ts\n` +
+              `or: npx flashcrowd run livestream-spike --ci --target ${stack.urls.checkout} --bank ${stack.urls.bank} --wallet ${stack.urls.wallet} --coupon ${stack.urls.coupon} --redis ${stack.urls.redis}\nCtrl-C stops everything.`,
+          );
+        onSignals(stack.stop);
       },
     );
 

@@ -9,6 +9,8 @@ export interface K6RunOptions {
   args?: string[];
   /** Inherit stdio (default) or capture it. */
   capture?: boolean;
+  /** k6's REST API address (default 127.0.0.1:0, a free port nobody reads). */
+  address?: string;
 }
 
 export interface K6Result {
@@ -26,7 +28,7 @@ export function runK6(opts: K6RunOptions): Promise<K6Result> {
     'run',
     '--no-usage-report',
     '--address',
-    '127.0.0.1:0',
+    opts.address ?? '127.0.0.1:0',
     ...envArgs,
     ...(opts.args ?? []),
     opts.script,

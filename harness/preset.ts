@@ -2,17 +2,32 @@
 // shape + shopper behaviour + sale + checkout build + chaos + budgets). This is
 // the one place a preset is validated; the k6 script (scenarios/livestream.ts)
 // reads the resolved form the harness writes (`ResolvedPreset`).
+// docs/SCENARIOS.md documents every field.
 //
 // Scaling: a preset is written at full length and full load (time-scale 1,
 // load-scale 1: a 20-minute promotion). `--time-scale X` multiplies every
 // duration (stages, chaos offsets, the checkout's payment deadline, human
 // pauses, wallet notification schedules); `--load-scale Y` multiplies every
 // arrival rate. Stock and coupon budgets scale with X * Y, so a sale sells out
-// at the same point of the shape whatever the scale.
+// at the same point of the shape whatever the scale. The arithmetic lives in
+// scenarios/lib/ (shared with the k6 script, which scales presets itself when
+// run by hand).
 import { readdirSync, readFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { z } from 'zod';
-import { issuesToErrors } from '../mock-gateways/chaos/profile.ts';
+import { applyOverrides, defaultConfig } from '../checkout/config.ts';
+import { SKU_ID } from '../checkout/store.ts';
+import { issuesToErrors, makeProfileSchema } from '../mock-gateways/chaos/profile.ts';
+import { ValidationError } from '../mock-gateways/errors.ts';
+import { SERVICE_FACTORIES, SERVICE_NAMES } from '../mock-gateways/index.ts';
+import {
+  BEHAVIOUR_DEFAULTS,
+  TRAFFIC_DEFAULTS,
+  resolve,
+  type ResolvedPreset as ScaledPreset,
+} from '../scenarios/lib/preset.ts';
+import { stageLabels } from '../scenarios/lib/shape.ts';
+import { parseBudget } from './budgets.ts';
 import { UsageError } from './errors.ts';
 import { PROJECT_ROOT } from './tools.ts';
 
@@ -23,17 +38,15 @@ const seconds = z.number().min(0).max(86_400);
 const range = z
   .tuple([seconds, seconds])
   .refine(([a, b]) => a <= b, 'the first number must not exceed the second');
+const LABEL = /^[a-z0-9_-]+$/;
 
 /** One stage of the arrival rate: ramp linearly to `target` shoppers/s over `durationS`. */
 export const stageSchema = z
   .object({
     durationS: z.number().positive().max(86_400),
     target: z.number().min(0).max(1_000_000),
-    /** Shown on charts and usable in budgets (`stage:<label>`). */
-    label: z
-      .string()
-      .regex(/^[a-z0-9_-]+$/, 'lower-case letters, digits, - and _')
-      .optional(),
+    /** Shown on charts and usable in budgets (`{stage=<label>}`); default `stage<i+1>`. */
+    label: z.string().regex(LABEL, 'lower-case letters, digits, - and _').max(40).optional(),
   })
   .strict();
 
@@ -41,12 +54,32 @@ export const trafficSchema = z
   .object({
     /** Arrivals per second at the start (open model: k6 ramping-arrival-rate). */
     startRate: z.number().min(0).max(1_000_000),
-    stages: z.array(stageSchema).min(1),
+    stages: z.array(stageSchema).min(1).max(100),
     /** k6 VUs allocated up front / at most, at load-scale 1 (scaled with the load). */
-    preAllocatedVUs: z.number().int().min(1).max(100_000).default(50),
-    maxVUs: z.number().int().min(1).max(100_000).default(1_000),
+    preAllocatedVUs: z.number().int().min(1).max(100_000).default(TRAFFIC_DEFAULTS.preAllocatedVUs),
+    maxVUs: z.number().int().min(1).max(100_000).default(TRAFFIC_DEFAULTS.maxVUs),
   })
-  .strict();
+  .strict()
+  .superRefine((t, ctx) => {
+    if (t.maxVUs < t.preAllocatedVUs)
+      ctx.addIssue({
+        code: 'custom',
+        path: ['maxVUs'],
+        message: `must be at least preAllocatedVUs (${t.preAllocatedVUs})`,
+      });
+    const seen = new Map<string, number>();
+    stageLabels(t.stages).forEach((l, i) => {
+      if (seen.has(l))
+        ctx.addIssue({
+          code: 'custom',
+          path: ['stages', i, 'label'],
+          message: `duplicate stage label "${l}" (stage ${seen.get(l)! + 1} has it; unlabelled stages are stage<n>)`,
+        });
+      else seen.set(l, i);
+    });
+    if (t.startRate === 0 && t.stages.every((s) => s.target === 0))
+      ctx.addIssue({ code: 'custom', path: ['stages'], message: 'no arrivals: every rate is 0' });
+  });
 
 const channelWeights = z
   .object({ card: share, alipay: share, wechat: share })
@@ -54,35 +87,54 @@ const channelWeights = z
   .strict()
   .refine((w) => Object.values(w).some((v) => (v ?? 0) > 0), 'at least one channel needs a weight');
 
+const D = BEHAVIOUR_DEFAULTS;
 /** What a shopper does, as shares of arriving shoppers (each drawn per shopper from the seed). */
 export const behaviourSchema = z
   .object({
     /** Look at the catalogue and leave. */
-    browseOnly: share.default(0.3),
+    browseOnly: share.default(D.browseOnly),
     /** Order with a coupon from the sale's campaign (when it has one). */
-    useCoupon: share.default(0),
-    /** Payment channel weights. */
-    channels: channelWeights.default({ card: 1 }),
+    useCoupon: share.default(D.useCoupon),
+    /** Payment channel weights (relative; need not add up to 1). */
+    channels: channelWeights.default(D.channels),
     /** Click pay again while the first click is still waiting. */
-    reclickPay: share.default(0.1),
+    reclickPay: share.default(D.reclickPay),
     /** Extra clicks when re-clicking: 1 to this many. */
-    maxReclicks: z.number().int().min(1).max(10).default(2),
+    maxReclicks: z.number().int().min(1).max(10).default(D.maxReclicks),
     /** After a failed payment, try again after a human pause. */
-    retryAfterFailure: share.default(0.5),
+    retryAfterFailure: share.default(D.retryAfterFailure),
     /** The pause before that retry, seconds at time-scale 1. */
-    retryPauseS: range.default([2, 10]),
+    retryPauseS: range.default(D.retryPauseS),
+    /** Retries after the first click, at most. */
+    maxRetries: z.number().int().min(0).max(5).default(D.maxRetries),
     /** On retrying, switch to another channel. */
-    switchChannel: share.default(0.3),
+    switchChannel: share.default(D.switchChannel),
     /** Offer the other channels as fallbacks (the hardened checkout fails over). */
-    allowFallback: share.default(0.5),
+    allowFallback: share.default(D.allowFallback),
     /** Order, then never pay. */
-    abandon: share.default(0.05),
+    abandon: share.default(D.abandon),
     /** Order, leave, come back later to pay. */
-    payLater: share.default(0.05),
+    payLater: share.default(D.payLater),
     /** How much later, seconds at time-scale 1. */
-    payLaterS: range.default([30, 300]),
+    payLaterS: range.default(D.payLaterS),
+    /** Looks at a paying order (202) at most this many times before leaving. */
+    polls: z.number().int().min(0).max(20).default(D.polls),
+    /** The pause before each look, seconds at time-scale 1. */
+    pollPauseS: range.default(D.pollPauseS),
+    /** How long a shopper's request waits for an answer, seconds (a network timeout: not scaled). */
+    requestTimeoutS: z.number().min(0.1).max(600).default(D.requestTimeoutS),
   })
-  .strict();
+  .strict()
+  .superRefine((b, ctx) => {
+    if (b.abandon + b.payLater > 1 + 1e-9)
+      ctx.addIssue({
+        code: 'custom',
+        path: ['payLater'],
+        message: `abandon + payLater must be at most 1 (they exclude each other); they add up to ${b.abandon + b.payLater}`,
+      });
+  });
+
+const campaignId = z.string().regex(/^[A-Za-z0-9_.:-]{1,64}$/, '1-64 letters, digits, _ . : and -');
 
 export const saleSchema = z
   .object({
@@ -90,23 +142,32 @@ export const saleSchema = z
       .array(
         z
           .object({
-            id: z.string().regex(/^[A-Za-z0-9_-]{1,40}$/, '1-40 letters, digits, - and _'),
-            name: z.string().max(80).optional(),
+            id: z.string().regex(SKU_ID, '1-32 letters, digits, - and _'),
+            name: z.string().min(1).max(128).optional(),
             /** Price in minor units (fen). */
-            price: z.number().int().min(1),
+            price: z.number().int().min(1).max(100_000_000),
             /** Units at full scale (scaled by time-scale x load-scale, at least 1). */
-            stock: z.number().int().min(1),
-            /** Per-user purchase limit. */
-            limit: z.number().int().min(1).default(1),
+            stock: z.number().int().min(1).max(100_000_000),
+            /** Units one shopper may hold (reserved or bought); 0: no limit. */
+            limit: z.number().int().min(0).max(1000).default(1),
           })
           .strict(),
       )
-      .min(1),
+      .min(1)
+      .max(1000)
+      .superRefine((skus, ctx) => {
+        const seen = new Set<string>();
+        skus.forEach((k, i) => {
+          if (seen.has(k.id))
+            ctx.addIssue({ code: 'custom', path: [i, 'id'], message: `duplicate SKU id ${k.id}` });
+          seen.add(k.id);
+        });
+      }),
     coupon: z
       .object({
-        campaignId: z.string().regex(/^[A-Za-z0-9_-]{1,40}$/),
+        campaignId,
         /** Coupons at full scale (scaled like stock). */
-        budget: z.number().int().min(1),
+        budget: z.number().int().min(1).max(10_000_000),
         /** Discount in minor units. */
         discount: z.number().int().min(1),
       })
@@ -118,15 +179,15 @@ export const saleSchema = z
 export const checkoutBuildSchema = z
   .object({
     mode: z.enum(['naive', 'hardened']).default('hardened'),
-    /** Feature and parameter overrides, as `--set KEY=VALUE` takes them. */
+    /** Feature and parameter overrides, as `--set KEY=VALUE` takes them (docs/CHECKOUT.md). */
     set: z.record(z.string(), z.union([z.string(), z.number(), z.boolean()])).default({}),
   })
   .strict();
 
 /**
- * Chaos per mock service: a chaos profile (docs/CHAOS.md), validated by the
- * service's engine when the harness applies it. Time offsets in it (`atMs`,
- * `startMs`, `durationMs`, `periodMs`) are at time-scale 1 and scaled.
+ * Chaos per mock service: a chaos profile (docs/CHAOS.md), validated here with
+ * the service's own profile schema. Time offsets in it (`atMs`, `startMs`,
+ * `durationMs`, `periodMs`) are at time-scale 1 and scaled.
  */
 export const chaosSchema = z
   .object({
@@ -139,7 +200,7 @@ export const chaosSchema = z
 /** A variant runs the same preset with another checkout build and its own budgets and expectation. */
 export const variantSchema = z
   .object({
-    name: z.string().regex(/^[a-z0-9-]+$/),
+    name: z.string().regex(/^[a-z0-9-]+$/, 'lower-case letters, digits and -'),
     description: z.string().optional(),
     checkout: checkoutBuildSchema.optional(),
     /** Replace the preset's budgets for this variant. */
@@ -156,7 +217,7 @@ export const presetSchema = z
     description: z.string().min(1),
     /** Suggested scales for a short run (CI, the demo); `--ci` uses them. */
     ci: z
-      .object({ timeScale: z.number().positive().max(1), loadScale: z.number().positive() })
+      .object({ timeScale: z.number().positive().max(1), loadScale: z.number().positive().max(1) })
       .strict()
       .default({ timeScale: 1 / 60, loadScale: 0.1 }),
     traffic: trafficSchema,
@@ -165,9 +226,21 @@ export const presetSchema = z
     checkout: checkoutBuildSchema.default({ mode: 'hardened', set: {} }),
     chaos: chaosSchema.default({}),
     budgets: z.array(z.string()).default([]),
-    variants: z.array(variantSchema).optional(),
+    variants: z.array(variantSchema).min(1).optional(),
   })
-  .strict();
+  .strict()
+  .superRefine((p, ctx) => {
+    const names = new Set<string>();
+    p.variants?.forEach((v, i) => {
+      if (names.has(v.name))
+        ctx.addIssue({
+          code: 'custom',
+          path: ['variants', i, 'name'],
+          message: `duplicate variant name ${v.name}`,
+        });
+      names.add(v.name);
+    });
+  });
 
 export type Preset = z.infer<typeof presetSchema>;
 export type Stage = z.infer<typeof stageSchema>;
@@ -176,36 +249,80 @@ export type Variant = z.infer<typeof variantSchema>;
 
 /**
  * What the harness hands the k6 script (as a JSON file, `PRESET_FILE`): the
- * preset with scales applied, the seed, and the sale as seeded.
+ * preset with scales applied, the seed, and the sale as seeded. Defined in
+ * scenarios/lib/preset.ts, which the script imports too.
  */
-export interface ResolvedPreset {
-  name: string;
-  variant?: string;
-  seed: number;
-  timeScale: number;
-  loadScale: number;
-  /** Stages with durations and targets scaled. */
-  traffic: { startRate: number; stages: Stage[]; preAllocatedVUs: number; maxVUs: number };
-  /** Behaviour with pauses scaled (retryPauseS, payLaterS in seconds of this run). */
-  behaviour: Behaviour;
-  sale: {
-    skus: { id: string; name?: string; price: number; stock: number; limit: number }[];
-    coupon?: { campaignId: string; budget: number; discount: number };
-  };
-  /** Total seconds of traffic (sum of the scaled stages). */
-  durationS: number;
+export type ResolvedPreset = ScaledPreset;
+
+type FieldErrors = { field: string; reason: string }[];
+
+/** The checks zod cannot make alone: chaos profiles, checkout settings, budgets. */
+function deepChecks(p: Preset): FieldErrors {
+  const errors: FieldErrors = [];
+  for (const service of SERVICE_NAMES) {
+    const profile = p.chaos[service];
+    if (profile === undefined) continue;
+    const def = SERVICE_FACTORIES[service]!();
+    const r = makeProfileSchema({
+      operations: def.operations,
+      declineReasons: def.declineReasons,
+      extraSchema: def.extraSchema,
+    }).safeParse(profile);
+    if (!r.success)
+      errors.push(
+        ...issuesToErrors(r.error.issues, '').map((e) => ({
+          field: ['chaos', service, e.field].filter(Boolean).join('.'),
+          reason: e.reason,
+        })),
+      );
+  }
+  const builds: [string, { mode: 'naive' | 'hardened'; set: Record<string, unknown> }][] = [
+    ['checkout', p.checkout],
+    ...(p.variants ?? []).flatMap((v, i) =>
+      v.checkout ? [[`variants.${i}.checkout`, v.checkout] as [string, typeof p.checkout]] : [],
+    ),
+  ];
+  for (const [where, b] of builds) {
+    try {
+      applyOverrides(
+        defaultConfig(b.mode),
+        Object.entries(b.set).map(([k, v]) => `${k}=${String(v)}`),
+      );
+    } catch (e) {
+      if (!(e instanceof ValidationError)) throw e;
+      errors.push(...e.errors.map((x) => ({ field: `${where}.set.${x.field}`, reason: x.reason })));
+    }
+  }
+  const stages = stageLabels(p.traffic.stages);
+  const budgetLists: [string, string[], 'preset' | 'variant'][] = [
+    ['budgets', p.budgets, 'preset'],
+    ...(p.variants ?? []).flatMap((v, i) =>
+      v.budgets
+        ? [[`variants.${i}.budgets`, v.budgets, 'variant'] as [string, string[], 'variant']]
+        : [],
+    ),
+  ];
+  for (const [where, list, source] of budgetLists)
+    list.forEach((expr, i) => {
+      try {
+        parseBudget(expr, source, { stages });
+      } catch (e) {
+        if (!(e instanceof UsageError)) throw e;
+        errors.push({ field: `${where}.${i}`, reason: e.message.split('\n')[0]! });
+      }
+    });
+  return errors;
 }
 
 /** Parse a preset; errors name the field (`traffic.stages.2.target: ...`). */
 export function parsePreset(raw: unknown, source: string): Preset {
   const r = presetSchema.safeParse(raw);
-  if (!r.success) {
-    const errs = issuesToErrors(r.error.issues, '(preset)');
+  const errs = r.success ? deepChecks(r.data) : issuesToErrors(r.error.issues, '(preset)');
+  if (errs.length)
     throw new UsageError(
       `invalid preset ${source}:\n${errs.map((e) => `  ${e.field}: ${e.reason}`).join('\n')}`,
     );
-  }
-  return r.data;
+  return r.data!;
 }
 
 /** A preset by name (scenarios/presets/NAME.json) or by file path. */
@@ -243,54 +360,32 @@ export function listPresetNames(): string[] {
   }
 }
 
-/** Apply scales and the seed: what the k6 script runs. */
+/** Apply scales and the seed: what the k6 script runs (scenarios/lib/preset.ts `resolve`). */
 export function resolvePreset(
   p: Preset,
   o: { seed: number; timeScale: number; loadScale: number; variant?: string },
 ): ResolvedPreset {
-  const ts = o.timeScale;
-  const ls = o.loadScale;
-  const units = (n: number) => Math.max(1, Math.round(n * ts * ls));
-  const stages = p.traffic.stages.map((s) => ({
-    ...s,
-    durationS: Math.max(1, Math.round(s.durationS * ts)),
-    target: s.target * ls,
-  }));
-  const vus = (n: number) => Math.max(1, Math.ceil(n * ls));
-  const b = p.behaviour;
-  const scaleRange = ([a, c]: [number, number]): [number, number] => [a * ts, c * ts];
-  return {
-    name: p.name,
-    variant: o.variant,
-    seed: o.seed,
-    timeScale: ts,
-    loadScale: ls,
-    traffic: {
-      startRate: p.traffic.startRate * ls,
-      stages,
-      preAllocatedVUs: vus(p.traffic.preAllocatedVUs),
-      maxVUs: vus(p.traffic.maxVUs),
-    },
-    behaviour: { ...b, retryPauseS: scaleRange(b.retryPauseS), payLaterS: scaleRange(b.payLaterS) },
-    sale: {
-      skus: p.sale.skus.map((s) => ({ ...s, stock: units(s.stock) })),
-      ...(p.sale.coupon
-        ? { coupon: { ...p.sale.coupon, budget: units(p.sale.coupon.budget) } }
-        : {}),
-    },
-    durationS: stages.reduce((a, s) => a + s.durationS, 0),
-  };
+  return resolve(p, o);
 }
 
-/** Scale the time offsets of a chaos profile (and of its timeline steps) by `ts`. */
+/**
+ * Scale the time offsets of a chaos profile (and of its timeline steps) by `ts`:
+ * `atMs` and `startMs` to the nearest millisecond, `durationMs` and `periodMs`
+ * too but at least 1 ms (the engine refuses 0). Latencies, hang times and
+ * notification delays are real times and stay as written.
+ */
 export function scaleChaosProfile(profile: unknown, ts: number): unknown {
-  const TIME_KEYS = new Set(['atMs', 'startMs', 'durationMs', 'periodMs']);
+  const OFFSETS = new Set(['atMs', 'startMs']);
+  const SPANS = new Set(['durationMs', 'periodMs']);
   const walk = (v: unknown): unknown => {
     if (Array.isArray(v)) return v.map(walk);
     if (v && typeof v === 'object') {
       const out: Record<string, unknown> = {};
-      for (const [k, x] of Object.entries(v))
-        out[k] = TIME_KEYS.has(k) && typeof x === 'number' ? Math.round(x * ts) : walk(x);
+      for (const [k, x] of Object.entries(v)) {
+        if (typeof x === 'number' && OFFSETS.has(k)) out[k] = Math.round(x * ts);
+        else if (typeof x === 'number' && SPANS.has(k)) out[k] = Math.max(1, Math.round(x * ts));
+        else out[k] = walk(x);
+      }
       return out;
     }
     return v;

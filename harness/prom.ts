@@ -21,3 +21,53 @@ export async function scrape(url: string): Promise<string> {
   if (!res.ok) throw new Error(`${url}/metrics answered ${res.status}`);
   return res.text();
 }
+
+/** One labelled histogram: cumulative buckets (`le` in the metric's unit, +Inf last). */
+export interface HistogramRow {
+  name: string;
+  /** The series' labels, `le` removed. */
+  labels: Record<string, string>;
+  buckets: { le: number; count: number }[];
+}
+
+/**
+ * Counter and gauge rows, and the histograms, of a whole /metrics text (one parse).
+ *
+ * parse-prometheus-text-format folds every series of a histogram family into
+ * one set of buckets and drops their labels; the histogram families are
+ * therefore read as untyped samples (`NAME_bucket{...,le="..."}`), grouped
+ * here by their labels without `le`.
+ */
+export function readMetrics(
+  text: string,
+  prefix = '',
+): { rows: Row[]; histograms: HistogramRow[] } {
+  const histNames = new Set<string>();
+  const untyped = text.replace(/^# TYPE (\S+) histogram[ \t]*$/gm, (_l, name: string) => {
+    if (name.startsWith(prefix)) histNames.add(name);
+    return `# TYPE ${name} untyped`;
+  });
+  const families = parse(untyped.endsWith('\n') ? untyped : `${untyped}\n`);
+  const rows: Row[] = [];
+  const byKey = new Map<string, HistogramRow>();
+  for (const f of families) {
+    if (!f.name.startsWith(prefix)) continue;
+    if (f.type === 'COUNTER' || f.type === 'GAUGE') {
+      for (const m of f.metrics)
+        rows.push({ name: f.name, labels: m.labels ?? {}, value: Number(m.value) });
+      continue;
+    }
+    const base = f.name.endsWith('_bucket') ? f.name.slice(0, -'_bucket'.length) : undefined;
+    if (base === undefined || !histNames.has(base)) continue;
+    for (const m of f.metrics) {
+      const { le, ...labels } = m.labels ?? {};
+      if (le === undefined) continue;
+      const key = JSON.stringify([base, Object.entries(labels).sort()]);
+      let h = byKey.get(key);
+      if (!h) byKey.set(key, (h = { name: base, labels, buckets: [] }));
+      h.buckets.push({ le: le === '+Inf' ? Infinity : Number(le), count: Number(m.value) });
+    }
+  }
+  for (const h of byKey.values()) h.buckets.sort((a, b) => a.le - b.le);
+  return { rows, histograms: [...byKey.values()] };
+}

@@ -101,7 +101,7 @@ export const runSummarySchema = z
       .strict(),
     /**
      * Every metric a budget can name, flat: `pay.failure_rate`, `checkout.p99_ms`,
-     * `leaks.stock`, `dropped_iterations`... (docs/RUNNING.md lists them). null: no samples.
+     * `leaks.stock`, `dropped_iterations`... (docs/BUDGETS.md lists them). null: no samples.
      */
     metrics: z.record(z.string(), nullableNum),
     budgets: z.array(budgetResultSchema),
@@ -151,6 +151,8 @@ export type RunSummary = z.infer<typeof runSummarySchema>;
  *   requests_per_s{route}     checkout answers per second, by route
  *   paid_per_s                orders paid per second
  *   failures_per_s{reason}    shopper-visible failures per second, by reason code
+ *   refused_per_s{reason}     refusals by design (sold_out, purchase_limit_exceeded...)
+ *   vus                       k6 VUs busy
  *   latency_ms{q}             checkout request latency quantiles (q=0.5, 0.99) over the second
  *   stock_available{sku}, stock_reserved{sku}, stock_sold{sku}
  *   dep_calls_per_s{dependency,outcome}   gateway calls by outcome (ok or a reason)

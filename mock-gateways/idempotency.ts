@@ -7,6 +7,11 @@ import type { NextFunction, Request, RequestHandler, Response } from 'express';
 import stringify from 'safe-stable-stringify';
 import { HttpError, ValidationError } from './errors.ts';
 
+/** res.locals key: true while the operation behind this request may still run or is running. */
+export const OPERATION_PENDING = 'operationPending';
+/** res.locals key: frees the request's idempotency key unless its answer was stored. */
+export const IDEMPOTENCY_RELEASE = 'idempotencyRelease';
+
 interface Entry {
   hash: string;
   done: boolean;
@@ -70,19 +75,31 @@ export class IdempotencyStore {
       }
       const entry: Entry = { hash, done: false };
       this.entries.set(id, entry);
+      // The key is free again only when the operation did not take effect: an
+      // answer that is not stored (5xx, 400, 429), or a connection that closed
+      // while no operation is pending. A client that gives up (a timeout) does
+      // not stop an operation already under way (the chaos wrapper marks it
+      // pending while it waits): its result is stored and replayed, as a real
+      // gateway does, instead of letting a retry run the operation twice.
+      const release = () => {
+        if (!entry.done && this.entries.get(id) === entry) this.entries.delete(id);
+      };
+      res.locals[IDEMPOTENCY_RELEASE] = release;
       const json = res.json.bind(res);
       res.json = ((body: unknown) => {
         const s = res.statusCode;
-        if (!entry.done && s < 500 && s !== 400 && s !== 429) {
-          entry.done = true;
-          entry.status = s;
-          // A copy: the domain may answer with a live object that changes later (a payment that settles).
-          entry.body = structuredClone(body);
+        if (!entry.done) {
+          if (s < 500 && s !== 400 && s !== 429) {
+            entry.done = true;
+            entry.status = s;
+            // A copy: the domain may answer with a live object that changes later (a payment that settles).
+            entry.body = structuredClone(body);
+          } else release();
         }
         return json(body);
       }) as Response['json'];
       res.once('close', () => {
-        if (!entry.done && this.entries.get(id) === entry) this.entries.delete(id);
+        if (!res.locals[OPERATION_PENDING]) release();
       });
       return then ? then(req, res, next) : next();
     };

@@ -114,6 +114,42 @@ describe('idempotency keys', () => {
     ).toBe('true');
   });
 
+  it('a caller that times out while the bank is slow does not free the key: the charge still happens once and a retry replays it (I5)', async () => {
+    const s = await bank({ latency: { dist: 'fixed', ms: 400 }, extra: { velocity: false } });
+    const body = pay();
+    // The caller gives up after 100 ms, as a checkout's timeout does; the bank keeps going.
+    const first = await rawRequest(`${s.url}/v1/payments`, {
+      body,
+      headers: { 'idempotency-key': 'k-slow' },
+      timeoutMs: 100,
+    });
+    expect(first.kind).toBe('timeout');
+    // Retried with the same key while the first is still under way: 409, never a second charge.
+    const during = await call(s.url, 'POST', '/v1/payments', body, { 'idempotency-key': 'k-slow' });
+    expect(during).toMatchObject({ status: 409, body: { reason: 'idempotency_key_in_use' } });
+    await sleep(500);
+    const after = await call(s.url, 'POST', '/v1/payments', body, { 'idempotency-key': 'k-slow' });
+    expect(after).toMatchObject({ status: 200, body: { status: 'succeeded' } });
+    expect(after.headers.get('idempotent-replayed')).toBe('true');
+    const st = (await call(s.url, 'GET', '/v1/statement')).body;
+    expect(st.entries.filter((e: { orderId: string }) => e.orderId === body.orderId)).toHaveLength(
+      1,
+    );
+  });
+
+  it('a request refused by a fault before the operation runs frees its key for the retry', async () => {
+    const s = await bank({ extra: { velocity: false } });
+    const body = pay();
+    const r1 = await rawRequest(`${s.url}/v1/payments`, {
+      body,
+      headers: { 'idempotency-key': 'k-reset', 'x-fault-kind': 'reset' },
+    });
+    expect(r1.kind).toBe('reset');
+    const r2 = await call(s.url, 'POST', '/v1/payments', body, { 'idempotency-key': 'k-reset' });
+    expect(r2).toMatchObject({ status: 200, body: { status: 'succeeded' } });
+    expect(r2.headers.get('idempotent-replayed')).toBeNull();
+  });
+
   it('after an ambiguous reset, a retry with the same key gets the success, not a second charge (I5)', async () => {
     const s = await bank();
     const body = pay();

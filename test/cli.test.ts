@@ -1,6 +1,6 @@
 // The flashcrowd CLI as a user runs it: help, usage errors with exit code 2,
-// `mock` printing its URLs and stopping cleanly on SIGINT, and the demo
-// driving real k6 traffic through all three mocks.
+// `mock` printing its URLs and stopping cleanly on SIGINT, and the tour
+// driving real k6 traffic through all three mocks (the run command has test/run.test.ts).
 import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -109,12 +109,12 @@ describe('flashcrowd CLI', () => {
     expect(await exited).toBe(0);
   });
 
-  it('demo runs real k6 through all three mocks and reports what the chaos did', () => {
+  it('tour runs real k6 through all three mocks and reports what the chaos did', () => {
     expect(
       findTool('k6'),
       'k6 not found: run `node scripts/setup.mjs` (npm test does)',
     ).toBeDefined();
-    const r = cli(['demo', '--duration', '3', '--rate', '20'], 120_000);
+    const r = cli(['tour', '--duration', '3', '--rate', '20'], 120_000);
     expect(r.status, r.stderr).toBe(0);
     expect(r.stdout).toMatch(/What the mocks saw/);
     for (const name of ['bank', 'wallet', 'coupon'])

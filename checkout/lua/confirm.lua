@@ -1,7 +1,8 @@
 -- A captured payment for an order: reserved -> sold and the order paid.
 -- A capture for an order that already expired or failed (its stock was
 -- released) never revives stock silently (I9): it is re-reserved when stock
--- remains and the caller allows it, else flagged for a refund; both counted.
+-- remains, the shopper's purchase limit allows it and the caller does, else
+-- flagged for a refund; both counted.
 -- KEYS: 1 stock, 2 bought, 3 order, 4 deadlines, 5 paying index, 6 counters
 -- ARGV: 1 paymentRef, 2 amount, 3 nowMs, 4 allowReReserve (1/0), 5 channel
 -- Returns {status, state, order fields...}: paid | duplicate | double_capture | late_rereserved | late_refund | amount_mismatch | not_found
@@ -35,9 +36,18 @@ if st == 'pending_payment' or st == 'paying' then
   redis.call('ZREM', KEYS[5], id)
   return answer('paid', 'paid')
 end
--- expired, cancelled or payment_failed: the reservation is gone.
-local available = tonumber(redis.call('HGET', KEYS[1], 'available'))
-if ARGV[4] == '1' and available >= qty then
+-- expired, cancelled or payment_failed: the reservation is gone. Re-reserve
+-- only within the per-user limit: the shopper may have bought the unit again
+-- with another order meanwhile (I4), and then this payment is refunded.
+local s = redis.call('HMGET', KEYS[1], 'available', 'limit')
+local available = tonumber(s[1])
+local limit = tonumber(s[2] or '0')
+local within = true
+if limit > 0 then
+  local have = tonumber(redis.call('HGET', KEYS[2], o[5]) or '0')
+  within = have + qty <= limit
+end
+if ARGV[4] == '1' and available >= qty and within then
   redis.call('HINCRBY', KEYS[1], 'available', -qty)
   redis.call('HINCRBY', KEYS[1], 'sold', qty)
   redis.call('HINCRBY', KEYS[2], o[5], qty)

@@ -6,6 +6,7 @@ import { BulkheadPolicy, BulkheadRejectedError } from 'cockatiel';
 import type { NextFunction, Request, RequestHandler, Response } from 'express';
 import type { ChaosDecision, ChaosEngine } from './engine.ts';
 import type { MockMetrics } from '../metrics.ts';
+import { IDEMPOTENCY_RELEASE, OPERATION_PENDING } from '../idempotency.ts';
 
 export type DeclineRenderer = (
   req: Request,
@@ -85,11 +86,18 @@ export function chaosMiddlewareFactory(
       // mostly before it returns, and then the answer is counted without a listener.
       if (!fault && decision.latencyMs === 0 && !decision.capacity) {
         let out: unknown;
+        res.locals[OPERATION_PENDING] = true;
         try {
           out = handler(req, res, next);
         } catch (err) {
           next(err);
         }
+        if (out instanceof Promise)
+          out.then(
+            () => operationOver(res),
+            () => operationOver(res),
+          );
+        else operationOver(res);
         // No named closure per request here: tsx (esbuild keepNames) would name each one.
         if (res.writableEnded) recordAnswer(record, res, started);
         else {
@@ -140,6 +148,10 @@ export function chaosMiddlewareFactory(
   ): Promise<void> {
     const { operation, handler, decision, started, state } = ctx;
     const fault = decision.fault;
+    // The operation still runs after the injected wait, whether or not the
+    // client is still there (a timed-out caller does not cancel a charge).
+    const runs = !fault || fault.kind === 'dribble' || fault.ambiguous === true;
+    res.locals[OPERATION_PENDING] = runs;
     const serve = async () => {
       // The injected latency counts from the request's arrival: time already spent
       // here (body parsing, a capacity queue) is part of it, as it is at a real bank.
@@ -201,7 +213,21 @@ async function runHandler(
   res: Response,
   next: NextFunction,
 ) {
-  await handler(req, res, next);
+  try {
+    await handler(req, res, next);
+  } finally {
+    operationOver(res);
+  }
+}
+
+/** The operation is over: an idempotency key it did not answer under is free again. */
+function operationOver(res: Response) {
+  res.locals[OPERATION_PENDING] = false;
+  if (res.writableEnded && !res.destroyed) return;
+  const release = res.locals[IDEMPOTENCY_RELEASE] as (() => void) | undefined;
+  // Answered (stored or released by the answer), or the client left: the entry is
+  // stored when the answer was storable; otherwise free the key.
+  release?.();
 }
 
 /** Replace res.send so the handler's answer goes through `fn` instead. */

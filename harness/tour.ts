@@ -1,4 +1,4 @@
-// `flashcrowd demo`: all three mocks under the demo chaos profile, a loopback
+// `flashcrowd tour`: all three mocks under the demo chaos profile, a loopback
 // merchant for wallet notifications, k6 shoppers through them for a bounded
 // time, then what each service saw, what the chaos did, and the ledgers.
 import { join } from 'node:path';
@@ -44,7 +44,7 @@ export async function runDemo(o: DemoOptions): Promise<void> {
     'bank' | 'wallet' | 'coupon',
     string
   >;
-  console.log(`flashcrowd demo: mock gateways up (chaos profile ${profileFile}, seed ${o.seed})`);
+  console.log(`flashcrowd tour: mock gateways up (chaos profile ${profileFile}, seed ${o.seed})`);
   for (const s of running) console.log(`  ${s.name.padEnd(8)} ${s.url}`);
   console.log(`  merchant ${merchant.url}  (receives wallet notifications)`);
 
@@ -139,7 +139,7 @@ export async function runDemo(o: DemoOptions): Promise<void> {
   }
   await stop();
   console.log(
-    '\nDemo done. `npx flashcrowd mock all --profile mock-gateways/profiles/demo.json` keeps the mocks up; docs/CHAOS.md has every knob.',
+    '\nTour done. `npx flashcrowd mock all --profile mock-gateways/profiles/demo.json` keeps the mocks up; docs/CHAOS.md has every knob.',
   );
   process.exitCode = k6.code === 0 ? 0 : 1;
 }

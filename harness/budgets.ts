@@ -1,0 +1,487 @@
+// Budgets: `pay.failure_rate<0.02`, `leaks.stock==0`, `checkout.p99_ms<800`,
+// `pay.failure_rate{stage=spike}<5%`... parsed once (bad ones are usage
+// errors that point at the problem) and evaluated against the run's flat
+// metrics (summary.json `metrics`). A metric without a value fails its budget.
+// docs/BUDGETS.md is the reference for the syntax and every metric name.
+import { UsageError } from './errors.ts';
+import { seriesKey, type BudgetResult } from './summary.ts';
+
+export type BudgetOp = '<' | '<=' | '>' | '>=' | '==' | '!=';
+export type BudgetSource = BudgetResult['source'];
+export type MetricLabel = 'stage' | 'dependency';
+/**
+ * What a metric's value is, which decides the suffixes its threshold accepts:
+ * `%` on ratios (2% = 0.02), `ms`/`s` on durations in milliseconds (0.8s = 800).
+ */
+export type MetricUnit = 'count' | 'ratio' | 'ms' | 'factor' | 'flag';
+
+export interface KnownMetric {
+  name: string;
+  unit: MetricUnit;
+  /** The labels a budget may narrow the metric by. */
+  labels: readonly MetricLabel[];
+  description: string;
+}
+
+export interface ParsedBudget {
+  /** As written (trimmed). */
+  expr: string;
+  /** The metric's name without labels: `pay.failure_rate`. */
+  name: string;
+  labels: Record<string, string>;
+  /** Canonical key, labels sorted (`seriesKey`): `pay.failure_rate{stage=spike}`. */
+  metric: string;
+  op: BudgetOp;
+  threshold: number;
+  source: BudgetSource;
+}
+
+export const DEPENDENCIES = ['bank', 'wallet', 'coupon'] as const;
+
+const S: readonly MetricLabel[] = ['stage'];
+const D: readonly MetricLabel[] = ['dependency'];
+const none: readonly MetricLabel[] = [];
+const m = (
+  name: string,
+  unit: MetricUnit,
+  labels: readonly MetricLabel[],
+  description: string,
+): KnownMetric => ({ name, unit, labels, description });
+
+/** Every metric a budget can name (docs/BUDGETS.md describes each). */
+export const KNOWN_METRICS: readonly KnownMetric[] = [
+  m('arrivals', 'count', none, 'shoppers k6 started (its iterations)'),
+  m('dropped_iterations', 'count', none, 'arrivals k6 could not start for want of a free VU'),
+  m('orders.attempted', 'count', S, 'order requests shoppers sent (k6)'),
+  m('orders.created', 'count', S, 'orders created (201 on POST /v1/orders)'),
+  m(
+    'orders.failure_rate',
+    'ratio',
+    S,
+    'share of order requests that failed, as the shopper saw it (k6)',
+  ),
+  m('orders.sold_out', 'count', none, 'order requests answered sold_out'),
+  m('pay.attempted', 'count', S, 'pay requests shoppers sent (k6)'),
+  m('pay.paid', 'count', S, 'pay requests answered paid (200)'),
+  m(
+    'pay.failure_rate',
+    'ratio',
+    S,
+    'share of pay requests that failed, as the shopper saw it (k6)',
+  ),
+  m('order.p99_ms', 'ms', S, 'p99 latency of order requests, as the shopper saw it (k6)'),
+  m('pay.p99_ms', 'ms', S, 'p99 latency of pay requests, as the shopper saw it (k6)'),
+  m('checkout.p50_ms', 'ms', none, 'median latency of every request k6 sent to the checkout'),
+  m('checkout.p95_ms', 'ms', none, 'p95 latency of every request k6 sent to the checkout'),
+  m('checkout.p99_ms', 'ms', none, 'p99 latency of every request k6 sent to the checkout'),
+  m('checkout.error_rate', 'ratio', none, "share of the checkout's answers with a 5xx status"),
+  m('checkout.shed', 'count', none, 'requests refused by load shedding (503 overloaded)'),
+  m('dep.calls', 'count', D, 'attempts at calling a dependency (retries included)'),
+  m('dep.error_rate', 'ratio', D, "share of a dependency's attempts that did not end ok"),
+  m(
+    'retries.amplification',
+    'factor',
+    none,
+    'dependency attempts per first attempt (1 = no retries)',
+  ),
+  m('leaks.stock', 'count', none, 'orders still holding stock after quiescence (I3)'),
+  m('leaks.stock_units', 'count', none, 'units those hold, plus reserved units no order explains'),
+  m('leaks.coupon', 'count', none, 'coupons still locked by an order that is not open (I8)'),
+  m('double_charges', 'count', none, 'orders with more than one capture not refunded (I5)'),
+  m('captures_without_paid_order', 'count', none, 'captures no paid order explains (I6)'),
+  m('paid_without_capture', 'count', none, 'paid orders without a capture (I7)'),
+  m('late_payments', 'count', none, 'captures that landed after their order ended (I9)'),
+  m('stuck_processing', 'count', none, 'orders still in paying after quiescence'),
+  m('oversold', 'count', none, 'units sold beyond the initial stock, plus available below 0 (I2)'),
+  m('invariants.broken', 'count', none, 'invariants I1-I11 broken'),
+  ...Array.from({ length: 11 }, (_, i) =>
+    m(`invariants.I${i + 1}`, 'flag', none, `1 when I${i + 1} holds, 0 when broken`),
+  ),
+  m('stock.sold', 'count', none, 'units sold at the end, every SKU'),
+  m('stock.sold_ratio', 'ratio', none, 'units sold / initial stock, every SKU'),
+];
+
+const BY_NAME = new Map(KNOWN_METRICS.map((k) => [k.name, k]));
+
+const OPS: readonly BudgetOp[] = ['<=', '>=', '==', '!=', '<', '>'];
+
+/**
+ * Tolerance of `==`, `!=`, `<=`, `>=` and the strictness of `<`, `>`: two
+ * values are equal when |a - b| <= max(RELATIVE x max(|a|, |b|), ABSOLUTE).
+ */
+export const EQUALITY_TOLERANCE = { relative: 1e-9, absolute: 1e-12 } as const;
+
+const SOURCE_TEXT: Record<BudgetSource, string> = {
+  preset: "the preset's budgets",
+  variant: "the variant's budgets",
+  cli: '--budget',
+};
+
+class ParseError extends Error {
+  constructor(
+    message: string,
+    readonly at: number,
+    readonly length = 1,
+  ) {
+    super(message);
+  }
+}
+
+function pointer(expr: string, at: number, length: number): string {
+  const width = Math.max(1, Math.min(length, expr.length - at));
+  return `    ${expr}\n    ${' '.repeat(at)}${'^'.repeat(width)}`;
+}
+
+function budgetError(expr: string, source: BudgetSource, e: ParseError): UsageError {
+  return new UsageError(
+    `budget \`${expr}\` (in ${SOURCE_TEXT[source]}): ${e.message}\n${pointer(expr, e.at, e.length)}`,
+  );
+}
+
+/** Levenshtein distance (insertions, deletions, substitutions). */
+export function editDistance(a: string, b: string): number {
+  let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const cur = [i];
+    for (let j = 1; j <= b.length; j++)
+      cur[j] = Math.min(
+        prev[j]! + 1,
+        cur[j - 1]! + 1,
+        prev[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1),
+      );
+    prev = cur;
+  }
+  return prev[b.length]!;
+}
+
+/**
+ * The known names closest to `name`: within an edit distance of about a
+ * third of its length (case ignored), else those sharing its last part
+ * (`p99_ms` -> checkout.p99_ms, order.p99_ms, pay.p99_ms). At most `max`.
+ */
+export function closestMetrics(name: string, max = 3): string[] {
+  const lower = name.toLowerCase();
+  const limit = Math.max(2, Math.ceil(lower.length / 3));
+  const near = KNOWN_METRICS.map((k) => ({
+    k: k.name,
+    d: editDistance(lower, k.name.toLowerCase()),
+  }))
+    .filter((x) => x.d <= limit)
+    .sort((a, b) => a.d - b.d || a.k.localeCompare(b.k))
+    .map((x) => x.k);
+  if (near.length) return near.slice(0, max);
+  const last = lower.split('.').pop()!;
+  return KNOWN_METRICS.map((k) => k.name)
+    .filter((k) => k.toLowerCase().split('.').pop() === last)
+    .sort()
+    .slice(0, max);
+}
+
+export interface ParseBudgetOptions {
+  /** The preset's stage labels: when given, `{stage=X}` must name one of them. */
+  stages?: readonly string[];
+}
+
+/** Parse one budget expression; a bad one throws a UsageError quoting it and pointing at the problem. */
+export function parseBudget(
+  expr: string,
+  source: BudgetSource,
+  opts: ParseBudgetOptions = {},
+): ParsedBudget {
+  const text = expr.trim();
+  try {
+    return parse(text, source, opts);
+  } catch (e) {
+    if (e instanceof ParseError) throw budgetError(text, source, e);
+    throw e;
+  }
+}
+
+/** Parse several; every bad one is reported in one UsageError. */
+export function parseBudgets(
+  exprs: readonly string[],
+  source: BudgetSource,
+  opts: ParseBudgetOptions = {},
+): ParsedBudget[] {
+  const out: ParsedBudget[] = [];
+  const errors: string[] = [];
+  for (const e of exprs) {
+    try {
+      out.push(parseBudget(e, source, opts));
+    } catch (err) {
+      if (!(err instanceof UsageError)) throw err;
+      errors.push(err.message);
+    }
+  }
+  if (errors.length) throw new UsageError(errors.join('\n'));
+  return out;
+}
+
+const NAME = /[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z0-9_]+)*/y;
+const LABEL_NAME = /[A-Za-z_][A-Za-z0-9_]*/y;
+const LABEL_VALUE = /[A-Za-z0-9_.:-]+/y;
+const QUOTED_VALUE = /"([^"\\]*)"/y;
+const NUMBER = /[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?/y;
+const UNIT = /%|ms\b|s\b/y;
+const OP = /<=|>=|==|!=|<|>/y;
+
+function parse(expr: string, source: BudgetSource, opts: ParseBudgetOptions): ParsedBudget {
+  let pos = 0;
+  const ws = () => {
+    while (pos < expr.length && /\s/.test(expr[pos]!)) pos++;
+  };
+  const match = (re: RegExp): string | undefined => {
+    re.lastIndex = pos;
+    const r = re.exec(expr);
+    if (!r) return undefined;
+    pos += r[0].length;
+    return r[0];
+  };
+  const found = () => (pos < expr.length ? `\`${expr[pos]}\`` : 'the end');
+
+  if (!expr)
+    throw new ParseError(
+      'empty budget; expected METRIC OP NUMBER, e.g. `pay.failure_rate<0.02`',
+      0,
+    );
+  const nameAt = pos;
+  const name = match(NAME);
+  if (!name)
+    throw new ParseError(
+      `expected a metric name (letters, digits, _ and .), found ${found()}`,
+      pos,
+    );
+  const known = BY_NAME.get(name);
+  if (!known) {
+    const close = closestMetrics(name);
+    throw new ParseError(
+      `unknown metric \`${name}\`; ${
+        close.length ? `did you mean ${close.join(', ')}?` : 'docs/BUDGETS.md lists the metrics'
+      }`,
+      nameAt,
+      name.length,
+    );
+  }
+
+  const labels: Record<string, string> = {};
+  ws();
+  if (expr[pos] === '{') {
+    const open = pos;
+    pos++;
+    for (;;) {
+      ws();
+      if (pos >= expr.length) throw new ParseError('missing `}` to close the labels', open);
+      if (expr[pos] === '}' && Object.keys(labels).length === 0)
+        throw new ParseError(
+          'empty labels `{}`; remove them or name a label',
+          open,
+          pos - open + 1,
+        );
+      const keyAt = pos;
+      const key = match(LABEL_NAME);
+      if (!key) throw new ParseError(`expected a label name, found ${found()}`, pos);
+      if (!known.labels.includes(key as MetricLabel))
+        throw new ParseError(
+          known.labels.length
+            ? `${name} takes no label \`${key}\`; it takes ${known.labels.join(', ')}`
+            : `${name} takes no labels`,
+          keyAt,
+          key.length,
+        );
+      if (key in labels) throw new ParseError(`label \`${key}\` given twice`, keyAt, key.length);
+      ws();
+      if (expr[pos] !== '=' || expr[pos + 1] === '=')
+        throw new ParseError(
+          `expected \`=\` after the label name \`${key}\`, found ${found()}`,
+          pos,
+        );
+      pos++;
+      ws();
+      const valueAt = pos;
+      let value: string | undefined;
+      QUOTED_VALUE.lastIndex = pos;
+      const q = QUOTED_VALUE.exec(expr);
+      if (q) {
+        value = q[1];
+        pos += q[0].length;
+      } else value = match(LABEL_VALUE);
+      if (!value)
+        throw new ParseError(
+          `expected a value for label \`${key}\` (letters, digits, _ . : -), found ${found()}`,
+          pos,
+        );
+      checkLabelValue(key as MetricLabel, value, opts, valueAt, pos - valueAt);
+      labels[key] = value;
+      ws();
+      if (expr[pos] === ',') {
+        pos++;
+        continue;
+      }
+      if (expr[pos] === '}') {
+        pos++;
+        break;
+      }
+      throw new ParseError(
+        pos >= expr.length
+          ? 'missing `}` to close the labels'
+          : `expected \`,\` or \`}\` after the label, found ${found()}`,
+        pos >= expr.length ? open : pos,
+      );
+    }
+    ws();
+  }
+
+  const opAt = pos;
+  const op = match(OP) as BudgetOp | undefined;
+  if (!op) {
+    const bad = /^(=<|=>|<>|=|!)/.exec(expr.slice(pos))?.[0];
+    throw new ParseError(
+      bad === '='
+        ? '`=` is not an operator; use `==` for equality'
+        : `expected an operator (${OPS.join(' ')}), found ${bad ? `\`${bad}\`` : found()}`,
+      opAt,
+      bad?.length ?? 1,
+    );
+  }
+  ws();
+  const numAt = pos;
+  const num = match(NUMBER);
+  if (!num) throw new ParseError(`expected a number after \`${op}\`, found ${found()}`, pos);
+  let threshold = Number(num);
+  ws();
+  const unitAt = pos;
+  const unit = match(UNIT);
+  if (unit) {
+    if (unit === '%') {
+      if (known.unit !== 'ratio')
+        throw new ParseError(
+          `\`%\` applies to ratios (*_rate, *_ratio); ${name} is a ${unitWord(known.unit)}`,
+          unitAt,
+        );
+      threshold /= 100;
+    } else {
+      if (known.unit !== 'ms')
+        throw new ParseError(
+          `\`${unit}\` applies to latencies (*_ms); ${name} is a ${unitWord(known.unit)}`,
+          unitAt,
+          unit.length,
+        );
+      if (unit === 's') threshold *= 1000;
+    }
+    ws();
+  }
+  if (pos < expr.length)
+    throw new ParseError(
+      `unexpected \`${expr.slice(pos)}\` after the threshold \`${expr.slice(numAt, unit ? unitAt + unit.length : numAt + num.length).trim()}\``,
+      pos,
+      expr.length - pos,
+    );
+  if (!Number.isFinite(threshold))
+    throw new ParseError(`the threshold \`${num}\` is not a finite number`, numAt, num.length);
+
+  return {
+    expr,
+    name,
+    labels,
+    metric: seriesKey(name, labels),
+    op,
+    threshold,
+    source,
+  };
+}
+
+function unitWord(u: MetricUnit): string {
+  return { count: 'count', ratio: 'ratio', ms: 'latency', factor: 'factor', flag: 'flag (0 or 1)' }[
+    u
+  ];
+}
+
+function checkLabelValue(
+  key: MetricLabel,
+  value: string,
+  opts: ParseBudgetOptions,
+  at: number,
+  length: number,
+) {
+  if (key === 'dependency' && !(DEPENDENCIES as readonly string[]).includes(value))
+    throw new ParseError(
+      `unknown dependency \`${value}\`; expected ${DEPENDENCIES.join(', ')}`,
+      at,
+      length,
+    );
+  if (key === 'stage') {
+    if (!/^[a-z0-9_-]+$/.test(value))
+      throw new ParseError(
+        `stage \`${value}\` is not a stage label (lower-case letters, digits, - and _)`,
+        at,
+        length,
+      );
+    if (opts.stages && !opts.stages.includes(value))
+      throw new ParseError(
+        `unknown stage \`${value}\`; this preset's stages are ${
+          opts.stages.length ? opts.stages.join(', ') : '(none labelled)'
+        }`,
+        at,
+        length,
+      );
+  }
+}
+
+/** a == b within EQUALITY_TOLERANCE. */
+export function approxEqual(a: number, b: number): boolean {
+  const tol = Math.max(
+    EQUALITY_TOLERANCE.relative * Math.max(Math.abs(a), Math.abs(b)),
+    EQUALITY_TOLERANCE.absolute,
+  );
+  return Math.abs(a - b) <= tol;
+}
+
+/** `value op threshold`, with equality within EQUALITY_TOLERANCE (so 0.1 + 0.2 <= 0.3, and not < 0.3). */
+export function compare(value: number, op: BudgetOp, threshold: number): boolean {
+  const eq = approxEqual(value, threshold);
+  switch (op) {
+    case '==':
+      return eq;
+    case '!=':
+      return !eq;
+    case '<':
+      return value < threshold && !eq;
+    case '<=':
+      return value < threshold || eq;
+    case '>':
+      return value > threshold && !eq;
+    case '>=':
+      return value > threshold || eq;
+  }
+}
+
+/**
+ * Each budget against `metrics` (keys as `ParsedBudget.metric`). A metric
+ * absent or null fails with note "no samples"; NaN and infinities fail too
+ * (value null, the note says which): a budget never passes without a number.
+ */
+export function evaluateBudgets(
+  budgets: readonly ParsedBudget[],
+  metrics: Readonly<Record<string, number | null | undefined>>,
+): BudgetResult[] {
+  return budgets.map((b) => {
+    const base = {
+      expr: b.expr,
+      metric: b.metric,
+      op: b.op,
+      threshold: b.threshold,
+      source: b.source,
+    };
+    const v = Object.hasOwn(metrics, b.metric) ? metrics[b.metric] : undefined;
+    if (v === undefined || v === null)
+      return { ...base, value: null, ok: false, note: 'no samples' };
+    if (!Number.isFinite(v))
+      return {
+        ...base,
+        value: null,
+        ok: false,
+        note: Number.isNaN(v) ? 'not a number (NaN)' : `not finite (${v})`,
+      };
+    return { ...base, value: v, ok: compare(v, b.op, b.threshold) };
+  });
+}

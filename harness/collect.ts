@@ -1,0 +1,679 @@
+// Live collection during a run: every tick (default 1 s) scrape the
+// checkout's and the mocks' /metrics, the checkout's stock (GET /admin/stock)
+// and k6's REST API, and turn the counters into per-second rates, the
+// histograms into latency quantiles, the gauges into levels. The result is a
+// `TimeSeries` (harness/summary.ts); `snapshot()` feeds the progress line.
+//
+// Ticks never overlap: a tick still running when the next one is due makes
+// that one skipped (counted in a warning), and the next rate covers the longer
+// interval. A failed scrape gives null for that source's series at that tick
+// and a warning (deduplicated, counted); it never stops the loop. docs/BUDGETS.md
+// ("Live collection") documents every series.
+import { z } from 'zod';
+import { readMetrics, type HistogramRow } from './prom.ts';
+import {
+  bucketIncrease,
+  bucketTotal,
+  histogramQuantile,
+  mergeBuckets,
+  type Bucket,
+} from './quantile.ts';
+import { SUMMARY_SCHEMA_VERSION, seriesKey, type TimeSeries } from './summary.ts';
+
+export type MockName = 'bank' | 'wallet' | 'coupon';
+
+export interface CollectorOptions {
+  /** Time between ticks (default 1000 ms). */
+  intervalMs?: number;
+  checkoutUrl: string;
+  /** Base URLs of the mocks to scrape (a missing one is not scraped). */
+  mocks?: Partial<Record<MockName, string>>;
+  /** k6's REST API (`http://127.0.0.1:PORT`, from `k6 run --address`). */
+  k6ApiUrl?: string;
+  /**
+   * The k6 counter that counts arrivals (default `iterations`, which k6 counts
+   * when an iteration ends; a scenario that adds a counter at the start of
+   * each iteration can name it here).
+   */
+  k6ArrivalsMetric?: string;
+  /** Bearer token for the checkout's admin routes (FLASHCROWD_ADMIN_TOKEN). */
+  adminToken?: string;
+  /** Epoch ms of t = 0 (the start of traffic). */
+  startedAtMs: number;
+  /** Timeout of one scrape (default max(2000, 2 x intervalMs) ms). */
+  scrapeTimeoutMs?: number;
+  /** Window of the failure share in `snapshot()` (default 5 s). */
+  snapshotWindowS?: number;
+}
+
+/** The latest values, for a live progress line. null: not known (yet). */
+export type CollectorSnapshot = {
+  elapsedS: number;
+  arrivalsPerS: number | null;
+  paidPerS: number | null;
+  /** Shopper-visible failures / shopper answers over the last `snapshotWindowS`. */
+  failureShare: number | null;
+  p99Ms: number | null;
+  stock: { available: number; reserved: number; sold: number } | null;
+  vus: number | null;
+  /** Ticks taken so far. */
+  ticks: number;
+  /** Warnings so far (every occurrence counted). */
+  warnings: number;
+};
+
+/** Routes that are not shopper traffic (wallet callbacks come from the gateways). */
+export const NON_SHOPPER_ROUTES: ReadonlySet<string> = new Set(['notify']);
+
+/**
+ * Refusals that are the checkout working as designed, not failures: the SKU
+ * is sold out, the shopper already holds their limit, the same idempotency
+ * key is still being served (a re-click). Counted in refused_per_s{reason}.
+ */
+export const EXPECTED_REFUSALS: ReadonlySet<string> = new Set([
+  'sold_out',
+  'purchase_limit_exceeded',
+  'idempotency_key_in_use',
+]);
+
+export type AnswerClass = 'ok' | 'failure' | 'refused';
+
+/**
+ * How a shopper sees one checkout answer: a failure is any status >= 400
+ * (4xx refusals and rejections, 429, 5xx) unless its reason is an expected
+ * refusal; 1xx-3xx (202 `paying` included) are not failures.
+ */
+export function classifyAnswer(status: number, reason: string): AnswerClass {
+  if (status < 400) return 'ok';
+  return EXPECTED_REFUSALS.has(reason) ? 'refused' : 'failure';
+}
+
+/** The reason label of a failure: the checkout's reason code, else `http_<status>`. */
+export function failureReason(status: number, reason: string): string {
+  return reason && reason !== 'none' ? reason : `http_${status}`;
+}
+
+/** Order events that mean "paid": `paid` (the pay answer) and `paid_by_<source>`. */
+export const isPaidEvent = (event: string) => event === 'paid' || event.startsWith('paid_by_');
+
+const QUANTILES = [0.5, 0.99] as const;
+
+/** What the collector reads: the checkout's /metrics, its /admin/stock, each mock's /metrics, k6's REST API. */
+export type SourceName = 'checkout' | 'stock' | MockName | 'k6';
+type Kind = 'rate' | 'quantile' | 'gauge';
+
+/**
+ * What a series holds, from its name: `*_per_s` rates (0 when nothing
+ * happened), `*latency_ms` quantiles (null when nothing was observed), levels.
+ */
+function kindOf(key: string): Kind {
+  const name = key.replace(/\{.*$/, '');
+  if (name.endsWith('_per_s')) return 'rate';
+  if (name.endsWith('latency_ms')) return 'quantile';
+  return 'gauge';
+}
+
+/** One source's reading at one tick (cumulative counters, histograms, gauges). */
+interface Reading {
+  counters: Map<string, number>;
+  histograms: Map<string, Bucket[]>;
+  gauges: Map<string, number>;
+}
+
+interface SourceState {
+  name: SourceName;
+  read(signal: AbortSignal): Promise<Reading>;
+  /** Output series from one interval's increases (counters and histograms) over `dt` seconds. */
+  derive(inc: Reading, dt: number): Map<string, number | null>;
+  /** Series this source always has (so a series exists even before its first non-zero). */
+  fixed: string[];
+  prev?: { t: number; reading: Reading };
+}
+
+interface Tick {
+  t: number;
+  /** Output values of this tick by series key (absent: the default for the series' kind). */
+  values: Map<string, number | null>;
+  /** Per source: 'ok' (rates known), 'baseline' (first reading: levels only), 'failed'. */
+  status: Map<SourceName, 'ok' | 'baseline' | 'failed'>;
+  /** Shopper answers and failures in the interval ending at this tick (checkout ok only). */
+  answers?: { total: number; failures: number };
+}
+
+const stockSchema = z.object({
+  data: z.array(
+    z
+      .object({
+        sku: z.string(),
+        available: z.number(),
+        reserved: z.number(),
+        sold: z.number(),
+      })
+      .passthrough(),
+  ),
+});
+
+const k6MetricsSchema = z.object({
+  data: z.array(
+    z.object({
+      id: z.string(),
+      attributes: z
+        .object({
+          type: z.string(),
+          sample: z.record(z.string(), z.number()).optional(),
+        })
+        .passthrough(),
+    }),
+  ),
+});
+
+const empty = (): Reading => ({ counters: new Map(), histograms: new Map(), gauges: new Map() });
+const add = (m: Map<string, number>, k: string, v: number) => m.set(k, (m.get(k) ?? 0) + v);
+const SEP = '\u0000';
+
+/** Increase of a cumulative counter; a counter that went down restarted from 0 (Prometheus' rule). */
+export function counterIncrease(cur: number, prev: number | undefined): number {
+  if (prev === undefined) return cur;
+  return cur >= prev ? cur - prev : cur;
+}
+
+function increase(cur: Reading, prev: Reading): Reading {
+  const out = empty();
+  for (const [k, v] of cur.counters) out.counters.set(k, counterIncrease(v, prev.counters.get(k)));
+  for (const [k, b] of cur.histograms)
+    out.histograms.set(k, bucketIncrease(b, prev.histograms.get(k)));
+  return out;
+}
+
+const quantileMs = (q: number, b: Bucket[] | undefined): number | null => {
+  if (!b || bucketTotal(b) === 0) return null;
+  const v = histogramQuantile(q, b);
+  return v === null ? null : v * 1000;
+};
+
+function describeError(e: unknown): string {
+  if (e instanceof Error) {
+    if (e.name === 'TimeoutError') return 'timed out';
+    const cause = (e as Error & { cause?: { code?: string; message?: string } }).cause;
+    if (cause?.code) return cause.code;
+    if (cause?.message) return cause.message;
+    return e.message;
+  }
+  return String(e);
+}
+
+export class Collector {
+  readonly intervalMs: number;
+  private readonly opts: CollectorOptions;
+  private readonly sources: SourceState[] = [];
+  private readonly ticks: Tick[] = [];
+  private readonly kinds = new Map<string, { source: SourceName; kind: Kind }>();
+  private readonly warningCounts = new Map<string, number>();
+  private readonly totalsMap = new Map<string, number>();
+  private readonly stockLevels = new Map<
+    string,
+    { available: number; reserved: number; sold: number }
+  >();
+  private lastVus: number | null = null;
+  private readonly retired = new Set<SourceName>();
+  private timer?: NodeJS.Timeout;
+  private running?: Promise<void>;
+  private started = false;
+  private stopped = false;
+  private nextSlot = 0;
+
+  constructor(opts: CollectorOptions) {
+    const intervalMs = opts.intervalMs ?? 1000;
+    if (!Number.isFinite(intervalMs) || intervalMs < 10)
+      throw new RangeError(`intervalMs must be a number of milliseconds >= 10, got ${intervalMs}`);
+    this.intervalMs = intervalMs;
+    this.opts = opts;
+    this.sources.push(this.checkoutSource(), this.stockSource());
+    for (const name of ['bank', 'wallet', 'coupon'] as const) {
+      const url = opts.mocks?.[name];
+      if (url) this.sources.push(this.mockSource(name, url));
+    }
+    if (opts.k6ApiUrl) this.sources.push(this.k6Source(opts.k6ApiUrl));
+    for (const s of this.sources)
+      for (const k of s.fixed) this.kinds.set(k, { source: s.name, kind: kindOf(k) });
+  }
+
+  private get scrapeTimeoutMs() {
+    return this.opts.scrapeTimeoutMs ?? Math.max(2_000, 2 * this.intervalMs);
+  }
+
+  /** Take the first reading now (the baseline, t of this moment), then one every interval. */
+  async start(): Promise<void> {
+    if (this.started) throw new Error('the collector was already started');
+    this.started = true;
+    this.running = this.tick().catch((e: unknown) =>
+      this.warn('collector', `a tick failed: ${describeError(e)}`),
+    );
+    await this.running;
+    this.running = undefined;
+    this.schedule();
+  }
+
+  private schedule() {
+    if (this.stopped) return;
+    const now = Date.now();
+    const { startedAtMs } = this.opts;
+    // The next slot on the grid startedAtMs + k x interval; slots a slow tick overran are skipped.
+    const due = Math.max(this.nextSlot, Math.floor((now - startedAtMs) / this.intervalMs) + 1);
+    const skipped = this.nextSlot > 0 ? due - this.nextSlot : 0;
+    if (skipped > 0)
+      this.warn(
+        'collector',
+        `a tick took longer than the ${this.intervalMs} ms interval; the next one was skipped`,
+        skipped,
+      );
+    this.nextSlot = due + 1;
+    this.timer = setTimeout(
+      () => {
+        this.timer = undefined;
+        this.running = this.tick()
+          .catch((e: unknown) => this.warn('collector', `a tick failed: ${describeError(e)}`))
+          .finally(() => {
+            this.running = undefined;
+            this.schedule();
+          });
+      },
+      Math.max(0, startedAtMs + due * this.intervalMs - now),
+    );
+    this.timer.unref();
+  }
+
+  /**
+   * Stop ticking, take a last reading (the last partial interval, at least
+   * half an interval after the previous tick, so its rates are not made of a
+   * few milliseconds), and return the series.
+   */
+  async stop(): Promise<TimeSeries> {
+    if (!this.stopped) {
+      this.stopped = true;
+      if (this.timer) clearTimeout(this.timer);
+      this.timer = undefined;
+      while (this.running) await this.running;
+      if (this.started) {
+        const lastT = this.ticks.at(-1)?.t;
+        if (lastT !== undefined) {
+          const wait = this.opts.startedAtMs + lastT * 1000 + this.intervalMs / 2 - Date.now();
+          if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+        }
+        await this.tick().catch((e: unknown) =>
+          this.warn('collector', `a tick failed: ${describeError(e)}`),
+        );
+      }
+    }
+    return this.timeSeries();
+  }
+
+  private warn(source: string, message: string, n = 1) {
+    const key = `${source}: ${message}`;
+    this.warningCounts.set(key, (this.warningCounts.get(key) ?? 0) + n);
+  }
+
+  /** Problems met so far, one line per distinct problem, with how often it happened. */
+  warnings(): string[] {
+    return [...this.warningCounts].map(([w, n]) => (n > 1 ? `${w} (${n} times)` : w));
+  }
+
+  /**
+   * Take no more readings of one source from now on (its later entries are
+   * null, without warnings): e.g. `k6` once k6 has exited and its REST API is
+   * gone. Its last counts are those of the last tick before.
+   */
+  stopScraping(source: SourceName): void {
+    this.retired.add(source);
+    if (source === 'k6') this.lastVus = null;
+  }
+
+  private async tick(): Promise<void> {
+    const at = Date.now();
+    const t = Math.round(at - this.opts.startedAtMs) / 1000;
+    const tick: Tick = { t, values: new Map(), status: new Map() };
+    const sources = this.sources.filter((s) => !this.retired.has(s.name));
+    const readings = await Promise.all(
+      sources.map((s) =>
+        s.read(AbortSignal.timeout(this.scrapeTimeoutMs)).then(
+          (r) => ({ ok: true as const, r }),
+          (e: unknown) => ({ ok: false as const, e }),
+        ),
+      ),
+    );
+    for (const [i, s] of sources.entries()) {
+      const res = readings[i]!;
+      if (!res.ok) {
+        tick.status.set(s.name, 'failed');
+        this.warn(s.name, `${this.what(s.name)} failed: ${describeError(res.e)}; recorded as null`);
+        continue;
+      }
+      const reading = res.r;
+      for (const [k, v] of reading.gauges) this.put(tick, s.name, k, v);
+      if (s.prev) {
+        const dt = t - s.prev.t;
+        const inc = increase(reading, s.prev.reading);
+        for (const [k, v] of inc.counters) add(this.totalsMap, `${s.name}${SEP}${k}`, v);
+        for (const [k, v] of s.derive(inc, dt > 0 ? dt : Number.NaN)) this.put(tick, s.name, k, v);
+        if (s.name === 'checkout') tick.answers = this.answers(inc);
+        tick.status.set(s.name, 'ok');
+      } else tick.status.set(s.name, 'baseline');
+      s.prev = { t, reading };
+      if (s.name === 'stock') this.rememberStock(reading);
+      if (s.name === 'k6') this.lastVus = reading.gauges.get('vus') ?? null;
+    }
+    this.ticks.push(tick);
+  }
+
+  private what(s: SourceName): string {
+    if (s === 'stock') return 'GET /admin/stock';
+    if (s === 'k6') return "k6's REST API";
+    return 'GET /metrics';
+  }
+
+  private put(tick: Tick, source: SourceName, key: string, v: number | null) {
+    if (!this.kinds.has(key)) this.kinds.set(key, { source, kind: kindOf(key) });
+    tick.values.set(key, v === null || Number.isFinite(v) ? v : null);
+  }
+
+  private rememberStock(r: Reading) {
+    this.stockLevels.clear();
+    for (const [k, v] of r.gauges) {
+      const m = /^stock_(available|reserved|sold)\{sku=(.*)\}$/.exec(k);
+      if (!m) continue;
+      const row = this.stockLevels.get(m[2]!) ?? { available: 0, reserved: 0, sold: 0 };
+      row[m[1] as 'available'] = v;
+      this.stockLevels.set(m[2]!, row);
+    }
+  }
+
+  private answers(inc: Reading) {
+    let total = 0;
+    let failures = 0;
+    for (const [k, v] of inc.counters) {
+      if (!k.startsWith(`req${SEP}`)) continue;
+      const [, route, status, reason] = k.split(SEP) as [string, string, string, string];
+      if (NON_SHOPPER_ROUTES.has(route)) continue;
+      total += v;
+      if (classifyAnswer(Number(status), reason) === 'failure') failures += v;
+    }
+    return { total, failures };
+  }
+
+  /** The latest values, for a live progress line. */
+  snapshot(): CollectorSnapshot {
+    const last = (key: string): number | null => {
+      for (let i = this.ticks.length - 1; i >= 0; i--) {
+        const tk = this.ticks[i]!;
+        const src = this.kinds.get(key)?.source;
+        if (!src || tk.status.get(src) !== 'ok') continue;
+        const v = tk.values.get(key);
+        return v === undefined ? (this.kinds.get(key)?.kind === 'rate' ? 0 : null) : v;
+      }
+      return null;
+    };
+    const windowS = this.opts.snapshotWindowS ?? 5;
+    const lastT = this.ticks.at(-1)?.t ?? 0;
+    let total = 0;
+    let failures = 0;
+    let p99: number | null = null;
+    for (let i = this.ticks.length - 1; i >= 0 && this.ticks[i]!.t > lastT - windowS; i--) {
+      const tk = this.ticks[i]!;
+      if (tk.answers) {
+        total += tk.answers.total;
+        failures += tk.answers.failures;
+      }
+      const q = tk.values.get(seriesKey('latency_ms', { q: 0.99 }));
+      if (p99 === null && q !== undefined && q !== null) p99 = q;
+    }
+    let stock: CollectorSnapshot['stock'] = null;
+    if (this.stockLevels.size) {
+      stock = { available: 0, reserved: 0, sold: 0 };
+      for (const r of this.stockLevels.values()) {
+        stock.available += r.available;
+        stock.reserved += r.reserved;
+        stock.sold += r.sold;
+      }
+    }
+    return {
+      elapsedS: (Date.now() - this.opts.startedAtMs) / 1000,
+      arrivalsPerS: this.opts.k6ApiUrl ? last('arrivals_per_s') : null,
+      paidPerS: last('paid_per_s'),
+      failureShare: total > 0 ? failures / total : null,
+      p99Ms: p99,
+      stock,
+      vus: this.lastVus,
+      ticks: this.ticks.length,
+      warnings: [...this.warningCounts.values()].reduce((a, b) => a + b, 0),
+    };
+  }
+
+  /**
+   * Exact counts over the collection (first to last successful reading of
+   * each source, restarts handled), by series key of the rate series with
+   * `_per_s` dropped: `requests{route=skus}`, `paid`, `failures{reason=...}`,
+   * `dep_calls{dependency=bank,outcome=ok}`, `arrivals`... Unlike integrating
+   * the rates over `t`, these stay exact across failed scrapes.
+   */
+  totals(): Record<string, number> {
+    const out: Record<string, number> = {};
+    const byKey = new Map<SourceName, Reading>();
+    for (const [k, v] of this.totalsMap) {
+      const [source, ...rest] = k.split(SEP);
+      const r = byKey.get(source as SourceName) ?? empty();
+      r.counters.set(rest.join(SEP), v);
+      byKey.set(source as SourceName, r);
+    }
+    for (const s of this.sources) {
+      const inc = byKey.get(s.name);
+      if (!inc) continue;
+      for (const [key, v] of s.derive(inc, 1)) {
+        if (v === null || this.kinds.get(key)?.kind !== 'rate') continue;
+        out[key.replace(/_per_s(?=\{|$)/, '')] = v;
+      }
+    }
+    return out;
+  }
+
+  /** The series so far (stop() returns the same after its last reading). */
+  timeSeries(): TimeSeries {
+    const keys = [...this.kinds.keys()].sort();
+    const series: Record<string, (number | null)[]> = {};
+    for (const key of keys) {
+      const { source, kind } = this.kinds.get(key)!;
+      series[key] = this.ticks.map((tk) => {
+        const st = tk.status.get(source);
+        if (st === 'failed' || st === undefined) return null;
+        if (st === 'baseline' && kind !== 'gauge') return null;
+        const v = tk.values.get(key);
+        if (v !== undefined) return v;
+        return kind === 'rate' ? 0 : null;
+      });
+    }
+    return {
+      schemaVersion: SUMMARY_SCHEMA_VERSION,
+      startedAtMs: this.opts.startedAtMs,
+      intervalS: this.intervalMs / 1000,
+      t: this.ticks.map((tk) => tk.t),
+      series,
+      bands: [],
+      stages: [],
+    };
+  }
+
+  // ------------------------------------------------------------------ sources
+
+  private async fetchText(url: string, signal: AbortSignal, headers: Record<string, string> = {}) {
+    const res = await fetch(url, { signal, headers });
+    const body = await res.text();
+    if (!res.ok) throw new Error(`HTTP ${res.status}`);
+    return body;
+  }
+
+  private checkoutSource(): SourceState {
+    const url = this.opts.checkoutUrl;
+    const fixed = [
+      'paid_per_s',
+      'shed_per_s',
+      ...QUANTILES.map((q) => seriesKey('latency_ms', { q })),
+    ];
+    return {
+      name: 'checkout',
+      fixed,
+      read: async (signal) => {
+        const { rows, histograms } = readMetrics(
+          await this.fetchText(`${url}/metrics`, signal),
+          'flashcrowd_checkout_',
+        );
+        const r = empty();
+        for (const row of rows) {
+          const l = row.labels;
+          switch (row.name) {
+            case 'flashcrowd_checkout_requests_total':
+              add(r.counters, ['req', l.route, l.status, l.reason ?? 'none'].join(SEP), row.value);
+              break;
+            case 'flashcrowd_checkout_order_events_total':
+              add(r.counters, `event${SEP}${l.event}`, row.value);
+              break;
+            case 'flashcrowd_checkout_shed_total':
+              add(r.counters, 'shed', row.value);
+              break;
+            case 'flashcrowd_checkout_dependency_calls_total':
+              add(r.counters, ['call', l.dependency, l.outcome].join(SEP), row.value);
+              break;
+            case 'flashcrowd_checkout_dependency_retries_total':
+              add(r.counters, `retry${SEP}${l.dependency}`, row.value);
+              break;
+            case 'flashcrowd_checkout_breaker_state':
+              r.gauges.set(
+                seriesKey('breaker_state', { dependency: l.dependency ?? '', key: l.key ?? '' }),
+                row.value,
+              );
+              break;
+          }
+        }
+        const shopper = histograms.filter(
+          (h: HistogramRow) =>
+            h.name === 'flashcrowd_checkout_request_duration_seconds' &&
+            !NON_SHOPPER_ROUTES.has(h.labels.route ?? ''),
+        );
+        r.histograms.set('latency', mergeBuckets(shopper.map((h) => h.buckets)));
+        return r;
+      },
+      derive: (inc, dt) => {
+        const out = new Map<string, number | null>();
+        const rate = (k: string, v: number) => out.set(k, ((out.get(k) ?? 0) as number) + v / dt);
+        out.set('paid_per_s', 0);
+        out.set('shed_per_s', 0);
+        for (const [k, v] of inc.counters) {
+          const [kind, a = '', b = '', c = ''] = k.split(SEP);
+          if (kind === 'req') {
+            rate(seriesKey('requests_per_s', { route: a }), v);
+            if (NON_SHOPPER_ROUTES.has(a)) continue;
+            const cls = classifyAnswer(Number(b), c);
+            if (cls === 'failure')
+              rate(seriesKey('failures_per_s', { reason: failureReason(Number(b), c) }), v);
+            else if (cls === 'refused') rate(seriesKey('refused_per_s', { reason: c }), v);
+          } else if (kind === 'event' && isPaidEvent(a)) rate('paid_per_s', v);
+          else if (kind === 'shed') rate('shed_per_s', v);
+          else if (kind === 'call')
+            rate(seriesKey('dep_calls_per_s', { dependency: a, outcome: b }), v);
+          else if (kind === 'retry') rate(seriesKey('retries_per_s', { dependency: a }), v);
+        }
+        const lat = inc.histograms.get('latency');
+        for (const q of QUANTILES) out.set(seriesKey('latency_ms', { q }), quantileMs(q, lat));
+        return out;
+      },
+    };
+  }
+
+  private stockSource(): SourceState {
+    const url = `${this.opts.checkoutUrl}/admin/stock`;
+    const headers: Record<string, string> = this.opts.adminToken
+      ? { authorization: `Bearer ${this.opts.adminToken}` }
+      : {};
+    return {
+      name: 'stock',
+      fixed: [],
+      read: async (signal) => {
+        const body = stockSchema.parse(JSON.parse(await this.fetchText(url, signal, headers)));
+        const r = empty();
+        for (const s of body.data) {
+          r.gauges.set(seriesKey('stock_available', { sku: s.sku }), s.available);
+          r.gauges.set(seriesKey('stock_reserved', { sku: s.sku }), s.reserved);
+          r.gauges.set(seriesKey('stock_sold', { sku: s.sku }), s.sold);
+        }
+        return r;
+      },
+      derive: () => new Map(),
+    };
+  }
+
+  private mockSource(name: MockName, url: string): SourceState {
+    const keys = QUANTILES.map((q) => seriesKey('dep_latency_ms', { dependency: name, q }));
+    return {
+      name,
+      fixed: keys,
+      read: async (signal) => {
+        const { histograms } = readMetrics(
+          await this.fetchText(`${url}/metrics`, signal),
+          'flashcrowd_mock_request_duration_seconds',
+        );
+        const r = empty();
+        r.histograms.set('latency', mergeBuckets(histograms.map((h) => h.buckets)));
+        return r;
+      },
+      derive: (inc) =>
+        new Map(QUANTILES.map((q, i) => [keys[i]!, quantileMs(q, inc.histograms.get('latency'))])),
+    };
+  }
+
+  private k6Source(base: string): SourceState {
+    const arrivals = this.opts.k6ArrivalsMetric ?? 'iterations';
+    return {
+      name: 'k6',
+      fixed: ['arrivals_per_s', 'dropped_per_s', 'vus'],
+      read: async (signal) => {
+        const body = k6MetricsSchema.parse(
+          JSON.parse(await this.fetchText(`${base.replace(/\/$/, '')}/v1/metrics`, signal)),
+        );
+        const r = empty();
+        // A counter k6 has no sample of yet is absent from the list: 0 so far.
+        r.counters.set('arrivals', 0);
+        r.counters.set('dropped', 0);
+        for (const mtr of body.data) {
+          const sample = mtr.attributes.sample ?? {};
+          if (mtr.id === arrivals) r.counters.set('arrivals', sample.count ?? 0);
+          else if (mtr.id === 'dropped_iterations') r.counters.set('dropped', sample.count ?? 0);
+          else if (mtr.id === 'vus' && sample.value !== undefined)
+            r.gauges.set('vus', sample.value);
+        }
+        return r;
+      },
+      derive: (inc, dt) =>
+        new Map([
+          ['arrivals_per_s', (inc.counters.get('arrivals') ?? 0) / dt],
+          ['dropped_per_s', (inc.counters.get('dropped') ?? 0) / dt],
+        ]),
+    };
+  }
+}
+
+/**
+ * The count behind a rate series: the sum of rate x (t[i] - t[i-1]) over the
+ * entries whose rate is known. Exact when no scrape of the series' source
+ * failed (a rate after a gap covers the gap: use Collector.totals() then).
+ */
+export function integrate(ts: TimeSeries, key: string): number | null {
+  const s = ts.series[key];
+  if (!s) return null;
+  let sum = 0;
+  let any = false;
+  for (let i = 1; i < ts.t.length; i++) {
+    const v = s[i];
+    if (v === null || v === undefined) continue;
+    sum += v * (ts.t[i]! - ts.t[i - 1]!);
+    any = true;
+  }
+  return any ? sum : null;
+}
