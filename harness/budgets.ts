@@ -53,7 +53,7 @@ export const KNOWN_METRICS: readonly KnownMetric[] = [
   m('arrivals', 'count', none, 'shoppers k6 started (its iterations)'),
   m('dropped_iterations', 'count', none, 'arrivals k6 could not start for want of a free VU'),
   m('orders.attempted', 'count', S, 'order requests shoppers sent (k6)'),
-  m('orders.created', 'count', S, 'orders created (201 on POST /v1/orders)'),
+  m('orders.created', 'count', none, 'orders created (201 on POST /v1/orders)'),
   m(
     'orders.failure_rate',
     'ratio',
@@ -62,7 +62,12 @@ export const KNOWN_METRICS: readonly KnownMetric[] = [
   ),
   m('orders.sold_out', 'count', none, 'order requests answered sold_out'),
   m('pay.attempted', 'count', S, 'pay requests shoppers sent (k6)'),
-  m('pay.paid', 'count', S, 'pay requests answered paid (200)'),
+  m(
+    'pay.paid',
+    'count',
+    none,
+    'orders paid, however the payment was confirmed (answer, callback, reconciler)',
+  ),
   m(
     'pay.failure_rate',
     'ratio',

@@ -764,7 +764,7 @@ export async function runCommand(o: RunOptions, print: Print = console.log): Pro
       print,
     );
     results.push({ variant, summary });
-    printVerdict(summary, print);
+    printVerdict(summary, relative(process.cwd(), dir) || dir, print);
   }
   if (results.length === 1) return results[0]!.summary.exitCode;
   // Variants run together: each must do what it expects (e.g. naive fails, hardened passes).
@@ -789,7 +789,7 @@ function usageNoVariant(p: Preset, v: string): never {
   );
 }
 
-function printVerdict(s: RunSummary, print: Print) {
+function printVerdict(s: RunSummary, dir: string, print: Print) {
   print(
     `\n${s.verdict === 'pass' ? 'PASS' : 'FAIL'}: ${s.preset.name}${s.preset.variant ? ` / ${s.preset.variant}` : ''}`,
   );
@@ -810,5 +810,9 @@ function printVerdict(s: RunSummary, print: Print) {
       } undecided)`,
     );
   for (const w of s.warnings) print(`  warning: ${w}`);
-  print(`  report: ${Object.values(s.files).join(', ')}`);
+  print(
+    `  report: ${join(dir, 'index.html')} (and ${Object.values(s.files)
+      .filter((f) => f !== 'index.html')
+      .join(', ')})`,
+  );
 }

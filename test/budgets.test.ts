@@ -120,23 +120,21 @@ describe('parsing', () => {
 
   it('checks stage labels against the preset when its stages are given', () => {
     expect(
-      parseBudget('pay.paid{stage=decay}>0', 'preset', { stages: ['spike', 'decay'] }).labels,
+      parseBudget('pay.attempted{stage=decay}>0', 'preset', { stages: ['spike', 'decay'] }).labels,
     ).toEqual({
       stage: 'decay',
     });
-    const e = errorOf('pay.paid{stage=peak}>0', { stages: ['spike', 'decay'] });
+    const e = errorOf('pay.attempted{stage=peak}>0', { stages: ['spike', 'decay'] });
     expect(e.message).toContain("unknown stage `peak`; this preset's stages are spike, decay");
-    expect(caret(e)).toEqual({ at: 15, width: 4 });
+    expect(caret(e)).toEqual({ at: 20, width: 4 });
   });
 
   it('exports every metric of the issue, with the labels each accepts', () => {
     const byName = new Map(KNOWN_METRICS.map((k) => [k.name, k.labels]));
     const S = [
       'orders.attempted',
-      'orders.created',
       'orders.failure_rate',
       'pay.attempted',
-      'pay.paid',
       'pay.failure_rate',
       'order.p99_ms',
       'pay.p99_ms',
@@ -145,6 +143,8 @@ describe('parsing', () => {
     for (const n of ['dep.calls', 'dep.error_rate'])
       expect(byName.get(n), n).toEqual(['dependency']);
     const plain = [
+      'orders.created',
+      'pay.paid',
       'arrivals',
       'dropped_iterations',
       'orders.sold_out',
@@ -239,19 +239,23 @@ describe('bad expressions', () => {
     e = errorOf('dep.error_rate{dependency=paypal}<0.1');
     expect(e.message).toContain('unknown dependency `paypal`; expected bank, wallet, coupon');
     expect(caret(e)).toEqual({ at: 26, width: 6 });
-    expect(errorOf('pay.paid{stage=a,stage=b}>0').message).toContain('label `stage` given twice');
-    expect(errorOf('pay.paid{stage spike}>0').message).toContain(
+    expect(errorOf('pay.attempted{stage=a,stage=b}>0').message).toContain(
+      'label `stage` given twice',
+    );
+    expect(errorOf('pay.attempted{stage spike}>0').message).toContain(
       'expected `=` after the label name `stage`, found `s`',
     );
-    expect(errorOf('pay.paid{stage=}>0').message).toContain('expected a value for label `stage`');
-    expect(errorOf('pay.paid{stage=Spike}>0').message).toContain('is not a stage label');
-    expect(errorOf('pay.paid{}>0').message).toContain('empty labels `{}`');
-    e = errorOf('pay.paid{stage=spike>0');
+    expect(errorOf('pay.attempted{stage=}>0').message).toContain(
+      'expected a value for label `stage`',
+    );
+    expect(errorOf('pay.attempted{stage=Spike}>0').message).toContain('is not a stage label');
+    expect(errorOf('pay.attempted{}>0').message).toContain('empty labels `{}`');
+    e = errorOf('pay.attempted{stage=spike>0');
     expect(e.message).toContain('expected `,` or `}` after the label, found `>`');
-    e = errorOf('pay.paid{stage=spike');
+    e = errorOf('pay.attempted{stage=spike');
     expect(e.message).toContain('missing `}` to close the labels');
-    expect(caret(e).at).toBe(8);
-    expect(errorOf('pay.paid{=x}>0').message).toContain('expected a label name, found `=`');
+    expect(caret(e).at).toBe(13);
+    expect(errorOf('pay.attempted{=x}>0').message).toContain('expected a label name, found `=`');
   });
 
   it('names where the budget came from, and parseBudgets reports every bad one at once', () => {
