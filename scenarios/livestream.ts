@@ -53,18 +53,27 @@ function envNumber(name: string, fallback: number): number {
   return v;
 }
 
+/** A seed: an integer, 0 included (`flashcrowd run --seed 0`). */
+function envSeed(fallback: number): number {
+  const raw = __ENV.SEED;
+  if (raw === undefined || raw === '') return fallback;
+  const v = Number(raw);
+  if (!Number.isInteger(v) || v < 0) throw new Error(`SEED=${raw}: must be an integer, 0 or more`);
+  return v;
+}
+
 if (!TARGET) throw new Error('TARGET_URL is required (the checkout, e.g. http://127.0.0.1:8080)');
 
 function loadPreset(): ResolvedPreset {
   if (__ENV.PRESET_FILE) {
     const p = JSON.parse(open(__ENV.PRESET_FILE)) as ResolvedPreset;
-    if (__ENV.SEED !== undefined && __ENV.SEED !== '') p.seed = Math.trunc(envNumber('SEED', 1));
+    p.seed = envSeed(p.seed);
     return p;
   }
   const name = __ENV.PRESET ?? 'livestream-spike';
   if (!/^[a-z0-9-]+$/.test(name)) throw new Error(`PRESET=${name}: a preset name (a-z, 0-9, -)`);
   return resolve(withDefaults(JSON.parse(open(`./presets/${name}.json`))), {
-    seed: Math.trunc(envNumber('SEED', 1)),
+    seed: envSeed(1),
     timeScale: envNumber('TIME_SCALE', 1),
     loadScale: envNumber('LOAD_SCALE', 1),
   });
