@@ -4,7 +4,8 @@
 // because it runs before `npm ci`.
 //
 //   node scripts/setup.mjs              npm packages, redis-server, k6
-//   node scripts/setup.mjs --for-tests  the same, plus promtool (metric-name lint)
+//   node scripts/setup.mjs --for-tests  the same, plus promtool (metric-name lint) and chromium
+//                                       (the HTML report test)
 //   node scripts/setup.mjs --check      report only; install nothing; exit 1 if anything is missing
 //
 // Pinned versions live at the top of this file and in docs (README "Set-up").
@@ -214,12 +215,36 @@ function ensurePromtool() {
   );
 }
 
+// ---------------------------------------------------------------- chromium (tests only)
+// The report test opens index.html in a headless browser (playwright-core drives it).
+const CHROMIUM_NAMES = ['chromium', 'chromium-browser', 'google-chrome', 'google-chrome-stable'];
+function ensureChromium() {
+  const env = process.env.FLASHCROWD_CHROMIUM;
+  const found = env || CHROMIUM_NAMES.map(which).find(Boolean);
+  if (found) {
+    log(`chromium: ${found}`);
+    return;
+  }
+  if (!checkOnly && aptInstall(['chromium']) && which('chromium')) {
+    did.push("installed Debian's chromium (the HTML report test opens the report in it)");
+    log(`chromium: ${which('chromium')}`);
+    return;
+  }
+  problems.push(
+    'chromium not found (the HTML report test opens the report in a headless browser). ' +
+      '`sudo apt-get install chromium` (Debian), or set FLASHCROWD_CHROMIUM to a Chrome or Chromium binary.',
+  );
+}
+
 checkNode();
 if (problems.length === 0) {
   ensureNpm();
   ensureRedis();
   ensureK6();
-  if (forTests) ensurePromtool();
+  if (forTests) {
+    ensurePromtool();
+    ensureChromium();
+  }
 }
 
 if (did.length) log(`done: ${did.join('; ')}`);
