@@ -530,10 +530,9 @@ export class Store {
       do {
         const [next, keys] = await node.scan(cursor, 'MATCH', pattern, 'COUNT', 1000);
         cursor = next;
-        for (const key of keys) {
-          const h = await node.hgetall(key);
-          if (h.id) out.push(parseOrder(h));
-        }
+        // One batch of reads at a time, sent together (auto-pipelined), not one round trip each.
+        const hashes = await Promise.all(keys.map((key) => node.hgetall(key)));
+        for (const h of hashes) if (h.id) out.push(parseOrder(h));
       } while (cursor !== '0');
     }
     return out;
