@@ -77,7 +77,7 @@ export function buildCli(): Command {
   program
     .name('flashcrowd')
     .description(
-      'Flash-sale load simulator and chaos testbed: mock bank, wallet and coupon gateways with a chaos engine.',
+      'Flash-sale load simulator and chaos testbed: livestream traffic with k6 against a reference checkout on Redis and mock bank, wallet and coupon gateways under a chaos engine; budgets, invariant audit and reports. Start with `flashcrowd demo` or `flashcrowd list`.',
     )
     .version(pkgVersion(), '-V, --version')
     .showHelpAfterError('(run with --help for usage)')

@@ -711,6 +711,16 @@ async function openOrders(checkoutUrl: string): Promise<number> {
 // ---------------------------------------------------------------- the command
 
 export async function runCommand(o: RunOptions, print: Print = console.log): Promise<number> {
+  // Refuse a target outside loopback before anything is read, started or written.
+  for (const [flag, v] of [
+    ['--target', o.target],
+    ['--bank', o.bank],
+    ['--wallet', o.wallet],
+    ['--coupon', o.coupon],
+  ] as const)
+    if (v !== undefined) checkUrl(flag, v, o.allowRemoteTarget);
+  if (!o.target && (o.bank || o.wallet || o.coupon || o.redis))
+    throw new UsageError('--bank, --wallet, --coupon and --redis go with --target');
   const { preset, file } = loadPreset(o.preset);
   requireTool('k6');
   const timeScale = o.timeScale ?? (o.ci ? preset.ci.timeScale : 1);
