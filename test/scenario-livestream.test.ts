@@ -219,9 +219,10 @@ describe('livestream scenario on a real stack', () => {
       sumRows('flashcrowd_checkout_order_events_total', { event: 'paid' }),
     );
   });
-  it('runs by hand without a resolved preset or a shoppers file: PRESET, TIME_SCALE, LOAD_SCALE, drawn shoppers', async () => {
+  it('runs by hand without a resolved preset or a shoppers file: PRESET, TIME_SCALE, LOAD_SCALE, drawn shoppers, seed 0', async () => {
     const summaryFile = join(dir, 'plain-summary.json');
-    const seed = 77;
+    // Seed 0 is a seed like any other (`flashcrowd run --seed 0`); k6 once refused it.
+    const seed = 0;
     const r = await runK6({
       script: SCRIPT,
       env: {
