@@ -448,15 +448,8 @@ async function runOne(r: OneRun, o: RunOptions, print: Print): Promise<RunSummar
     const presetFile = join(r.dir, 'preset.resolved.json');
     writeFileSync(presetFile, JSON.stringify(resolved, null, 2));
     const shoppersFile = join(r.dir, 'shoppers.json');
-    const expected = resolved.traffic.stages.reduce((acc, s, i, all) => {
-      const from = i === 0 ? resolved.traffic.startRate : all[i - 1]!.target;
-      return acc + ((from + s.target) / 2) * s.durationS;
-    }, 0);
-    await writeShoppers(shoppersFile, {
-      seed: r.seed,
-      count: Math.max(100, Math.ceil(expected * 1.2) + 50),
-      preset: resolved,
-    });
+    // As many shoppers as the shape brings arrivals, with a margin (scenarios/lib/preset.ts).
+    await writeShoppers(shoppersFile, { seed: r.seed, preset: resolved });
     const summaryFile = join(r.dir, 'k6-summary.json');
     const k6Port = await freePort();
 
