@@ -22,7 +22,7 @@
 // is unpinned and says so.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { dirname, join, relative, resolve } from 'node:path';
 import { createInterface, type Interface } from 'node:readline';
@@ -49,7 +49,7 @@ import {
   table,
   type Pinning,
 } from './common.ts';
-import { summarise as summariseProfile, type CpuProfile } from './cpuprofile.ts';
+import { costsPerUnit } from './cpuprofile.ts';
 import { mean, median } from './stats.ts';
 
 /** A measurement is disturbed when everything else on the machine used more CPU than this (cores). */
@@ -719,32 +719,18 @@ interface ProfileCosts {
   inclusive: { name: string; usPerOrder: number }[];
 }
 
-/** Per-order CPU of the checkout by module and function, from its main-thread profile (the largest file). */
+/** Per-order CPU of the server from its main-thread profile (see costsPerUnit). */
 function profileCosts(dir: string, orders: number): ProfileCosts | undefined {
-  let files: string[];
-  try {
-    files = readdirSync(dir).filter((f) => f.endsWith('.cpuprofile'));
-  } catch {
-    return undefined;
-  }
-  const main = files
-    .map((f) => ({ f, size: statSync(join(dir, f)).size }))
-    .sort((a, b) => b.size - a.size)[0];
-  if (!main || orders === 0) return undefined;
-  const file = join(dir, main.f);
-  const sum = summariseProfile(JSON.parse(readFileSync(file, 'utf8')) as CpuProfile, {
-    top: 40,
-    startFrame: 'parserOnIncoming',
-    skipMs: WARMUP_S * 1000,
-  });
-  const us = (ms: number) => (ms * 1000) / orders;
-  return {
-    file: relative(process.cwd(), file),
-    busyUsPerOrder: us(sum.busyMs),
-    modules: sum.modules.map((m) => ({ name: m.name, usPerOrder: us(m.ms) })),
-    functions: sum.self.map((m) => ({ name: m.name, usPerOrder: us(m.ms) })),
-    inclusive: sum.inclusive.map((m) => ({ name: m.name, usPerOrder: us(m.ms) })),
-  };
+  const c = costsPerUnit(dir, orders, { top: 40, skipMs: WARMUP_S * 1000 });
+  return (
+    c && {
+      file: c.file,
+      busyUsPerOrder: c.busyUs,
+      modules: c.modules.map((m) => ({ name: m.name, usPerOrder: m.us })),
+      functions: c.functions.map((m) => ({ name: m.name, usPerOrder: m.us })),
+      inclusive: c.inclusive.map((m) => ({ name: m.name, usPerOrder: m.us })),
+    }
+  );
 }
 
 let checkoutFeatures: unknown;

@@ -4,8 +4,8 @@
 //   node bin/run-ts.js bench/cpuprofile.ts FILE.cpuprofile [--top N] [--from S] [--json]
 //
 // --from S counts only samples from S seconds after the first HTTP request.
-import { readFileSync } from 'node:fs';
-import { relative, resolve } from 'node:path';
+import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { PROJECT_ROOT } from '../harness/tools.ts';
@@ -163,6 +163,52 @@ export function summarise(profile: CpuProfile, opts: SummariseOptions = {}): Pro
     self: rows(self),
     inclusive: rows(incl),
     modules: rows(mods),
+  };
+}
+
+/** CPU per unit of work (an answer, an order), µs, by module and function. */
+export interface UnitCosts {
+  file: string;
+  busyUs: number;
+  modules: { name: string; us: number }[];
+  functions: { name: string; us: number }[];
+  inclusive: { name: string; us: number }[];
+}
+
+/**
+ * CPU per unit of work from a server's main-thread profile in `dir` (the
+ * largest .cpuprofile there: `node --cpu-prof` also profiles worker threads),
+ * counted from its first HTTP request after `skipMs` of warm-up.
+ */
+export function costsPerUnit(
+  dir: string,
+  units: number,
+  opts: { top: number; skipMs: number },
+): UnitCosts | undefined {
+  let files: string[];
+  try {
+    files = readdirSync(dir).filter((f) => f.endsWith('.cpuprofile'));
+  } catch {
+    return undefined;
+  }
+  const main = files
+    .map((f) => ({ f, size: statSync(join(dir, f)).size }))
+    .sort((a, b) => b.size - a.size)[0];
+  if (!main || units === 0) return undefined;
+  const file = join(dir, main.f);
+  const sum = summarise(JSON.parse(readFileSync(file, 'utf8')) as CpuProfile, {
+    top: opts.top,
+    startFrame: 'parserOnIncoming',
+    skipMs: opts.skipMs,
+  });
+  const us = (ms: number) => (ms * 1000) / units;
+  const rows = (rs: Row[]) => rs.map((m) => ({ name: m.name, us: us(m.ms) }));
+  return {
+    file: relative(process.cwd(), file),
+    busyUs: us(sum.busyMs),
+    modules: rows(sum.modules),
+    functions: rows(sum.self),
+    inclusive: rows(sum.inclusive),
   };
 }
 

@@ -10,7 +10,7 @@
 // k6 runs on one core, each server (one child process at a time) on another,
 // with taskset; without taskset or a second core the run is unpinned and says so.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdirSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { dirname, join, relative, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -27,7 +27,7 @@ import {
   PROFILE_NONE,
   type ServerKind,
 } from './profiles.ts';
-import { summarise as summariseProfile, type CpuProfile } from './cpuprofile.ts';
+import { costsPerUnit } from './cpuprofile.ts';
 import { mean, median, pctDev, percentileSorted, quantileInterval, zFor } from './stats.ts';
 import {
   allowedCpus,
@@ -507,7 +507,7 @@ async function runPhase(
 
 // ---------------------------------------------------------------- phase 1: throughput
 
-interface ThroughputRun {
+export interface ThroughputRun {
   kind: ThroughputKind;
   round: number;
   /** Answers of any status per second over the measured window. */
@@ -604,31 +604,17 @@ interface ProfileCosts {
   functions: { name: string; usPerReq: number }[];
 }
 
-/** Per-answer CPU cost by module from a server's main-thread profile (the largest file). */
+/** Per-answer CPU of the server from its main-thread profile (see costsPerUnit). */
 function profileCosts(dir: string, requests: number): ProfileCosts | undefined {
-  let files: string[];
-  try {
-    files = readdirSync(dir).filter((f) => f.endsWith('.cpuprofile'));
-  } catch {
-    return undefined;
-  }
-  const main = files
-    .map((f) => ({ f, size: statSync(join(dir, f)).size }))
-    .sort((a, b) => b.size - a.size)[0];
-  if (!main || requests === 0) return undefined;
-  const file = join(dir, main.f);
-  const sum = summariseProfile(JSON.parse(readFileSync(file, 'utf8')) as CpuProfile, {
-    top: 60,
-    startFrame: 'parserOnIncoming',
-    skipMs: WARMUP_S * 1000,
-  });
-  const us = (ms: number) => (ms * 1000) / requests;
-  return {
-    file: relative(process.cwd(), file),
-    busyUsPerReq: us(sum.busyMs),
-    modules: sum.modules.map((m) => ({ name: m.name, usPerReq: us(m.ms) })),
-    functions: sum.self.map((m) => ({ name: m.name, usPerReq: us(m.ms) })),
-  };
+  const c = costsPerUnit(dir, requests, { top: 60, skipMs: WARMUP_S * 1000 });
+  return (
+    c && {
+      file: c.file,
+      busyUsPerReq: c.busyUs,
+      modules: c.modules.map((m) => ({ name: m.name, usPerReq: m.us })),
+      functions: c.functions.map((m) => ({ name: m.name, usPerReq: m.us })),
+    }
+  );
 }
 
 /** Measurements redone because other work disturbed them (kept in the report, not in the figures). */
@@ -768,7 +754,7 @@ async function pairPhase(pin: Pinning): Promise<PairRun[]> {
   return out;
 }
 
-interface PairSummary {
+export interface PairSummary {
   name: string;
   a: ThroughputKind;
   b: ThroughputKind;
@@ -810,7 +796,7 @@ function summarisePairs(runs: PairRun[]): PairSummary[] {
 
 // ---------------------------------------------------------------- phase 2: latency under load
 
-interface LatencyResult {
+export interface LatencyResult {
   rate: number;
   durationS: number;
   requests: number;
@@ -858,7 +844,7 @@ function replayDraws(first: number, n: number): number[] {
   return out.sort((a, b) => a - b);
 }
 
-interface LatencyBaseline {
+export interface LatencyBaseline {
   kind: 'bank';
   rate: number;
   durationS: number;
@@ -999,7 +985,7 @@ async function measureLatency(pin: Pinning): Promise<LatencyResult> {
 
 // ---------------------------------------------------------------- report
 
-interface KindSummary {
+export interface KindSummary {
   kind: ThroughputKind;
   medianReqPerS: number;
   meanReqPerS: number;
@@ -1046,7 +1032,7 @@ function summarise(runs: ThroughputRun[]): KindSummary[] {
   });
 }
 
-interface Ratio {
+export interface Ratio {
   name: string;
   /** Median over rounds of the ratio within each round (servers measured a few seconds apart). */
   value: number;

@@ -3,75 +3,24 @@
 //
 //   node bin/run-ts.js bench/report-md.ts [reports/bench-mocks.json]
 import { readFileSync } from 'node:fs';
+import { cores, fmtInt, signed } from './common.ts';
+import type {
+  EventLoopDelay,
+  KindSummary,
+  LatencyBaseline,
+  LatencyResult,
+  PairSummary,
+  Ratio,
+  ThroughputRun,
+} from './mocks.ts';
 
-interface Run {
-  kind: string;
-  round: number;
-  reqPerS: number;
-  failedShare: number;
-  p50Ms: number;
-  p99Ms: number;
-  serverCores?: number;
-  k6Cores?: number;
-  otherCores?: number;
-  k6UsPerReq?: number;
-  disturbed: boolean;
-  limit: string;
-}
-interface Server {
-  kind: string;
-  medianReqPerS: number;
-  meanReqPerS: number;
-  rounds: number[];
-  meanReqPerServerCpuS?: number;
-  failedShare: number;
-  p50Ms: number;
-  p99Ms: number;
-  serverCores?: number;
-  k6Cores?: number;
-  otherCores?: number;
-  disturbedRounds: number;
-  limits: string[];
-}
-interface Ratio {
-  name: string;
-  value: number;
-  perRound: number[];
-  ofMeans: number;
-  perCpuValue?: number;
-  goal?: number;
-  met?: boolean;
-}
-interface Quantile {
-  q: number;
-  profileMs: number;
-  observedMs: number;
-  deviationPct: number;
-  drawnMs: number;
-  drawnDeviationPct: number;
-  interval999: { lo: number; hi: number; loPct: number; hiPct: number };
-  withinGoal: boolean;
-}
-interface Eld {
-  p50Ms: number;
-  p99Ms: number;
-  maxMs: number;
-}
+// The report's parts are the runner's own types (a type-only import: nothing of bench/mocks.ts runs).
+type Run = ThroughputRun;
+type Server = KindSummary;
+type Eld = EventLoopDelay;
 const eld = (e?: Eld) =>
   e ? `event-loop delay p50 ${e.p50Ms.toFixed(2)} ms, p99 ${e.p99Ms.toFixed(2)} ms` : '';
 
-interface PairSummary {
-  name: string;
-  value: number;
-  perRound: number[];
-  perCpuValue?: number;
-  coresA?: number;
-  coresB?: number;
-  unsaturatedRounds: number;
-  disturbedRounds: number;
-  goal?: number;
-  met?: boolean;
-}
 interface Report {
   generatedAt: string;
   command: string;
@@ -86,32 +35,14 @@ interface Report {
   parameters: Record<string, unknown>;
   throughput: { runs: Run[]; servers: Server[]; ratios: Ratio[]; discarded: Run[] };
   paired?: { pairs: PairSummary[]; discarded: unknown[] };
-  latency?: {
-    rate: number;
-    durationS: number;
-    requests: number;
-    dropped: number;
-    serverCores?: number;
-    otherCores?: number;
-    eventLoopDelay?: Eld;
-    disturbed: boolean;
-    quantiles: Quantile[];
-  };
-  latencyBaseline?: {
-    p50Ms: number;
-    p99Ms: number;
-    serverCores?: number;
-    otherCores?: number;
-    eventLoopDelay?: Eld;
-    disturbed: boolean;
-  };
+  latency?: LatencyResult;
+  latencyBaseline?: LatencyBaseline;
   wallS: number;
   quietWaitS?: number;
 }
 
-const int = (x: number) => Math.round(x).toLocaleString('en-US');
-const f2 = (x?: number) => (x === undefined ? 'n/a' : x.toFixed(2));
-const signed = (x: number) => `${x >= 0 ? '+' : ''}${x.toFixed(1)}%`;
+const int = fmtInt;
+const f2 = cores;
 const row = (cells: (string | number)[]) => `| ${cells.join(' | ')} |`;
 const head = (cells: string[]) =>
   [row(cells), row(cells.map((_, i) => (i === 0 ? '---' : '---:')))].join('\n');

@@ -1,12 +1,15 @@
 // Checkout HTTP routes: thin handlers over ./checkout.ts, plus load shedding,
 // request deadlines, metrics, health and the admin routes.
 import { once } from 'node:events';
-import http from 'node:http';
-import type { AddressInfo, Socket } from 'node:net';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import express, { type Request, type RequestHandler, type Response } from 'express';
 import { parseInput, ValidationError } from '../mock-gateways/errors.ts';
-import { adminGuard, jsonErrorHandler, notFoundHandler } from '../mock-gateways/service.ts';
+import {
+  adminGuard,
+  jsonErrorHandler,
+  listenTracked,
+  notFoundHandler,
+} from '../mock-gateways/service.ts';
 import { Checkout, orderView, type Answer } from './checkout.ts';
 import { applyOverrides, defaultConfig, type CheckoutConfig, type Mode } from './config.ts';
 import { makeGateways } from './gateways.ts';
@@ -277,17 +280,11 @@ export async function startCheckout(opts: CheckoutOptions): Promise<RunningCheck
   const metrics = new CheckoutMetrics(cfg.mode);
   const checkout = new Checkout(cfg, store, makeGateways(opts, cfg, metrics), metrics);
   const { app, stop } = buildCheckoutApp(checkout, opts);
-  const host = opts.host ?? '127.0.0.1';
-  const server = http.createServer({ keepAliveTimeout: 5_000 }, app);
-  const sockets = new Set<Socket>();
-  server.on('connection', (s) => {
-    sockets.add(s);
-    s.on('close', () => sockets.delete(s));
-  });
-  server.listen(opts.port ?? 0, host);
-  await once(server, 'listening');
-  const port = (server.address() as AddressInfo).port;
-  const url = `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
+  const { server, sockets, port, url } = await listenTracked(
+    app,
+    opts.port ?? 0,
+    opts.host ?? '127.0.0.1',
+  );
   checkout.setNotifyBase(url);
   if (opts.background !== false) checkout.start();
   return {

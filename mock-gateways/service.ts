@@ -145,6 +145,32 @@ export function buildApp<E>(def: ServiceDefinition<E>, opts: ServiceOptions = {}
   return { app, engine, metrics, setUrl: (u: string) => (baseUrl = u) };
 }
 
+/**
+ * Serve `app` on host:port (0: a free port), keeping its open sockets so a
+ * close can end them (keep-alive connections would hold the server open).
+ */
+export async function listenTracked(
+  app: http.RequestListener,
+  port: number,
+  host: string,
+): Promise<{ server: http.Server; sockets: Set<Socket>; port: number; url: string }> {
+  const server = http.createServer({ keepAliveTimeout: 5_000 }, app);
+  const sockets = new Set<Socket>();
+  server.on('connection', (s) => {
+    sockets.add(s);
+    s.on('close', () => sockets.delete(s));
+  });
+  server.listen(port, host);
+  await once(server, 'listening');
+  const bound = (server.address() as AddressInfo).port;
+  return {
+    server,
+    sockets,
+    port: bound,
+    url: `http://${host.includes(':') ? `[${host}]` : host}:${bound}`,
+  };
+}
+
 /** Build a service and listen; port 0 picks a free port. Handles refuse windows by closing and reopening the listener. */
 export async function startService<E>(
   def: ServiceDefinition<E>,
@@ -152,16 +178,7 @@ export async function startService<E>(
 ): Promise<RunningService> {
   const { app, engine, metrics, setUrl } = buildApp(def, opts);
   const host = opts.host ?? '127.0.0.1';
-  const server = http.createServer({ keepAliveTimeout: 5_000 }, app);
-  const sockets = new Set<Socket>();
-  server.on('connection', (s) => {
-    sockets.add(s);
-    s.on('close', () => sockets.delete(s));
-  });
-  server.listen(opts.port ?? 0, host);
-  await once(server, 'listening');
-  const port = (server.address() as AddressInfo).port;
-  const url = `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
+  const { server, sockets, port, url } = await listenTracked(app, opts.port ?? 0, host);
   setUrl(url);
 
   // "refuse" outage windows: stop listening while down, listen again after.
