@@ -199,6 +199,13 @@ export class Checkout {
         `lock-${orderId}`,
       );
       if (locked.kind !== 'ok') {
+        // A lock that failed without an answer (timeout, reset, 5xx) may have taken
+        // effect for an order that will never exist: give it back (hardened).
+        if (locked.kind === 'error' && this.cfg.features.reconciler) {
+          const p = this.cfg.params;
+          const horizon = Math.max(scaled(this.cfg, p.paymentTtlMs), p.requestBudgetMs);
+          await this.releaseCoupon(input.coupon, orderId, Date.now() + horizon);
+        }
         return {
           status: locked.kind === 'declined' ? 402 : 503,
           body: {
@@ -558,15 +565,42 @@ export class Checkout {
       return { kind: 'error' as const, reason: e.reason, body: {} };
     }
   }
-  private async releaseCoupon(code: string, orderId: string) {
-    await this.couponCall(
+  /**
+   * Give an order's coupon back. With the reconciler (hardened) a release that
+   * does not go through is owed, not forgotten: the sweeper retries it, so a
+   * failed or expired order never keeps its coupon locked (I8). `untilMs`: the
+   * lock itself may not have landed yet (it timed out); until then "this order
+   * holds no lock" means "not yet", not "nothing to do".
+   */
+  private async releaseCoupon(code: string, orderId: string, untilMs = 0, retry = 0) {
+    const r = await this.couponCall(
       'coupons.release',
       `/v1/coupons/${encodeURIComponent(code)}/release`,
       { orderId },
       undefined,
-      `release-${orderId}`,
+      // A retry is a new request: under the first key the service replays its first answer.
+      retry ? `release-${orderId}-r${retry}` : `release-${orderId}`,
     );
+    if (!this.cfg.features.reconciler) return; // naive: a failed release is lost
+    // Released when the coupon's history says so for this order; an answer without
+    // that (the coupon was not locked yet) is final only once the lock cannot land.
+    const history = (r.body as { history?: { type?: string; orderId?: string }[] }).history;
+    const released =
+      r.kind === 'ok' &&
+      (history ?? []).some((h) => h.type === 'released' && h.orderId === orderId);
+    const retryLater = r.kind === 'error' || (!released && Date.now() < untilMs);
+    if (retryLater) await this.store.oweCouponRelease(code, orderId, untilMs);
+    else await this.store.couponReleased(code, orderId);
   }
+
+  private releaseRetries = 0;
+
+  /** Retry the coupon releases still owed (sweeper). */
+  private async releaseOwedCoupons(): Promise<void> {
+    for (const o of await this.store.owedCouponReleases())
+      await this.releaseCoupon(o.code, o.orderId, o.untilMs, (this.releaseRetries += 1));
+  }
+
   private async consumeCoupon(code: string, orderId: string) {
     await this.couponCall(
       'coupons.consume',
@@ -711,6 +745,7 @@ export class Checkout {
   /** Expire orders past their payment deadline (the deadline queue, never keyspace notifications). */
   async sweep(now = Date.now()): Promise<number> {
     let n = 0;
+    if (this.cfg.features.reconciler) await this.releaseOwedCoupons();
     for (const sku of await this.store.skuIds()) {
       for (const id of await this.store.dueOrders(sku, now)) {
         const o = await this.store.get(id);

@@ -158,6 +158,30 @@ export class Store {
   get skusKey(): string {
     return `${this.prefix}:skus`;
   }
+  /** Coupon releases that failed (coupon code -> order id), retried by the sweeper. */
+  get couponReleasesKey(): string {
+    return `${this.prefix}:coupon-releases`;
+  }
+
+  /**
+   * Owe a coupon release for the sweeper to retry: until it goes through, or,
+   * when the coupon service says the order holds no lock, until `untilMs` (a
+   * lock that timed out may still land before then).
+   */
+  async oweCouponRelease(code: string, orderId: string, untilMs: number): Promise<void> {
+    await this.redis.hset(this.couponReleasesKey, code, `${orderId}|${untilMs}`);
+  }
+  async owedCouponReleases(): Promise<{ code: string; orderId: string; untilMs: number }[]> {
+    return Object.entries(await this.redis.hgetall(this.couponReleasesKey)).map(([code, v]) => {
+      const [orderId = '', until = '0'] = v.split('|');
+      return { code, orderId, untilMs: Number(until) };
+    });
+  }
+  async couponReleased(code: string, orderId: string): Promise<void> {
+    // Only the release owed for this order: the coupon may be locked by another one since.
+    const v = await this.redis.hget(this.couponReleasesKey, code);
+    if (v?.split('|')[0] === orderId) await this.redis.hdel(this.couponReleasesKey, code);
+  }
 
   private async call(name: (typeof SCRIPTS)[number], ...args: (string | number)[]): Promise<Reply> {
     this.roundTrips += 1;

@@ -1,0 +1,101 @@
+// A coupon lock that times out at the checkout may still take effect at the
+// coupon service, for an order the checkout then refuses (503 coupon_timeout)
+// and never creates. The hardened checkout gives such a coupon back, once the
+// slow lock has landed (the sweeper retries the release it owes), so no coupon
+// stays locked by an order that does not exist (I8). (The naive build sets no
+// timeouts: it waits for the lock.)
+// Real Redis, real mocks, real checkout.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Mode } from '../checkout/config.ts';
+import { startRedis, type RedisHandle } from '../harness/redis.ts';
+import {
+  createOrder,
+  issueCoupon,
+  seedSale,
+  startAllMocks,
+  startStack,
+  waitFor,
+  type Mocks,
+  type Stack,
+} from './support/checkout.ts';
+import { call } from './support/http.ts';
+
+let redis: RedisHandle;
+let mocks: Mocks;
+const stacks: Partial<Record<Mode, Stack>> = {};
+/** The coupon service takes this long to lock; the checkout gives up after 100 ms, in one attempt. */
+const LOCK_MS = 600;
+
+beforeAll(async () => {
+  redis = await startRedis();
+  mocks = await startAllMocks(41);
+  for (const mode of ['hardened'] as const)
+    stacks[mode] = await startStack({
+      redisUrl: redis.url,
+      mocks,
+      mode,
+      prefix: `tco-couprel-${mode}`,
+      // One attempt of at most 100 ms; the sweeper (which retries owed releases) every 50 ms.
+      set: [
+        'loadShedding=false',
+        'maxAttempts=1',
+        'timeoutMs=100',
+        'minTimeoutMs=100',
+        'timeScale=0.05',
+      ],
+    });
+  expect(
+    (
+      await call(mocks.urls.coupon, 'PUT', '/__chaos', {
+        operations: { 'coupons.lock': { latency: { dist: 'fixed', ms: LOCK_MS } } },
+      })
+    ).status,
+  ).toBe(200);
+}, 60_000);
+
+afterAll(async () => {
+  await Promise.all(Object.values(stacks).map((s) => s?.close()));
+  await mocks?.close();
+  await redis?.close();
+});
+
+async function timedOutLock(s: Stack, campaignId: string) {
+  await seedSale(s.url, [{ id: 'lip', price: 9_900, stock: 5, limit: 1 }], {
+    campaignId,
+    budget: 5,
+    discount: 500,
+  });
+  const code = await issueCoupon(mocks.urls.coupon, campaignId, 'ann');
+  const r = await createOrder(s.url, { user: 'ann', sku: 'lip', coupon: code });
+  expect(r.status, r.text).toBe(503);
+  expect(r.body.reason).toBe('coupon_timeout');
+  const coupon = async () => (await call(mocks.urls.coupon, 'GET', `/v1/coupons/${code}`)).body;
+  // The slow lock lands after the checkout gave up.
+  await waitFor(
+    'the slow lock to land',
+    async () => ((await coupon()).history as { type: string }[]).some((h) => h.type === 'locked'),
+    5_000,
+  );
+  return { code, coupon };
+}
+
+describe('a coupon lock that timed out', () => {
+  it('hardened: the coupon is given back after the slow lock lands; the order never existed', async () => {
+    const { coupon } = await timedOutLock(stacks.hardened!, 'rel-hard');
+    const c = await waitFor(
+      'the coupon to be released',
+      async () => {
+        const v = await coupon();
+        return v.state === 'ISSUED' ? v : undefined;
+      },
+      5_000,
+    );
+    expect(c.history.map((h: { type: string }) => h.type)).toEqual([
+      'issued',
+      'locked',
+      'released',
+    ]);
+    const stock = (await call(stacks.hardened!.url, 'GET', '/admin/stock')).body.data[0];
+    expect(stock).toMatchObject({ available: 5, reserved: 0, sold: 0 });
+  });
+});
