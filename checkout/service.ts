@@ -30,6 +30,12 @@ export interface CheckoutOptions {
   host?: string;
   adminRemote?: boolean;
   adminToken?: string;
+  /**
+   * The base URL the gateways call this checkout back at (wallet
+   * notifications); default the URL it listens on. Needed when that is not
+   * reachable from the gateways (0.0.0.0 in a container: `http://checkout:8100`).
+   */
+  publicUrl?: string;
   /** Start the sweeper, reconciler and stream consumer (default true). */
   background?: boolean;
 }
@@ -285,7 +291,7 @@ export async function startCheckout(opts: CheckoutOptions): Promise<RunningCheck
     opts.port ?? 0,
     opts.host ?? '127.0.0.1',
   );
-  checkout.setNotifyBase(url);
+  checkout.setNotifyBase((opts.publicUrl ?? url).replace(/\/+$/, ''));
   if (opts.background !== false) checkout.start();
   return {
     url,

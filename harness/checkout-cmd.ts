@@ -19,6 +19,7 @@ export interface CheckoutCommandOptions {
   set: string[];
   seed: number;
   adminRemote: boolean;
+  publicUrl?: string;
   json?: boolean;
 }
 
@@ -42,6 +43,7 @@ export async function runCheckoutCommand(
     wallet: checkUrl('wallet', o.wallet),
     coupon: checkUrl('coupon', o.coupon),
   };
+  const publicUrl = checkUrl('public-url', o.publicUrl);
   const some = Object.values(given).filter(Boolean).length;
   if (some > 0 && some < 3)
     throw new UsageError(
@@ -72,6 +74,7 @@ export async function runCheckoutCommand(
       port: o.port,
       host: o.host,
       adminRemote: o.adminRemote,
+      publicUrl,
     }).catch((e) => {
       if (e instanceof ValidationError)
         throw new UsageError(

@@ -193,6 +193,10 @@ export function buildCli(): Command {
       1,
     )
     .option('--admin-remote', 'accept /admin routes from non-loopback clients', false)
+    .option(
+      '--public-url <url>',
+      'URL the gateways call this checkout back at (wallet notifications); default the address it listens on',
+    )
     .addOption(new Option('--json', 'print one JSON line of URLs instead of a table'))
     .addOption(exitWithStdinOption())
     .action(async (o: CheckoutCommandOptions & { exitWithStdin?: boolean }) => {

@@ -15,7 +15,7 @@ import { audit, INVARIANT_NAMES, type AuditReport, type InvariantId } from './au
 import { evaluateBudgets, parseBudget, type ParsedBudget } from './budgets.ts';
 import { Collector } from './collect.ts';
 import { UsageError } from './errors.ts';
-import { runK6 } from './k6.ts';
+import { describeK6, resolveK6, runK6, type K6Runner } from './k6.ts';
 import {
   loadPreset,
   resolvePreset,
@@ -37,7 +37,7 @@ import {
   type RunSummary,
   type TimeSeries,
 } from './summary.ts';
-import { PROJECT_ROOT, requireTool } from './tools.ts';
+import { PROJECT_ROOT } from './tools.ts';
 
 export interface RunOptions {
   preset: string;
@@ -373,6 +373,7 @@ interface OneRun {
   timeScale: number;
   loadScale: number;
   budgets: { expr: string; parsed: ParsedBudget; source: BudgetResult['source'] }[];
+  k6: K6Runner;
 }
 
 async function runOne(r: OneRun, o: RunOptions, print: Print): Promise<RunSummary> {
@@ -517,7 +518,10 @@ async function runOne(r: OneRun, o: RunOptions, print: Print): Promise<RunSummar
     let k6: Awaited<ReturnType<typeof runK6>>;
     try {
       k6 = await runK6({
+        k6: r.k6,
         script: SCENARIO,
+        // The run's files (preset, shoppers, summary) are in r.dir.
+        mounts: [r.dir],
         address: `127.0.0.1:${k6Port}`,
         env: {
           TARGET_URL: urls.checkout,
@@ -715,7 +719,6 @@ export async function runCommand(o: RunOptions, print: Print = console.log): Pro
   if (!o.target && (o.bank || o.wallet || o.coupon || o.redis))
     throw new UsageError('--bank, --wallet, --coupon and --redis go with --target');
   const { preset, file } = loadPreset(o.preset);
-  requireTool('k6');
   const timeScale = o.timeScale ?? (o.ci ? preset.ci.timeScale : 1);
   const loadScale = o.loadScale ?? (o.ci ? preset.ci.loadScale : 1);
   if (!(timeScale > 0 && timeScale <= 1))
@@ -734,6 +737,9 @@ export async function runCommand(o: RunOptions, print: Print = console.log): Pro
     : o.variant
       ? [usageNoVariant(preset, o.variant)]
       : [undefined];
+  // Which k6 (binary or container) is settled before anything starts (after the cheap checks).
+  const k6 = await resolveK6();
+  if (k6.from !== 'tools') print(`k6: ${describeK6(k6)}`);
   const runId = `${preset.name}-${stamp(new Date())}-s${o.seed}`;
   const base = resolve(o.out ?? join(PROJECT_ROOT, 'reports', runId));
   const results: { variant?: Variant; summary: RunSummary }[] = [];
@@ -762,6 +768,7 @@ export async function runCommand(o: RunOptions, print: Print = console.log): Pro
         timeScale,
         loadScale,
         budgets,
+        k6,
       },
       o,
       print,

@@ -8,8 +8,18 @@ import { UsageError } from './errors.ts';
 export const PROJECT_ROOT = fileURLToPath(new URL('..', import.meta.url));
 export const TOOLS_BIN = join(PROJECT_ROOT, '.tools', 'bin');
 
+/** The folders searched for a tool: .tools/bin, then PATH. */
+export function toolDirs(path = process.env.PATH): string[] {
+  return [TOOLS_BIN, ...(path ?? '').split(delimiter)];
+}
+
 export function findTool(name: string): string | undefined {
-  for (const dir of [TOOLS_BIN, ...(process.env.PATH ?? '').split(delimiter)]) {
+  return findToolIn(name, toolDirs());
+}
+
+/** The first file called `name` in one of `dirs`. */
+export function findToolIn(name: string, dirs: string[]): string | undefined {
+  for (const dir of dirs) {
     if (!dir) continue;
     const p = join(dir, name);
     try {

@@ -8,7 +8,7 @@
 //                                       (the HTML report test)
 //   node scripts/setup.mjs --check      report only; install nothing; exit 1 if anything is missing
 //
-// Pinned versions live at the top of this file and in docs (README "Set-up").
+// Pinned versions live in scripts/versions.mjs and in docs (README "Quick start").
 import { spawnSync } from 'node:child_process';
 import {
   existsSync,
@@ -23,9 +23,10 @@ import {
 import { tmpdir } from 'node:os';
 import { dirname, join, delimiter } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { K6_MODULE, K6_VERSION } from './versions.mjs';
 
-export const K6_MODULE = 'go.k6.io/k6';
-export const K6_VERSION = 'v1.8.1';
+export { K6_MODULE, K6_VERSION };
+
 const MIN_NODE = [20, 19, 0];
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');

@@ -4,8 +4,9 @@
 // fails its budgets with leaks the audit finds while the hardened one passes;
 // exit codes 0, 1 and 2 as documented; the report files exist and parse
 // (summary.json against its schema, junit.xml against the JUnit XSD).
+import { randomUUID } from 'node:crypto';
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -17,9 +18,26 @@ const BIN = join(import.meta.dirname, '..', 'bin', 'flashcrowd.js');
 const XSD = join(import.meta.dirname, 'fixtures', 'junit.xsd');
 const tmp = mkdtempSync(join(tmpdir(), 'flashcrowd-run-'));
 
-function cli(args: string[], timeout = 30_000) {
-  return spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8', timeout });
+function cli(args: string[], timeout = 30_000, env: NodeJS.ProcessEnv = process.env) {
+  return spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8', timeout, env });
 }
+
+/** Pids of the processes whose environment holds `mark` (readable ones: this user's). */
+function processesMarked(mark: string): number[] {
+  const pids: number[] = [];
+  for (const d of readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      if (readFileSync(`/proc/${d}/environ`, 'latin1').includes(mark)) pids.push(Number(d));
+    } catch {
+      /* gone, or another user's */
+    }
+  }
+  return pids;
+}
+
+/** Docker sockets testcontainers would find whatever DOCKER_HOST says. */
+const DOCKER_SOCKETS = ['/var/run/docker.sock', `/run/user/${process.getuid?.()}/docker.sock`];
 
 /** Run the CLI asynchronously (vitest keeps its own event loop free), with output for failure messages. */
 function cliAsync(args: string[], timeoutMs: number) {
@@ -85,6 +103,51 @@ describe('flashcrowd run: usage errors exit 2 before anything starts', () => {
     const r = cli(['run', 'livestream-spike', '--time-scale', '2']);
     expect(r.status).toBe(2);
     expect(r.stderr).toMatch(/--time-scale/);
+  });
+
+  it('FLASHCROWD_K6=docker with no Docker engine exits 2 naming k6 and Docker, before the stack starts', () => {
+    // testcontainers also looks at /var/run/docker.sock, whatever DOCKER_HOST says.
+    if (DOCKER_SOCKETS.some((p) => existsSync(p))) {
+      console.warn(
+        'skipped: a Docker socket exists here, so "no Docker engine" cannot be arranged',
+      );
+      return;
+    }
+    const id = randomUUID();
+    const home = mkdtempSync(join(tmp, 'home-'));
+    const out = join(tmp, 'k6-docker');
+    const started = Date.now();
+    const r = cli(['run', 'livestream-spike', '--ci', '--out', out], 30_000, {
+      ...process.env,
+      FLASHCROWD_K6: 'docker',
+      DOCKER_HOST: 'unix:///nonexistent/docker.sock',
+      // No ~/.testcontainers.properties, no rootless sockets under HOME or XDG_RUNTIME_DIR.
+      HOME: home,
+      XDG_RUNTIME_DIR: join(home, 'run'),
+      TESTCONTAINERS_RYUK_DISABLED: 'true',
+      FLASHCROWD_TEST_MARK: id,
+    });
+    expect(r.status, r.stderr).toBe(2);
+    expect(r.stderr).toMatch(/FLASHCROWD_K6=docker/);
+    expect(r.stderr).toMatch(/grafana\/k6:\d+\.\d+\.\d+ container/);
+    expect(r.stderr).toMatch(
+      /no Docker engine answered \(testcontainers: .+\/nonexistent\/docker\.sock\)/,
+    );
+    expect(r.stderr).toMatch(/npm run setup/);
+    expect(r.stderr).not.toMatch(/\n\s+at /); // a message, not a stack trace
+    expect(Date.now() - started).toBeLessThan(15_000);
+    expect(r.stdout).not.toMatch(/redis|checkout/i); // nothing was started
+    expect(existsSync(out)).toBe(false);
+    expect(processesMarked(`FLASHCROWD_TEST_MARK=${id}`)).toEqual([]);
+  });
+
+  it('FLASHCROWD_K6 naming a missing file exits 2 naming the variable', () => {
+    const r = cli(['run', 'livestream-spike', '--ci'], 30_000, {
+      ...process.env,
+      FLASHCROWD_K6: '/no/such/k6',
+    });
+    expect(r.status, r.stderr).toBe(2);
+    expect(r.stderr).toMatch(/FLASHCROWD_K6=\/no\/such\/k6: no such file/);
   });
 
   it('list shows every shipped preset', () => {
