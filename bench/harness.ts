@@ -37,6 +37,7 @@ const { values: args } = parseArgs({
     orders: { type: 'string', default: '200000' },
     ticks: { type: 'string', default: '1200' },
     concurrency: { type: 'string', default: '128' },
+    keep: { type: 'boolean', default: false },
     help: { type: 'boolean', default: false },
   },
 });
@@ -45,7 +46,10 @@ if (args.help) {
 
   --orders N       paid orders in the sale (default 200000: a run of about 1M requests)
   --ticks N        seconds of scrapes the collector takes (default 1200: a 20-minute run)
-  --concurrency N  requests in flight while building the state (default 128)`);
+  --concurrency N  requests in flight while building the state (default 128)
+  --keep           after building the state, print the analysis job and keep Redis and the
+                   servers up until Ctrl-C, instead of analysing (to profile the analysis:
+                   node bin/run-ts.js bench/harness-analyse.ts '<job>')`);
   process.exit(0);
 }
 const ORDERS = Number(args.orders);
@@ -197,6 +201,21 @@ async function main() {
     ticks: TICKS,
     out,
   };
+  const cleanUp = async () => {
+    checkoutSrv.server.close();
+    mockSrv.server.close();
+    await store.clear();
+    client.disconnect();
+    await Promise.all(mocks.map((m) => m.close()));
+    await redis.close();
+    rmSync(out, { recursive: true, force: true });
+  };
+  if (args.keep) {
+    console.log(JSON.stringify(job));
+    log('state kept; Ctrl-C stops Redis and the servers');
+    await new Promise((r) => process.once('SIGINT', r));
+    return cleanUp();
+  }
   log(
     `analysing in a fresh process: the audit of ${ORDERS} orders, ${TICKS} collector ticks, the report`,
   );
@@ -239,13 +258,7 @@ async function main() {
     console.log(`  goal: under 10 s    ${okT ? 'met' : 'NOT MET'} (${r.totalS.toFixed(2)} s)`);
     console.log(`  goal: under 300 MB  ${okM ? 'met' : 'NOT MET'} (${r.maxRssMb.toFixed(0)} MB)`);
   } finally {
-    checkoutSrv.server.close();
-    mockSrv.server.close();
-    await store.clear();
-    client.disconnect();
-    await Promise.all(mocks.map((m) => m.close()));
-    await redis.close();
-    rmSync(out, { recursive: true, force: true });
+    await cleanUp();
   }
 }
 

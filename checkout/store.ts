@@ -66,13 +66,25 @@ export interface StockSnapshot {
   sold: number;
 }
 
-const SCRIPTS = ['reserve', 'start_payment', 'confirm', 'release', 'transition'] as const;
+const SCRIPTS = [
+  'reserve',
+  'start_payment',
+  'confirm',
+  'release',
+  'transition',
+  'read_orders',
+] as const;
 const LUA_DIR = new URL('./lua/', import.meta.url);
 export const SKU_ID = /^[A-Za-z0-9_-]{1,32}$/;
 
 type Reply = string[];
 type Scripted = RedisClient &
-  Record<(typeof SCRIPTS)[number], (...args: (string | number)[]) => Promise<Reply>>;
+  Record<
+    Exclude<(typeof SCRIPTS)[number], 'read_orders'>,
+    (...args: (string | number)[]) => Promise<Reply>
+  > & {
+    read_orders(n: number, ...keysThenFields: string[]): Promise<string>;
+  };
 
 /** Hash of an order request, stored with its idempotency key to tell a replay from another payload. */
 export function payloadHash(payload: unknown): string {
@@ -82,6 +94,34 @@ export function payloadHash(payload: unknown): string {
 function num(v: string | undefined): number | undefined {
   return v === undefined || v === '' ? undefined : Number(v);
 }
+
+/** Every field of an order hash that parseOrder reads (`id` first). */
+export const ORDER_FIELDS = [
+  'id',
+  'sku',
+  'user',
+  'qty',
+  'amount',
+  'coupon',
+  'discount',
+  'channel',
+  'state',
+  'reason',
+  'createdAt',
+  'updatedAt',
+  'deadline',
+  'attempts',
+  'payStartedAt',
+  'paidAt',
+  'endedAt',
+  'watchUntil',
+  'paymentRef',
+  'paidChannel',
+  'lateCapture',
+  'extraCapture',
+  'lateFrom',
+] as const satisfies readonly (keyof Order)[];
+export type OrderField = (typeof ORDER_FIELDS)[number];
 
 export function parseOrder(flat: string[] | Record<string, string>): Order {
   const h: Record<string, string> = Array.isArray(flat) ? {} : flat;
@@ -183,7 +223,10 @@ export class Store {
     if (v?.split('|')[0] === orderId) await this.redis.hdel(this.couponReleasesKey, code);
   }
 
-  private async call(name: (typeof SCRIPTS)[number], ...args: (string | number)[]): Promise<Reply> {
+  private async call(
+    name: Exclude<(typeof SCRIPTS)[number], 'read_orders'>,
+    ...args: (string | number)[]
+  ): Promise<Reply> {
     this.roundTrips += 1;
     return this.redis[name](...args);
   }
@@ -545,21 +588,66 @@ export class Store {
   }
 
   /** Every order of a SKU (SCAN; for audits and tests, not the hot path). */
+  /** Every order of a SKU (the whole sale in memory: for tests and small sales; the audit streams orderBatches). */
   async allOrders(sku: string): Promise<Order[]> {
+    const out: Order[] = [];
+    for await (const batch of this.orderBatches(sku)) out.push(...batch);
+    return out;
+  }
+
+  /**
+   * The orders of a SKU one SCAN batch at a time (about `count` each), every
+   * node of a cluster in turn: memory stays bounded by a batch. Each batch is
+   * read by one script call (read_orders.lua), and the next batch is read
+   * while the caller works on this one. With `fields`, only those fields are
+   * read (faster for a big sale; the others are not set). An order that
+   * changes meanwhile is read as it is when its batch is read; SCAN may
+   * return a key twice, so a caller that must not count one twice keeps ids.
+   */
+  async *orderBatches<F extends OrderField = OrderField>(
+    sku: string,
+    opts: { count?: number; fields?: readonly F[] } = {},
+  ): AsyncGenerator<Pick<Order, F | 'id'>[]> {
+    const count = opts.count ?? 1000;
+    const fields: readonly OrderField[] = opts.fields
+      ? ['id', ...opts.fields.filter((f) => f !== 'id')]
+      : ORDER_FIELDS;
     const pattern = `${this.tag(sku)}:order:*`;
     const nodes = this.redis instanceof Cluster ? this.redis.nodes('master') : [this.redis];
-    const out: Order[] = [];
+    const read = async (node: RedisClient | Redis, cursor: string) => {
+      const [next, keys] = await node.scan(cursor, 'MATCH', pattern, 'COUNT', count);
+      if (keys.length === 0) return { next, batch: [] };
+      // Every key of a SKU shares its hash tag: the script's keys are on one slot.
+      const rows = JSON.parse(await this.redis.read_orders(keys.length, ...keys, ...fields)) as (
+        string | false
+      )[][];
+      const batch: Order[] = [];
+      for (const row of rows) {
+        if (!row[0]) continue; // deleted since the SCAN
+        const h: Record<string, string> = {};
+        for (let i = 0; i < fields.length; i++) {
+          const v = row[i];
+          if (v) h[fields[i]!] = v;
+        }
+        batch.push(parseOrder(h));
+      }
+      return { next, batch };
+    };
+    // A caller that stops early leaves a read in flight: its failure is nobody's to handle.
+    const ahead = (node: RedisClient | Redis, cursor: string) => {
+      const p = read(node, cursor);
+      p.catch(() => undefined);
+      return p;
+    };
     for (const node of nodes) {
-      let cursor = '0';
-      do {
-        const [next, keys] = await node.scan(cursor, 'MATCH', pattern, 'COUNT', 1000);
-        cursor = next;
-        // One batch of reads at a time, sent together (auto-pipelined), not one round trip each.
-        const hashes = await Promise.all(keys.map((key) => node.hgetall(key)));
-        for (const h of hashes) if (h.id) out.push(parseOrder(h));
-      } while (cursor !== '0');
+      let pending = ahead(node, '0');
+      for (;;) {
+        const { next, batch } = await pending;
+        if (next !== '0') pending = ahead(node, next);
+        if (batch.length > 0) yield batch;
+        if (next === '0') break;
+      }
     }
-    return out;
   }
 }
 

@@ -14,6 +14,7 @@ import {
   OPEN_STATES,
   skuOfOrder,
   type Order,
+  type OrderField,
   type OrderState,
   type StockSnapshot,
   type Store,
@@ -135,6 +136,8 @@ export interface AuditOptions {
   probeLimit?: number;
   /** Attempts per HTTP read (default 5): the mocks may still be under chaos. */
   attempts?: number;
+  /** Statement entries (and coupons) per page read, and the SCAN COUNT of the order reads (default 5000). */
+  pageSize?: number;
 }
 
 export interface I1Snapshot {
@@ -149,6 +152,22 @@ export interface I1Snapshot {
 }
 
 const ENDED: readonly OrderState[] = ['payment_failed', 'expired', 'cancelled'];
+
+/** The order fields the audit reads (the rest are not fetched). */
+const AUDIT_FIELDS = [
+  'sku',
+  'user',
+  'qty',
+  'amount',
+  'coupon',
+  'state',
+  'deadline',
+  'attempts',
+  'endedAt',
+  'paymentRef',
+  'lateFrom',
+] as const satisfies readonly OrderField[];
+type AuditedOrder = Pick<Order, (typeof AUDIT_FIELDS)[number] | 'id'>;
 
 function describeCounters(s: StockSnapshot): string {
   return `${s.sku}: sold ${s.sold} + reserved ${s.reserved} + available ${s.available} = ${s.sold + s.reserved + s.available}, initial ${s.initial}`;
@@ -185,8 +204,9 @@ interface LedgerEntry {
   tradeNo?: string;
   outTradeNo?: string;
 }
-interface Statement {
+interface StatementPage {
   entries: LedgerEntry[];
+  next?: number;
 }
 interface CouponHistory {
   type: string;
@@ -200,15 +220,106 @@ interface CouponView {
   orderId?: string;
   history: CouponHistory[];
 }
+interface CouponPage {
+  coupons: CouponView[];
+  next?: number;
+}
+/** What the audit keeps of a coupon: its state, its holder and how often it was consumed. */
+interface CouponFacts {
+  code: string;
+  state: CouponView['state'];
+  orderId?: string;
+  consumed: number;
+}
 
-/** One capture in a bank or wallet ledger, with what was refunded of it. */
-interface Capture {
-  gateway: 'bank' | 'wallet';
-  ref: string;
-  orderId: string;
-  amount: number;
-  at: number;
-  refunded: number;
+const GATEWAYS = ['bank', 'wallet'] as const;
+type Gateway = (typeof GATEWAYS)[number];
+
+/** A column of numbers that grows as captures are added (a typed array, doubled when full). */
+class Column<A extends Float64Array | Int32Array | Uint8Array> {
+  data: A;
+  constructor(private readonly make: (n: number) => A) {
+    this.data = make(1024);
+  }
+  set(i: number, v: number) {
+    if (i >= this.data.length) {
+      const bigger = this.make(this.data.length * 2);
+      bigger.set(this.data);
+      this.data = bigger;
+    }
+    this.data[i] = v;
+  }
+}
+
+/**
+ * Every capture of the sale in the bank and wallet ledgers, column by column
+ * (numbers in typed arrays, and two strings a capture), chained per order id,
+ * with what was refunded of each. Built from statement pages; the orders are
+ * then checked against it one SCAN batch at a time.
+ */
+class CaptureIndex {
+  size = 0;
+  private readonly gatewayCol = new Column((n) => new Uint8Array(n));
+  readonly ref: string[] = [];
+  readonly orderId: string[] = [];
+  private readonly amountCol = new Column((n) => new Float64Array(n));
+  private readonly refundedCol = new Column((n) => new Float64Array(n));
+  private readonly atCol = new Column((n) => new Float64Array(n));
+  /** The order's next (older) capture, -1 at the end of its chain. */
+  private readonly nextCol = new Column((n) => new Int32Array(n));
+  /** 1 once a paid order names this capture as its payment. */
+  private readonly matchedCol = new Column((n) => new Uint8Array(n));
+  /** Order id -> its newest capture (the head of its chain). */
+  readonly head = new Map<string, number>();
+
+  add(gateway: Gateway, ref: string, orderId: string, amount: number, at: number) {
+    const i = this.size++;
+    this.gatewayCol.set(i, GATEWAYS.indexOf(gateway));
+    this.ref.push(ref);
+    this.orderId.push(orderId);
+    this.amountCol.set(i, amount);
+    this.refundedCol.set(i, 0);
+    this.atCol.set(i, at);
+    this.matchedCol.set(i, 0);
+    this.nextCol.set(i, this.head.get(orderId) ?? -1);
+    this.head.set(orderId, i);
+  }
+  /** Credit a refund to its capture (same gateway and reference); false when none is known. */
+  refund(gateway: Gateway, ref: string, orderId: string, amount: number): boolean {
+    for (const i of this.of(orderId))
+      if (this.ref[i] === ref && GATEWAYS[this.gatewayCol.data[i]!] === gateway) {
+        this.refundedCol.data[i]! += amount;
+        return true;
+      }
+    return false;
+  }
+  /** What is left of a capture after its refunds. */
+  left(i: number) {
+    return this.amountCol.data[i]! - this.refundedCol.data[i]!;
+  }
+  /** Captured and not refunded in full. */
+  net(i: number) {
+    return this.left(i) > 0;
+  }
+  amount(i: number) {
+    return this.amountCol.data[i]!;
+  }
+  at(i: number) {
+    return this.atCol.data[i]!;
+  }
+  matched(i: number) {
+    return this.matchedCol.data[i] === 1;
+  }
+  match(i: number) {
+    this.matchedCol.data[i] = 1;
+  }
+  /** The captures of an order, newest first. */
+  *of(orderId: string): Generator<number> {
+    for (let i = this.head.get(orderId) ?? -1; i >= 0; i = this.nextCol.data[i]!) yield i;
+  }
+  key(i: number) {
+    return `${GATEWAYS[this.gatewayCol.data[i]!]}:${this.ref[i]}`;
+  }
 }
 
 async function getJson<T>(url: string, attempts: number): Promise<T> {
@@ -225,6 +336,25 @@ async function getJson<T>(url: string, attempts: number): Promise<T> {
     await new Promise((r) => setTimeout(r, 50 * (i + 1)));
   }
   throw new Error(`GET ${url} failed after ${attempts} attempts (${last})`);
+}
+
+/** Every page of a paged statement (`limit`, `cursor`, `next`), one at a time. */
+async function* pages<P extends { next?: number }>(
+  url: string,
+  query: Record<string, string | undefined>,
+  pageSize: number,
+  attempts: number,
+): AsyncGenerator<P> {
+  let cursor: number | undefined = 0;
+  while (cursor !== undefined) {
+    const q = new URLSearchParams({ limit: String(pageSize), cursor: String(cursor) });
+    for (const [k, v] of Object.entries(query)) if (v !== undefined) q.set(k, v);
+    const page: P = await getJson<P>(`${url}?${q}`, attempts);
+    if (page.next !== undefined && !(page.next > cursor))
+      throw new Error(`GET ${url}: the page at cursor ${cursor} says next ${page.next}`);
+    cursor = page.next;
+    yield page;
+  }
 }
 
 /** Run `fn` over `xs` with at most `n` at once. */
@@ -255,73 +385,81 @@ class Breaks {
   }
 }
 
-/** Audit invariants I1-I11 over the store's sale and the mocks' ledgers. */
+/** Paid units per user of one SKU: the order id of a user's single paid unit, or every id once there are more. */
+type PaidUnits = Map<string, string | { qty: number; ids: string[] }>;
+
+function addPaid(units: PaidUnits, o: AuditedOrder) {
+  const had = units.get(o.user);
+  if (had === undefined && o.qty === 1) units.set(o.user, o.id);
+  else if (had === undefined) units.set(o.user, { qty: o.qty, ids: [o.id] });
+  else if (typeof had === 'string') units.set(o.user, { qty: 1 + o.qty, ids: [had, o.id] });
+  else {
+    had.qty += o.qty;
+    had.ids.push(o.id);
+  }
+}
+
+/**
+ * Audit invariants I1-I11 over the store's sale and the mocks' ledgers.
+ *
+ * Memory stays bounded for a sale of any size that fits its captures: the
+ * statements are read a page at a time into a column index of captures, the
+ * orders one SCAN batch at a time, and each order is checked and dropped;
+ * what outlives an order is its id (to skip SCAN's repeats), the order id of
+ * each paid unit per user (I4), and the capture flags I6 needs at the end.
+ */
 export async function audit(opts: AuditOptions): Promise<AuditReport> {
   const { store } = opts;
   const now = opts.now ?? Date.now();
   const max = opts.maxExamples ?? 10;
   const grace = opts.graceMs ?? 0;
   const attempts = opts.attempts ?? 5;
+  const pageSize = opts.pageSize ?? 5_000;
   const notes: string[] = [];
   const skus = opts.skus ?? (await store.skuIds());
   const inScope = new Set(skus);
+  const inScopeOrder = (id: string | undefined) => {
+    const sku = id ? skuOfOrder(id) : undefined;
+    return sku !== undefined && inScope.has(sku);
+  };
 
-  // ---- Redis
+  // ---- Redis: counters per SKU
   const snaps = new Map<string, StockSnapshot>();
   const limits = new Map<string, number>();
-  const orders = new Map<string, Order>();
   const counters: Record<string, number> = {};
   for (const sku of skus) {
     snaps.set(sku, await store.snapshot(sku));
     limits.set(sku, (await store.sku(sku))?.limit ?? 0);
-    for (const o of await store.allOrders(sku)) orders.set(o.id, o);
     for (const [k, v] of Object.entries(await store.counters(sku)))
       counters[k] = (counters[k] ?? 0) + v;
   }
-  const allOrders = [...orders.values()];
 
-  // ---- ledgers
-  const q = opts.since ? `?since=${encodeURIComponent(opts.since)}` : '';
+  // ---- ledgers, a page at a time
   const base = (u: string) => u.replace(/\/$/, '');
   let ledgerError: string | undefined;
-  let captures: Capture[] = [];
+  const cap = new CaptureIndex();
   let foreign = 0;
   try {
-    const [bank, wallet] = await Promise.all([
-      getJson<Statement>(`${base(opts.bank)}/v1/statement${q}`, attempts),
-      getJson<Statement>(`${base(opts.wallet)}/v1/statement${q}`, attempts),
-    ]);
-    const byRef = new Map<string, Capture>();
-    const refunds: { gateway: 'bank' | 'wallet'; ref: string; amount: number }[] = [];
-    for (const [gateway, st] of [
-      ['bank', bank],
-      ['wallet', wallet],
-    ] as const) {
-      for (const e of st.entries) {
-        const orderId = (gateway === 'bank' ? e.orderId : e.outTradeNo) ?? '';
-        const ref = (gateway === 'bank' ? e.paymentId : e.tradeNo) ?? e.id;
-        const sku = skuOfOrder(orderId);
-        if (!sku || !inScope.has(sku)) {
-          foreign += 1;
-          continue;
+    for (const gateway of GATEWAYS) {
+      const url = `${base(gateway === 'bank' ? opts.bank : opts.wallet)}/v1/statement`;
+      for await (const page of pages<StatementPage>(
+        url,
+        { since: opts.since },
+        pageSize,
+        attempts,
+      )) {
+        for (const e of page.entries) {
+          const orderId = (gateway === 'bank' ? e.orderId : e.outTradeNo) ?? '';
+          if (!inScopeOrder(orderId)) {
+            foreign += 1;
+            continue;
+          }
+          const ref = (gateway === 'bank' ? e.paymentId : e.tradeNo) ?? e.id;
+          if (e.type === 'capture') cap.add(gateway, ref, orderId, e.amount, Date.parse(e.at));
+          else cap.refund(gateway, ref, orderId, e.amount);
         }
-        if (e.type === 'capture')
-          byRef.set(`${gateway}:${ref}`, {
-            gateway,
-            ref,
-            orderId,
-            amount: e.amount,
-            at: Date.parse(e.at),
-            refunded: 0,
-          });
-        else refunds.push({ gateway, ref, amount: e.amount });
       }
     }
-    for (const r of refunds) {
-      const c = byRef.get(`${r.gateway}:${r.ref}`);
-      if (c) c.refunded += r.amount;
-    }
-    captures = [...byRef.values()];
   } catch (e) {
     ledgerError = (e as Error).message;
     notes.push(`the bank or wallet statement could not be read: ${ledgerError}`);
@@ -329,40 +467,155 @@ export async function audit(opts: AuditOptions): Promise<AuditReport> {
   if (foreign > 0)
     notes.push(`${foreign} ledger entries for orders outside the audited SKUs were ignored`);
 
-  let coupons: CouponView[] | undefined;
+  // ---- the coupon statement, a page at a time: the coupons of this sale's orders
+  let coupons: Map<string, CouponFacts> | undefined = new Map();
   let couponError: string | undefined;
   try {
-    const cq = opts.campaignId ? `?campaignId=${encodeURIComponent(opts.campaignId)}` : '';
-    coupons = (
-      await getJson<{ coupons: CouponView[] }>(`${base(opts.coupon)}/v1/statement${cq}`, attempts)
-    ).coupons;
+    for await (const page of pages<CouponPage>(
+      `${base(opts.coupon)}/v1/statement`,
+      { campaignId: opts.campaignId },
+      pageSize,
+      attempts,
+    )) {
+      for (const c of page.coupons) {
+        if (!inScopeOrder(c.orderId) && !c.history.some((h) => inScopeOrder(h.orderId))) continue;
+        coupons.set(c.code, {
+          code: c.code,
+          state: c.state,
+          ...(c.orderId ? { orderId: c.orderId } : {}),
+          consumed: c.history.filter((h) => h.type === 'consumed').length,
+        });
+      }
+    }
   } catch (e) {
+    coupons = undefined;
     couponError = (e as Error).message;
     notes.push(`the coupon statement could not be read: ${couponError}`);
+  }
+  /** The state of each order holding a coupon (absent: no such order). */
+  const holders = new Map<string, OrderState | undefined>();
+  for (const c of coupons?.values() ?? []) if (c.orderId) holders.set(c.orderId, undefined);
+
+  // ---- the orders, one SCAN batch at a time
+  const b = {} as Record<Exclude<InvariantId, 'I10'>, Breaks>;
+  for (const id of INVARIANT_IDS) if (id !== 'I10') b[id] = new Breaks(max);
+  const seen = new Set<string>();
+  const held = new Map(skus.map((sku) => [sku, { open: 0, sold: 0 }]));
+  const paidUnits = new Map<string, PaidUnits>(skus.map((sku) => [sku, new Map()]));
+  const probeLimit = opts.probeLimit ?? 500;
+  const probeIds: string[] = [];
+  let probeCandidates = 0;
+  let orders = 0;
+  let paidOrders = 0;
+  let stockLeaks = 0;
+  let stockLeakUnits = 0;
+  let stuckProcessing = 0;
+  let paidWithoutCapture = 0;
+  let shortageAmount = 0;
+  let late = 0;
+  let lateRefunded = 0;
+  let lateRereserved = 0;
+  let missingCoupons = 0;
+  const ledgers = ledgerError === undefined;
+  for (const sku of skus) {
+    for await (const batch of store.orderBatches(sku, { count: pageSize, fields: AUDIT_FIELDS })) {
+      for (const o of batch) {
+        if (seen.has(o.id)) continue;
+        seen.add(o.id);
+        orders += 1;
+        const h = held.get(o.sku);
+        if (OPEN_STATES.includes(o.state)) {
+          if (h) h.open += o.qty;
+          // I3: an open order past its deadline holds stock it should have given back.
+          if (o.deadline + grace < now) {
+            b.I3.add(o.id);
+            stockLeaks += 1;
+            stockLeakUnits += o.qty;
+          }
+        } else if (o.state === 'paid' || o.state === 'refunded') if (h) h.sold += o.qty;
+        if (o.state === 'paying') stuckProcessing += 1;
+        if (o.state === 'paid') {
+          paidOrders += 1;
+          const units = paidUnits.get(o.sku);
+          if (units) addPaid(units, o);
+        }
+        if (o.state === 'paying' || (ENDED.includes(o.state) && o.attempts > 0)) {
+          probeCandidates += 1;
+          if (probeIds.length < probeLimit) probeIds.push(o.id);
+        }
+        if (holders.has(o.id)) holders.set(o.id, o.state);
+
+        if (ledgers) {
+          let live = 0;
+          let own = -1;
+          let owned = 0;
+          for (const i of cap.of(o.id)) {
+            // I9: a capture that landed after its order ended, or that re-reserved it.
+            const endedBefore =
+              ENDED.includes(o.state) && o.endedAt !== undefined && cap.at(i) >= o.endedAt;
+            const rereserved =
+              o.state === 'paid' && o.lateFrom !== undefined && o.paymentRef === cap.ref[i];
+            if (endedBefore || rereserved) {
+              late += 1;
+              if (rereserved) lateRereserved += 1;
+              else if (!cap.net(i)) lateRefunded += 1;
+              else b.I9.add(cap.key(i), o.id);
+            }
+            if (!cap.net(i)) continue;
+            live += 1;
+            // I5: a net capture of another amount than the order's.
+            if (cap.left(i) !== o.amount) b.I5.add(o.id);
+            if (cap.ref[i] === o.paymentRef) {
+              owned += 1;
+              own = i;
+              if (o.state === 'paid') cap.match(i);
+            }
+          }
+          // I7 and I11 (shortage): a paid order has exactly one net capture, its own.
+          if (o.state === 'paid') {
+            if (owned === 0) {
+              paidWithoutCapture += 1;
+              shortageAmount += o.amount;
+              b.I11.add(`short:${o.id}`, o.id);
+            }
+            if (owned !== 1 || live !== 1) b.I7.add(o.id);
+            else if (cap.left(own) !== o.amount) b.I11.add(`amount:${o.id}`, o.id);
+          }
+        }
+
+        // I8, the order's side: a paid order used its coupon; an ended one gave it back.
+        if (coupons && o.coupon) {
+          const c = coupons.get(o.coupon);
+          if (!c) missingCoupons += 1;
+          else {
+            if (o.state === 'paid' && !(c.state === 'USED' && c.orderId === o.id))
+              b.I8.add(c.code, o.id);
+            if (ENDED.includes(o.state) && c.orderId === o.id && c.state !== 'ISSUED')
+              b.I8.add(c.code, o.id);
+          }
+        }
+      }
+    }
   }
 
   // ---- gateway probes: is anything still moving?
   let pendingAtGateway = 0;
   const pendingOrders: string[] = [];
   if (opts.probeGateways !== false) {
-    const candidates = allOrders.filter(
-      (o) => o.state === 'paying' || (ENDED.includes(o.state) && o.attempts > 0),
-    );
-    const limit = opts.probeLimit ?? 500;
-    if (candidates.length > limit)
+    if (probeCandidates > probeLimit)
       notes.push(
-        `${candidates.length - limit} of ${candidates.length} orders that tried to pay were not probed at the gateways (probeLimit ${limit})`,
+        `${probeCandidates - probeLimit} of ${probeCandidates} orders that tried to pay were not probed at the gateways (probeLimit ${probeLimit})`,
       );
     let probeErrors = 0;
-    await eachLimit(candidates.slice(0, limit), 16, async (o) => {
+    await eachLimit(probeIds, 16, async (id) => {
       try {
         const [p, t] = await Promise.all([
           getJson<{ data: { status: string }[] }>(
-            `${base(opts.bank)}/v1/payments?orderId=${encodeURIComponent(o.id)}`,
+            `${base(opts.bank)}/v1/payments?orderId=${encodeURIComponent(id)}`,
             attempts,
           ),
           getJson<{ data: { status: string }[] }>(
-            `${base(opts.wallet)}/v1/trades?outTradeNo=${encodeURIComponent(o.id)}`,
+            `${base(opts.wallet)}/v1/trades?outTradeNo=${encodeURIComponent(id)}`,
             attempts,
           ),
         ]);
@@ -371,7 +624,7 @@ export async function audit(opts: AuditOptions): Promise<AuditReport> {
           t.data.some((x) => x.status === 'USERPAYING');
         if (pending) {
           pendingAtGateway += 1;
-          pendingOrders.push(o.id);
+          pendingOrders.push(id);
         }
       } catch {
         probeErrors += 1;
@@ -386,247 +639,131 @@ export async function audit(opts: AuditOptions): Promise<AuditReport> {
       `not quiescent: ${pendingAtGateway} orders have a payment still processing at a gateway (${pendingOrders.slice(0, max).join(', ')})`,
     );
 
-  // ---- per-order capture index
-  const net = (c: Capture) => c.amount - c.refunded > 0;
-  const capturesOf = new Map<string, Capture[]>();
-  for (const c of captures) {
-    const list = capturesOf.get(c.orderId) ?? [];
-    list.push(c);
-    capturesOf.set(c.orderId, list);
-  }
-  const netOf = (id: string) => (capturesOf.get(id) ?? []).filter(net);
-
   const results = {} as Record<InvariantId, InvariantResult>;
-  const put = (id: InvariantId, b: Breaks | null, note?: string, okOverride?: boolean | null) => {
+  const put = (id: InvariantId, br: Breaks | null, note?: string, okOverride?: boolean | null) => {
     results[id] = {
       id,
       name: INVARIANT_NAMES[id],
-      ok: okOverride !== undefined ? okOverride : b!.count === 0,
-      count: b?.count ?? 0,
-      examples: b?.examples() ?? [],
+      ok: okOverride !== undefined ? okOverride : br!.count === 0,
+      count: br?.count ?? 0,
+      examples: br?.examples() ?? [],
       ...(note ? { note } : {}),
     };
   };
 
-  // ---- I1: counters add up, and agree with the orders
-  {
-    const b = new Breaks(max);
-    for (const sku of skus) {
-      const s = snaps.get(sku)!;
-      if (i1Breaks(s)) b.add(sku, describeCounters(s));
-      const mine = allOrders.filter((o) => o.sku === sku);
-      const open = mine.filter((o) => OPEN_STATES.includes(o.state)).reduce((n, o) => n + o.qty, 0);
-      const sold = mine
-        .filter((o) => o.state === 'paid' || o.state === 'refunded')
-        .reduce((n, o) => n + o.qty, 0);
-      if (open !== s.reserved)
-        b.add(sku, `${sku}: reserved ${s.reserved}, open orders hold ${open}`);
-      if (sold !== s.sold) b.add(sku, `${sku}: sold ${s.sold}, paid orders hold ${sold}`);
-    }
-    put(
-      'I1',
-      b,
-      'per SKU: the counters add up to the initial stock, reserved equals the units of open orders, sold the units of paid orders; examples describe SKUs',
-    );
-  }
-
-  // ---- I2
-  {
-    const b = new Breaks(max);
-    for (const s of snaps.values()) if (i2Breaks(s)) b.add(s.sku, describeCounters(s));
-    put('I2', b, 'per SKU; examples describe SKUs');
-  }
-
-  // ---- I3: stock-lock leaks
-  let stockLeaks = 0;
-  let stockLeakUnits = 0;
-  let stuckProcessing = 0;
-  {
-    const b = new Breaks(max);
-    for (const o of allOrders) {
-      if (o.state === 'paying') stuckProcessing += 1;
-      if (OPEN_STATES.includes(o.state) && o.deadline + grace < now) {
-        b.add(o.id);
-        stockLeaks += 1;
-        stockLeakUnits += o.qty;
-      }
-    }
-    for (const sku of skus) {
-      const s = snaps.get(sku)!;
-      const open = allOrders
-        .filter((o) => o.sku === sku && OPEN_STATES.includes(o.state))
-        .reduce((n, o) => n + o.qty, 0);
-      if (s.reserved > open) {
-        stockLeakUnits += s.reserved - open;
-        b.add(
-          `${sku}:unexplained`,
-          `${sku}: ${s.reserved - open} reserved units held by no open order`,
-        );
-      }
-    }
-    put(
-      'I3',
-      b,
-      `open orders past their payment deadline${grace ? ` by more than ${grace} ms` : ''}, and reserved units no open order holds${quiescent ? '' : '; NOT quiescent (a gateway is still processing)'}`,
-    );
-  }
-
-  // ---- I4: per-user limit
-  {
-    const b = new Breaks(max);
-    const held = new Map<string, { qty: number; ids: string[] }>();
-    for (const o of allOrders) {
-      if (o.state !== 'paid') continue;
-      const k = `${o.sku}\u0000${o.user}`;
-      const h = held.get(k) ?? { qty: 0, ids: [] };
-      h.qty += o.qty;
-      h.ids.push(o.id);
-      held.set(k, h);
-    }
-    for (const [k, h] of held) {
-      const sku = k.split('\u0000')[0]!;
-      const limit = limits.get(sku) ?? 0;
-      if (limit > 0 && h.qty > limit) for (const id of h.ids) b.add(k, id);
-    }
-    put('I4', b, 'paid units per (user, SKU) against the SKU limit; count is (user, SKU) pairs');
-  }
-
-  // ---- ledger-based invariants
-  const ledgerNote = ledgerError ? `statements unreadable: ${ledgerError}` : undefined;
-  let doubleCharges = 0;
-  let capturesWithoutPaidOrder = 0;
-  let paidWithoutCapture = 0;
-  let overageAmount = 0;
-  let shortageAmount = 0;
-  let overage = 0;
-  let late = 0;
-  let lateRefunded = 0;
-  let lateRereserved = 0;
-  const latePaymentsCounted = (counters.late_rereserved ?? 0) + (counters.late_refund ?? 0);
-  if (ledgerError) {
-    for (const id of ['I5', 'I6', 'I7', 'I9', 'I11'] as const) put(id, null, ledgerNote, null);
-  } else {
-    // I5: one net capture per order, of the order's amount.
-    {
-      const b = new Breaks(max);
-      for (const [orderId, list] of capturesOf) {
-        const live = list.filter(net);
-        if (live.length > 1) {
-          doubleCharges += 1;
-          b.add(orderId);
-        }
-        const o = orders.get(orderId);
-        for (const c of live) if (o && c.amount - c.refunded !== o.amount) b.add(orderId);
-      }
-      put(
-        'I5',
-        b,
-        `orders with more than one net capture (not fully refunded) across bank and wallet, or a net capture of another amount; ${captures.length - captures.filter(net).length} captures were refunded in full`,
+  // ---- I1: counters add up, and agree with the orders; I2; I3's units no order explains
+  const i1 = new Breaks(max);
+  for (const sku of skus) {
+    const s = snaps.get(sku)!;
+    const { open, sold } = held.get(sku)!;
+    if (i1Breaks(s)) i1.add(sku, describeCounters(s));
+    if (open !== s.reserved)
+      i1.add(sku, `${sku}: reserved ${s.reserved}, open orders hold ${open}`);
+    if (sold !== s.sold) i1.add(sku, `${sku}: sold ${s.sold}, paid orders hold ${sold}`);
+    if (i2Breaks(s)) b.I2.add(s.sku, describeCounters(s));
+    if (s.reserved > open) {
+      stockLeakUnits += s.reserved - open;
+      b.I3.add(
+        `${sku}:unexplained`,
+        `${sku}: ${s.reserved - open} reserved units held by no open order`,
       );
     }
-    // I6 and I11 (overage): each net capture is the payment of a paid order.
-    const b6 = new Breaks(max);
-    const b11 = new Breaks(max);
-    for (const c of captures) {
-      if (!net(c)) continue;
-      const o = orders.get(c.orderId);
-      if (!o || o.state !== 'paid' || o.paymentRef !== c.ref) {
-        capturesWithoutPaidOrder += 1;
-        overage += 1;
-        overageAmount += c.amount - c.refunded;
-        b6.add(`${c.gateway}:${c.ref}`, c.orderId);
-        b11.add(`over:${c.gateway}:${c.ref}`, c.orderId);
+  }
+  put(
+    'I1',
+    i1,
+    'per SKU: the counters add up to the initial stock, reserved equals the units of open orders, sold the units of paid orders; examples describe SKUs',
+  );
+  put('I2', b.I2, 'per SKU; examples describe SKUs');
+  put(
+    'I3',
+    b.I3,
+    `open orders past their payment deadline${grace ? ` by more than ${grace} ms` : ''}, and reserved units no open order holds${quiescent ? '' : '; NOT quiescent (a gateway is still processing)'}`,
+  );
+
+  // ---- I4: per-user limit
+  for (const [sku, units] of paidUnits) {
+    const limit = limits.get(sku) ?? 0;
+    for (const [user, u] of units)
+      if (typeof u !== 'string' && limit > 0 && u.qty > limit)
+        for (const id of u.ids) b.I4.add(`${sku}\u0000${user}`, id);
+  }
+  put('I4', b.I4, 'paid units per (user, SKU) against the SKU limit; count is (user, SKU) pairs');
+
+  // ---- ledger-based invariants
+  let doubleCharges = 0;
+  let capturesWithoutPaidOrder = 0;
+  let overageAmount = 0;
+  let refundedCaptures = 0;
+  const latePaymentsCounted = (counters.late_rereserved ?? 0) + (counters.late_refund ?? 0);
+  if (!ledgers) {
+    for (const id of ['I5', 'I6', 'I7', 'I9', 'I11'] as const)
+      put(id, null, `statements unreadable: ${ledgerError}`, null);
+  } else {
+    // I5: one net capture per order (whether or not the order exists).
+    for (const [orderId] of cap.head) {
+      let live = 0;
+      for (const i of cap.of(orderId)) if (cap.net(i)) live += 1;
+      if (live > 1) {
+        doubleCharges += 1;
+        b.I5.add(orderId);
       }
     }
+    // I6 and I11 (overage): each net capture is the payment of a paid order.
+    for (let i = 0; i < cap.size; i++) {
+      if (!cap.net(i)) {
+        refundedCaptures += 1;
+        continue;
+      }
+      if (cap.matched(i)) continue;
+      capturesWithoutPaidOrder += 1;
+      overageAmount += cap.left(i);
+      b.I6.add(cap.key(i), cap.orderId[i]);
+      b.I11.add(`over:${cap.key(i)}`, cap.orderId[i]);
+    }
+    put(
+      'I5',
+      b.I5,
+      `orders with more than one net capture (not fully refunded) across bank and wallet, or a net capture of another amount; ${refundedCaptures} captures were refunded in full`,
+    );
     put(
       'I6',
-      b6,
+      b.I6,
       'net captures (bank and wallet) whose order is missing, not paid, or paid with another capture; count is captures',
     );
-    // I7 and I11 (shortage): each paid order has exactly one net capture, its own.
-    const b7 = new Breaks(max);
-    for (const o of allOrders) {
-      if (o.state !== 'paid') continue;
-      const live = netOf(o.id);
-      const own = live.filter((c) => c.ref === o.paymentRef);
-      if (own.length === 0) {
-        paidWithoutCapture += 1;
-        shortageAmount += o.amount;
-        b11.add(`short:${o.id}`, o.id);
-      }
-      if (own.length !== 1 || live.length !== 1) b7.add(o.id);
-      else if (own[0]!.amount - own[0]!.refunded !== o.amount) b11.add(`amount:${o.id}`, o.id);
-    }
-    put('I7', b7, 'paid orders without exactly one net capture, their own payment reference');
+    put('I7', b.I7, 'paid orders without exactly one net capture, their own payment reference');
     put(
       'I11',
-      b11,
-      `overage: ${overage} captures (${overageAmount}) without a paid order; shortage: ${paidWithoutCapture} paid orders (${shortageAmount}) without a capture`,
+      b.I11,
+      `overage: ${capturesWithoutPaidOrder} captures (${overageAmount}) without a paid order; shortage: ${paidWithoutCapture} paid orders (${shortageAmount}) without a capture`,
     );
-    // I9: captures that landed after their order ended.
-    const b9 = new Breaks(max);
-    for (const c of captures) {
-      const o = orders.get(c.orderId);
-      if (!o) continue;
-      const endedBefore = ENDED.includes(o.state) && o.endedAt !== undefined && c.at >= o.endedAt;
-      const rereserved = o.state === 'paid' && o.lateFrom !== undefined && o.paymentRef === c.ref;
-      if (!endedBefore && !rereserved) continue;
-      late += 1;
-      if (rereserved) lateRereserved += 1;
-      else if (!net(c)) lateRefunded += 1;
-      else b9.add(`${c.gateway}:${c.ref}`, o.id);
-    }
     const uncounted = Math.max(0, late - latePaymentsCounted);
-    if (uncounted > 0) b9.count += uncounted;
+    if (uncounted > 0) b.I9.count += uncounted;
     put(
       'I9',
-      b9,
+      b.I9,
       `${late} late payments in the ledgers (${lateRefunded} refunded, ${lateRereserved} re-reserved), ${latePaymentsCounted} counted by the checkout${uncounted ? `; ${uncounted} not counted` : ''}; count is late captures neither refunded nor re-reserved plus uncounted ones`,
     );
   }
 
-  // ---- I8: coupons
+  // ---- I8: coupons, the coupon's side
   let couponLeaks = 0;
   if (!coupons) put('I8', null, `coupon statement unreadable: ${couponError}`, null);
   else {
-    const b = new Breaks(max);
-    const byCode = new Map(coupons.map((c) => [c.code, c]));
-    const isOpen = (id: string | undefined) => {
-      const o = id ? orders.get(id) : undefined;
-      return o !== undefined && OPEN_STATES.includes(o.state);
-    };
-    const touches = (c: CouponView) =>
-      [c.orderId, ...c.history.map((h) => h.orderId)].some((id) => {
-        const sku = id ? skuOfOrder(id) : undefined;
-        return sku !== undefined && inScope.has(sku);
-      });
-    for (const c of coupons) {
-      if (!touches(c)) continue;
-      if (c.history.filter((h) => h.type === 'consumed').length > 1) b.add(c.code, c.orderId);
-      if (c.state === 'LOCKED' && !isOpen(c.orderId)) {
+    const stateOf = (id: string | undefined) => (id ? holders.get(id) : undefined);
+    for (const c of coupons.values()) {
+      if (c.consumed > 1) b.I8.add(c.code, c.orderId);
+      const holder = stateOf(c.orderId);
+      if (c.state === 'LOCKED' && !(holder !== undefined && OPEN_STATES.includes(holder))) {
         couponLeaks += 1;
-        b.add(c.code, c.orderId ?? c.code);
+        b.I8.add(c.code, c.orderId ?? c.code);
       }
-      if (c.state === 'USED' && orders.get(c.orderId ?? '')?.state !== 'paid')
-        b.add(c.code, c.orderId ?? c.code);
-    }
-    let missing = 0;
-    for (const o of allOrders) {
-      if (!o.coupon) continue;
-      const c = byCode.get(o.coupon);
-      if (!c) {
-        missing += 1;
-        continue;
-      }
-      // A paid order used its coupon; an ended one gave it back (or another order holds it now).
-      if (o.state === 'paid' && !(c.state === 'USED' && c.orderId === o.id)) b.add(c.code, o.id);
-      if (ENDED.includes(o.state) && c.orderId === o.id && c.state !== 'ISSUED')
-        b.add(c.code, o.id);
+      if (c.state === 'USED' && holder !== 'paid') b.I8.add(c.code, c.orderId ?? c.code);
     }
     put(
       'I8',
-      b,
-      `coupons consumed twice, LOCKED by an order that is not open (${couponLeaks} leaks), USED by an order that is not paid, or not USED by the paid order that applied them; count is coupons${missing ? `; ${missing} orders name a coupon the coupon service does not know` : ''}`,
+      b.I8,
+      `coupons consumed twice, LOCKED by an order that is not open (${couponLeaks} leaks), USED by an order that is not paid, or not USED by the paid order that applied them; count is coupons${missingCoupons ? `; ${missingCoupons} orders name a coupon the coupon service does not know` : ''}`,
     );
   }
 
@@ -658,14 +795,14 @@ export async function audit(opts: AuditOptions): Promise<AuditReport> {
       latePaymentsRereserved: lateRereserved,
       stuckProcessing,
       pendingAtGateway,
-      refundedCaptures: captures.filter((c) => !net(c)).length,
-      overage,
+      refundedCaptures,
+      overage: capturesWithoutPaidOrder,
       overageAmount,
       shortage: paidWithoutCapture,
       shortageAmount,
-      orders: allOrders.length,
-      paidOrders: allOrders.filter((o) => o.state === 'paid').length,
-      captures: captures.length,
+      orders,
+      paidOrders,
+      captures: cap.size,
     },
     violated,
     unchecked,

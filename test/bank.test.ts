@@ -5,7 +5,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { TEST_CARDS } from '../mock-gateways/bank/cards.ts';
 import { createBank } from '../mock-gateways/bank/service.ts';
 import type { RunningService } from '../mock-gateways/service.ts';
-import { call, rawRequest, startMock } from './support/http.ts';
+import { call, rawRequest, startMock, type JsonResponse } from './support/http.ts';
 
 const running: RunningService[] = [];
 afterEach(async () => {
@@ -299,6 +299,37 @@ describe('refunds and the statement', () => {
     expect((await call(s.url, 'GET', `/v1/payments/${p.id}`)).body.amountRefunded).toBe(2599);
   });
 
+  it('pages the statement: limit and cursor give every entry once, in order, with whole-range totals on each page', async () => {
+    const s = await bank();
+    const ids: string[] = [];
+    for (let i = 0; i < 5; i++)
+      ids.push(
+        (await call(s.url, 'POST', '/v1/payments', pay(undefined, { orderId: `o-${i}` }))).body.id,
+      );
+    await call(s.url, 'POST', '/v1/refunds', { paymentId: ids[1] });
+    const whole = (await call(s.url, 'GET', '/v1/statement')).body;
+    expect(whole.entries).toHaveLength(6);
+    expect(whole.next).toBeUndefined();
+    const paged: unknown[] = [];
+    let cursor: number | undefined = 0;
+    let pages = 0;
+    while (cursor !== undefined) {
+      const r: JsonResponse = await call(s.url, 'GET', `/v1/statement?limit=4&cursor=${cursor}`);
+      expect(r.status, r.text).toBe(200);
+      expect(r.body.entries.length).toBeLessThanOrEqual(4);
+      expect(r.body.totals).toEqual(whole.totals);
+      paged.push(...r.body.entries);
+      cursor = r.body.next;
+      pages += 1;
+    }
+    expect(pages).toBe(2);
+    expect(paged).toEqual(whole.entries);
+    // A cursor past the end is an empty last page, not an error.
+    const end = (await call(s.url, 'GET', '/v1/statement?limit=4&cursor=99')).body;
+    expect(end.entries).toEqual([]);
+    expect(end.next).toBeUndefined();
+  });
+
   it('refunding more than was captured names the amount field; refunding a declined payment is 409', async () => {
     const s = await bank();
     const p = (await call(s.url, 'POST', '/v1/payments', pay())).body;
@@ -382,6 +413,10 @@ describe('bad input on every route', () => {
     ['GET', '/v1/payments', undefined, 'orderId'],
     ['GET', '/v1/payments?orderId=a&x=1', undefined, 'x'],
     ['GET', '/v1/statement?since=yesterday', undefined, 'since'],
+    ['GET', '/v1/statement?limit=0', undefined, 'limit'],
+    ['GET', '/v1/statement?limit=2.5', undefined, 'limit'],
+    ['GET', '/v1/statement?limit=2&cursor=-1', undefined, 'cursor'],
+    ['GET', '/v1/statement?cursor=x', undefined, 'cursor'],
   ];
   it.each(cases)(
     '%s %s (%j) is a 400 naming %s, and the next request is served',

@@ -537,6 +537,30 @@ describe('statement and queries', () => {
     expect(scoped.campaigns).toEqual([{ id: c, budget: 5, issued: 5, remaining: 0 }]);
   });
 
+  it('pages the statement: limit and cursor give every coupon once, in issue order, whatever the filters', async () => {
+    const c = await campaign({ budget: 7 });
+    const codes = [];
+    for (const u of ['a', 'b', 'c', 'd', 'e', 'f', 'g']) codes.push(await issue(c, u));
+    for (const i of [1, 4, 5]) await lock(codes[i]!, { orderId: `o${i}` });
+    const other = await campaign();
+    await issue(other, 'z');
+    for (const q of [`campaignId=${c}`, `campaignId=${c}&state=ISSUED`, 'state=LOCKED', '']) {
+      const whole = (await get(`/v1/statement?${q}`)).body;
+      expect(whole.next).toBeUndefined();
+      const paged: unknown[] = [];
+      let cursor: number | undefined = 0;
+      while (cursor !== undefined) {
+        const r = await get(`/v1/statement?${q}&limit=2&cursor=${cursor}`);
+        expect(r.status, r.text).toBe(200);
+        expect(r.body.coupons.length).toBeLessThanOrEqual(2);
+        expect(r.body.totals).toEqual(whole.totals);
+        paged.push(...r.body.coupons);
+        cursor = r.body.next;
+      }
+      expect(paged, q).toEqual(whole.coupons);
+    }
+  });
+
   it('lists coupons by user, by order (current holder) and by campaign and state', async () => {
     const c = await campaign({ perUserLimit: 3 });
     const a = await issue(c, 'u1');
@@ -709,6 +733,8 @@ describe('bad input', () => {
     ['release: empty orderId', 'POST', '/v1/coupons/cpn_1/release', { orderId: '' }, 'orderId'],
     ['statement: state', 'GET', '/v1/statement?state=nope', undefined, 'state'],
     ['statement: unknown param', 'GET', '/v1/statement?since=yesterday', undefined, 'since'],
+    ['statement: limit', 'GET', '/v1/statement?limit=100001', undefined, 'limit'],
+    ['statement: cursor', 'GET', '/v1/statement?limit=5&cursor=-3', undefined, 'cursor'],
     [
       'fault header',
       'GET',

@@ -13,7 +13,7 @@ import {
   type PaymentInput,
   type RefundInput,
 } from './schema.ts';
-import { statement } from '../ledger.ts';
+import { statement, type LedgerView, type StatementQuery } from '../ledger.ts';
 
 export type PaymentStatus = 'succeeded' | 'processing' | 'declined' | 'failed';
 
@@ -55,6 +55,33 @@ export interface StatementEntry {
   currency: string;
   at: string;
 }
+
+/** The bank's ledger holds payments (captures, at settlement) and refunds; entries are built per page. */
+const BANK_LEDGER: LedgerView<Payment | Refund, StatementEntry> = {
+  type: (e) => (e.object === 'payment' ? 'capture' : 'refund'),
+  amount: (e) => e.amount,
+  at: (e) => (e.object === 'payment' ? e.settledAt! : e.createdAt),
+  entry: (e) =>
+    e.object === 'payment'
+      ? {
+          type: 'capture',
+          id: e.id,
+          paymentId: e.id,
+          orderId: e.orderId,
+          amount: e.amount,
+          currency: e.currency,
+          at: e.settledAt!,
+        }
+      : {
+          type: 'refund',
+          id: e.id,
+          paymentId: e.paymentId,
+          orderId: e.orderId,
+          amount: e.amount,
+          currency: e.currency,
+          at: e.createdAt,
+        },
+};
 
 /** HTTP status for a payment answer: 200 settled, 202 processing, 402 declined. */
 export function paymentStatusCode(p: Payment): number {
@@ -252,30 +279,9 @@ export class Bank {
     return r;
   }
 
-  /** Every capture and refund, with totals (see mock-gateways/ledger.ts). */
-  statement(since?: string, until?: string) {
-    const entries = this.ledger.map((e): StatementEntry =>
-      e.object === 'payment'
-        ? {
-            type: 'capture',
-            id: e.id,
-            paymentId: e.id,
-            orderId: e.orderId,
-            amount: e.amount,
-            currency: e.currency,
-            at: e.settledAt!,
-          }
-        : {
-            type: 'refund',
-            id: e.id,
-            paymentId: e.paymentId,
-            orderId: e.orderId,
-            amount: e.amount,
-            currency: e.currency,
-            at: e.createdAt,
-          },
-    );
-    return statement('bank', entries, this.iso(), since, until);
+  /** Every capture and refund, with totals; a page of them with `limit` (see mock-gateways/ledger.ts). */
+  statement(q: StatementQuery = {}) {
+    return statement('bank', this.ledger, BANK_LEDGER, this.iso(), q);
   }
 
   reset(): void {

@@ -69,7 +69,7 @@ export function createBank(): ServiceDefinition<BankExtra> & { bank(): Bank } {
         '/v1/statement',
         op('statement', (req, res) => {
           const q = parseInput(statementQuery, req.query, '(query)');
-          res.json(b.statement(q.since, q.until));
+          res.json(b.statement(q));
         }),
       );
     },

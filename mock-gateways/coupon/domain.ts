@@ -416,8 +416,11 @@ export class Coupons {
   /**
    * Every coupon with its state and history, and totals: what a leak audit reads.
    * `campaignId` narrows everything but `declines`; `state` narrows only the `coupons` list.
+   * With `limit`, `coupons` is a page: at most `limit` coupons from position `cursor` in
+   * issue order, and `next` (there only when more may follow) is where the next page
+   * starts; the totals always cover every coupon.
    */
-  statement(q: { campaignId?: string; state?: CouponState } = {}) {
+  statement(q: { campaignId?: string; state?: CouponState; limit?: number; cursor?: number } = {}) {
     if (q.campaignId !== undefined) this.campaign(q.campaignId, 'campaignId');
     const coupons: CouponView[] = [];
     const totals = {
@@ -431,7 +434,12 @@ export class Coupons {
     const counted: Partial<
       Record<HistoryType, 'locks' | 'consumes' | 'releases' | 'expiredLocks'>
     > = { locked: 'locks', consumed: 'consumes', released: 'releases', expired: 'expiredLocks' };
+    const from = q.cursor ?? 0;
+    const limit = q.limit ?? Infinity;
+    let next: number | undefined;
+    let position = -1;
     for (const c of this.coupons.values()) {
+      position += 1;
       if (q.campaignId !== undefined && c.campaignId !== q.campaignId) continue;
       totals.coupons += 1;
       totals[c.state] += 1;
@@ -439,7 +447,11 @@ export class Coupons {
         const k = counted[h.type];
         if (k) totals[k] += 1;
       }
-      if (q.state === undefined || c.state === q.state) coupons.push(this.view(c));
+      if (position < from || next !== undefined) continue;
+      if (q.state === undefined || c.state === q.state) {
+        if (coupons.length < limit) coupons.push(this.view(c));
+        else next = position;
+      }
     }
     const campaigns = [...this.campaigns.values()]
       .filter((c) => q.campaignId === undefined || c.id === q.campaignId)
@@ -457,6 +469,7 @@ export class Coupons {
       totals,
       declines: Object.fromEntries(this.declines),
       injectedDeclines: Object.fromEntries(this.injected),
+      ...(next !== undefined ? { next } : {}),
     };
   }
 

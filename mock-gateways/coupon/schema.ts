@@ -1,5 +1,6 @@
 // Coupon input and profile schemas: the one place the coupon service validates anything.
 import { z } from 'zod';
+import { pageQuery } from '../ledger.ts';
 
 export const COUPON_OPERATIONS = [
   'campaigns.create',
@@ -163,5 +164,6 @@ export const statementQuery = z
     state: z
       .enum(COUPON_STATES, { error: `must be one of ${COUPON_STATES.join(', ')}` })
       .optional(),
+    ...pageQuery,
   })
   .strict();

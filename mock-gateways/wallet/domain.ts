@@ -24,7 +24,7 @@ import {
   type TradeStatus,
   type WalletExtra,
 } from './schema.ts';
-import { statement } from '../ledger.ts';
+import { plainView, statement, type StatementQuery } from '../ledger.ts';
 
 export interface Trade {
   tradeNo: string;
@@ -72,6 +72,8 @@ export interface StatementEntry {
   currency: string;
   at: string;
 }
+
+const WALLET_LEDGER = plainView<StatementEntry>();
 
 export interface PayResult {
   /** The trade as it was when the payment settled. */
@@ -402,9 +404,9 @@ export class Wallet {
     return r;
   }
 
-  /** Every capture and refund, with totals (see mock-gateways/ledger.ts). */
-  statement(since?: string, until?: string) {
-    return statement('wallet', this.ledger, this.iso(), since, until);
+  /** Every capture and refund, with totals; a page of them with `limit` (see mock-gateways/ledger.ts). */
+  statement(q: StatementQuery = {}) {
+    return statement('wallet', this.ledger, WALLET_LEDGER, this.iso(), q);
   }
 
   private stopTimers() {

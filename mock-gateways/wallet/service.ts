@@ -123,7 +123,7 @@ export function createWallet(
         '/v1/statement',
         op('statement', (req, res) => {
           const q = parseInput(statementQuery, req.query, '(query)');
-          res.json(w.statement(q.since, q.until));
+          res.json(w.statement(q));
         }),
       );
       // The notification log, for tests and audits: not an operation, so chaos never touches it.
