@@ -1,7 +1,9 @@
 // The timed half of `npm run bench:harness` (bench/harness.ts starts it in a
-// fresh process, so that its peak RSS is the analysis alone): the audit of
-// the sale, a Collector taking TICKS ticks from live servers, then the
-// metrics, budgets and report files of harness/run.ts. Prints one JSON line.
+// fresh process, so that its peak RSS is the analysis alone), in a run's
+// order: a Collector taking TICKS ticks from live servers (during a run, its
+// ticks come once a second while the traffic runs), then what comes after the
+// traffic: the audit of the sale, and the metrics, budgets and report files
+// of harness/run.ts. Prints one JSON line.
 import { connectRedis, Store } from '../checkout/store.ts';
 import { audit } from '../harness/audit.ts';
 import { evaluateBudgets, parseBudget } from '../harness/budgets.ts';
@@ -25,7 +27,13 @@ interface Job {
 
 const job = JSON.parse(process.argv[2]!) as Job;
 const baselineRssMb = process.memoryUsage().rss / 2 ** 20;
-const steps: { name: string; s: number; wallS: number }[] = [];
+const steps: {
+  name: string;
+  s: number;
+  wallS: number;
+  peakRssMb: number;
+  afterTraffic: boolean;
+}[] = [];
 /** Time a step: wall time, or (cpu) the process's CPU time for work spread over a run. */
 async function step<T>(name: string, fn: () => Promise<T>, cpu = false): Promise<T> {
   const t = performance.now();
@@ -33,17 +41,22 @@ async function step<T>(name: string, fn: () => Promise<T>, cpu = false): Promise
   const r = await fn();
   const wallS = (performance.now() - t) / 1000;
   const u = process.cpuUsage(c);
-  steps.push({ name, s: cpu ? (u.user + u.system) / 1e6 : wallS, wallS });
+  // maxRSS is the process's peak so far: after each step, the peak up to its end.
+  const peakRssMb = process.resourceUsage().maxRSS / 1024;
+  // The collector (cpu) works during the traffic; the other steps come after it.
+  steps.push({
+    name,
+    s: cpu ? (u.user + u.system) / 1e6 : wallS,
+    wallS,
+    peakRssMb,
+    afterTraffic: !cpu,
+  });
   return r;
 }
 
 const client = connectRedis(job.redisUrl);
 const store = new Store(client, job.prefix);
 const startedAt = new Date();
-
-const report = await step('audit (Redis orders, bank/wallet/coupon statements)', () =>
-  audit({ store, bank: job.bank, wallet: job.wallet, coupon: job.coupon, skus: [job.sku] }),
-);
 
 // During a run the collector's work is spread over its seconds: count its CPU time.
 const series = await step(
@@ -56,10 +69,15 @@ const series = await step(
       startedAtMs: Date.now(),
     });
     await c.start();
-    while (c.snapshot().ticks < job.ticks) await new Promise((r) => setTimeout(r, 5));
+    // One snapshot a tick, as a run's progress line takes one a second.
+    while (c.snapshot().ticks < job.ticks) await new Promise((r) => setTimeout(r, 10));
     return c.stop();
   },
   true,
+);
+
+const report = await step('audit (Redis orders, bank/wallet/coupon statements)', () =>
+  audit({ store, bank: job.bank, wallet: job.wallet, coupon: job.coupon, skus: [job.sku] }),
 );
 
 const files = await step('metrics, budgets and the five report files', async () => {

@@ -12,12 +12,16 @@
 // the mock bank's ledger (1M requests of a livestream sale: about four
 // requests per shopper, 200-250k shoppers, fewer orders than shoppers), and a
 // TICKS-second run's worth of scrapes served by loopback servers. Then, in a
-// fresh child process so its peak RSS is the analysis alone, it times: the
-// audit; a Collector taking TICKS ticks from the live servers; the metrics,
-// budgets and the five report files.
+// fresh child process so its peak RSS is the analysis alone, and in a run's
+// order, it times: a Collector taking TICKS ticks from the live servers (its
+// CPU time: in a run it is spread over the traffic); the audit; the metrics,
+// budgets and the five report files. The goal's 10 s is what comes after the
+// traffic (audit, metrics, budgets, reports); the sum with the collector's
+// CPU is printed beside it.
 //
 //   npm run bench:harness                        orders 200000, ticks 1200
 //   npm run bench:harness -- --orders 50000 --ticks 600
+//   npm run bench:harness -- --keep              build, then keep the state up to profile
 import { spawn } from 'node:child_process';
 import http from 'node:http';
 import { once } from 'node:events';
@@ -234,29 +238,43 @@ async function main() {
   try {
     if (code !== 0) throw new Error(`the analysis exited with ${code}: ${text}`);
     const r = JSON.parse(text.trim().split('\n').pop()!) as {
-      steps: { name: string; s: number; wallS: number }[];
-      totalS: number;
+      steps: { name: string; s: number; wallS: number; peakRssMb: number; afterTraffic: boolean }[];
       maxRssMb: number;
       baselineRssMb: number;
       orders: number;
       captures: number;
       ticks: number;
     };
+    const after = r.steps.filter((s) => s.afterTraffic).reduce((a, s) => a + s.s, 0);
+    const all = r.steps.reduce((a, s) => a + s.s, 0);
     console.log('');
     console.log(
       `flashcrowd bench:harness: ${r.orders} orders audited, ${r.captures} captures, ${r.ticks} ticks collected`,
     );
     console.log('');
-    for (const s of r.steps) console.log(`  ${s.name.padEnd(52)} ${s.s.toFixed(2).padStart(7)} s`);
-    console.log(`  ${'total'.padEnd(52)} ${r.totalS.toFixed(2).padStart(7)} s`);
+    console.log(`  ${'step'.padEnd(60)} ${'time'.padStart(8)}  peak RSS so far`);
+    for (const s of r.steps)
+      console.log(
+        `  ${s.name.padEnd(60)} ${`${s.s.toFixed(2)} s`.padStart(8)}  ${s.peakRssMb.toFixed(0).padStart(5)} MB`,
+      );
+    console.log(
+      `  ${'after the traffic (audit, metrics, budgets, reports)'.padEnd(60)} ${`${after.toFixed(2)} s`.padStart(8)}`,
+    );
+    console.log(
+      `  ${"everything, the collector's CPU included".padEnd(60)} ${`${all.toFixed(2)} s`.padStart(8)}`,
+    );
     console.log(
       `  peak RSS of the analysis process: ${r.maxRssMb.toFixed(0)} MB (a process that only loads the harness: ${r.baselineRssMb.toFixed(0)} MB)`,
     );
     console.log('');
-    const okT = r.totalS < 10;
+    const okT = after < 10;
     const okM = r.maxRssMb < 300;
-    console.log(`  goal: under 10 s    ${okT ? 'met' : 'NOT MET'} (${r.totalS.toFixed(2)} s)`);
-    console.log(`  goal: under 300 MB  ${okM ? 'met' : 'NOT MET'} (${r.maxRssMb.toFixed(0)} MB)`);
+    console.log(
+      `  goal: analysis under 10 s    ${okT ? 'met' : 'NOT MET'} (${after.toFixed(2)} s after the traffic; ${all.toFixed(2)} s with the collector's CPU)`,
+    );
+    console.log(
+      `  goal: under 300 MB           ${okM ? 'met' : 'NOT MET'} (${r.maxRssMb.toFixed(0)} MB)`,
+    );
   } finally {
     await cleanUp();
   }

@@ -95,33 +95,69 @@ function num(v: string | undefined): number | undefined {
   return v === undefined || v === '' ? undefined : Number(v);
 }
 
-/** Every field of an order hash that parseOrder reads (`id` first). */
-export const ORDER_FIELDS = [
-  'id',
-  'sku',
-  'user',
-  'qty',
-  'amount',
-  'coupon',
-  'discount',
-  'channel',
-  'state',
-  'reason',
-  'createdAt',
-  'updatedAt',
-  'deadline',
-  'attempts',
-  'payStartedAt',
-  'paidAt',
-  'endedAt',
-  'watchUntil',
-  'paymentRef',
-  'paidChannel',
-  'lateCapture',
-  'extraCapture',
-  'lateFrom',
-] as const satisfies readonly (keyof Order)[];
-export type OrderField = (typeof ORDER_FIELDS)[number];
+/**
+ * How each field of an order hash reads, as parseOrder reads it: `text` ('' when
+ * missing), `number` (NaN when missing), `count` (0 when missing), and
+ * `optional…` (left out when missing or empty). Used by the batch read.
+ */
+const ORDER_FIELD_KINDS = {
+  id: 'text',
+  sku: 'text',
+  user: 'text',
+  qty: 'number',
+  amount: 'number',
+  coupon: 'text',
+  discount: 'count',
+  channel: 'text',
+  state: 'text',
+  reason: 'text',
+  createdAt: 'number',
+  updatedAt: 'number',
+  deadline: 'number',
+  attempts: 'count',
+  payStartedAt: 'optionalNumber',
+  paidAt: 'optionalNumber',
+  endedAt: 'optionalNumber',
+  watchUntil: 'optionalNumber',
+  paymentRef: 'optionalText',
+  paidChannel: 'optionalText',
+  lateCapture: 'optionalText',
+  extraCapture: 'optionalText',
+  lateFrom: 'optionalText',
+} as const satisfies Record<keyof Order, string>;
+export type OrderField = keyof typeof ORDER_FIELD_KINDS;
+/** Every field of an order hash (`id` first). */
+export const ORDER_FIELDS = Object.keys(ORDER_FIELD_KINDS) as OrderField[];
+
+/** An order (or the given fields of one) from the values read for `fields`, as parseOrder reads it. */
+export function orderFromRow<F extends OrderField>(
+  fields: readonly F[],
+  row: readonly (string | false | null)[],
+): Pick<Order, F> {
+  const o: Record<string, string | number> = {};
+  for (let i = 0; i < fields.length; i++) {
+    const f = fields[i]!;
+    const v = row[i] || '';
+    switch (ORDER_FIELD_KINDS[f]) {
+      case 'text':
+        o[f] = v;
+        break;
+      case 'number':
+        o[f] = v === '' ? NaN : Number(v);
+        break;
+      case 'count':
+        o[f] = v === '' ? 0 : Number(v);
+        break;
+      case 'optionalNumber':
+        if (v !== '') o[f] = Number(v);
+        break;
+      case 'optionalText':
+        if (v !== '') o[f] = v;
+        break;
+    }
+  }
+  return o as Pick<Order, F>;
+}
 
 export function parseOrder(flat: string[] | Record<string, string>): Order {
   const h: Record<string, string> = Array.isArray(flat) ? {} : flat;
@@ -621,15 +657,10 @@ export class Store {
       const rows = JSON.parse(await this.redis.read_orders(keys.length, ...keys, ...fields)) as (
         string | false
       )[][];
-      const batch: Order[] = [];
+      const batch: Pick<Order, F | 'id'>[] = [];
       for (const row of rows) {
         if (!row[0]) continue; // deleted since the SCAN
-        const h: Record<string, string> = {};
-        for (let i = 0; i < fields.length; i++) {
-          const v = row[i];
-          if (v) h[fields[i]!] = v;
-        }
-        batch.push(parseOrder(h));
+        batch.push(orderFromRow(fields, row) as Pick<Order, F | 'id'>);
       }
       return { next, batch };
     };

@@ -269,6 +269,8 @@ class CaptureIndex {
   private readonly nextCol = new Column((n) => new Int32Array(n));
   /** 1 once a paid order names this capture as its payment. */
   private readonly matchedCol = new Column((n) => new Uint8Array(n));
+  /** 1 on the head capture once its order has been read (SCAN may return an order twice). */
+  private readonly sightedCol = new Column((n) => new Uint8Array(n));
   /** Order id -> its newest capture (the head of its chain). */
   readonly head = new Map<string, number>();
 
@@ -281,6 +283,7 @@ class CaptureIndex {
     this.refundedCol.set(i, 0);
     this.atCol.set(i, at);
     this.matchedCol.set(i, 0);
+    this.sightedCol.set(i, 0);
     this.nextCol.set(i, this.head.get(orderId) ?? -1);
     this.head.set(orderId, i);
   }
@@ -312,6 +315,17 @@ class CaptureIndex {
   }
   match(i: number) {
     this.matchedCol.data[i] = 1;
+  }
+  /**
+   * Mark an order read: true the first time, false after; undefined when it
+   * has no capture (the caller keeps those ids itself).
+   */
+  firstSight(orderId: string): boolean | undefined {
+    const i = this.head.get(orderId);
+    if (i === undefined) return undefined;
+    if (this.sightedCol.data[i] === 1) return false;
+    this.sightedCol.data[i] = 1;
+    return true;
   }
   /** The captures of an order, newest first. */
   *of(orderId: string): Generator<number> {
@@ -385,17 +399,22 @@ class Breaks {
   }
 }
 
-/** Paid units per user of one SKU: the order id of a user's single paid unit, or every id once there are more. */
-type PaidUnits = Map<string, string | { qty: number; ids: string[] }>;
+/**
+ * An order as I4 keeps it: the index of its own capture (the capture index
+ * holds its id already), or its id when it has none.
+ */
+type OrderRef = number | string;
+/** Paid units per user of one SKU: a user's single paid unit, or the count and every order once there are more. */
+type PaidUnits = Map<string, OrderRef | { qty: number; orders: OrderRef[] }>;
 
-function addPaid(units: PaidUnits, o: AuditedOrder) {
+function addPaid(units: PaidUnits, o: AuditedOrder, ref: OrderRef) {
   const had = units.get(o.user);
-  if (had === undefined && o.qty === 1) units.set(o.user, o.id);
-  else if (had === undefined) units.set(o.user, { qty: o.qty, ids: [o.id] });
-  else if (typeof had === 'string') units.set(o.user, { qty: 1 + o.qty, ids: [had, o.id] });
+  if (had === undefined && o.qty === 1) units.set(o.user, ref);
+  else if (had === undefined) units.set(o.user, { qty: o.qty, orders: [ref] });
+  else if (typeof had !== 'object') units.set(o.user, { qty: 1 + o.qty, orders: [had, ref] });
   else {
     had.qty += o.qty;
-    had.ids.push(o.id);
+    had.orders.push(ref);
   }
 }
 
@@ -405,8 +424,9 @@ function addPaid(units: PaidUnits, o: AuditedOrder) {
  * Memory stays bounded for a sale of any size that fits its captures: the
  * statements are read a page at a time into a column index of captures, the
  * orders one SCAN batch at a time, and each order is checked and dropped;
- * what outlives an order is its id (to skip SCAN's repeats), the order id of
- * each paid unit per user (I4), and the capture flags I6 needs at the end.
+ * what outlives an order is a mark that it was read (to skip SCAN's repeats:
+ * a flag in the capture index, or its id when it has no capture), its user
+ * while it is paid (I4, by capture index), and the capture flags I6 needs.
  */
 export async function audit(opts: AuditOptions): Promise<AuditReport> {
   const { store } = opts;
@@ -499,7 +519,8 @@ export async function audit(opts: AuditOptions): Promise<AuditReport> {
   // ---- the orders, one SCAN batch at a time
   const b = {} as Record<Exclude<InvariantId, 'I10'>, Breaks>;
   for (const id of INVARIANT_IDS) if (id !== 'I10') b[id] = new Breaks(max);
-  const seen = new Set<string>();
+  /** Orders without a capture read so far (those with one are marked in the capture index). */
+  const seenWithoutCapture = new Set<string>();
   const held = new Map(skus.map((sku) => [sku, { open: 0, sold: 0 }]));
   const paidUnits = new Map<string, PaidUnits>(skus.map((sku) => [sku, new Map()]));
   const probeLimit = opts.probeLimit ?? 500;
@@ -520,8 +541,12 @@ export async function audit(opts: AuditOptions): Promise<AuditReport> {
   for (const sku of skus) {
     for await (const batch of store.orderBatches(sku, { count: pageSize, fields: AUDIT_FIELDS })) {
       for (const o of batch) {
-        if (seen.has(o.id)) continue;
-        seen.add(o.id);
+        const sighted = cap.firstSight(o.id);
+        if (sighted === false) continue;
+        if (sighted === undefined) {
+          if (seenWithoutCapture.has(o.id)) continue;
+          seenWithoutCapture.add(o.id);
+        }
         orders += 1;
         const h = held.get(o.sku);
         if (OPEN_STATES.includes(o.state)) {
@@ -534,20 +559,16 @@ export async function audit(opts: AuditOptions): Promise<AuditReport> {
           }
         } else if (o.state === 'paid' || o.state === 'refunded') if (h) h.sold += o.qty;
         if (o.state === 'paying') stuckProcessing += 1;
-        if (o.state === 'paid') {
-          paidOrders += 1;
-          const units = paidUnits.get(o.sku);
-          if (units) addPaid(units, o);
-        }
+        if (o.state === 'paid') paidOrders += 1;
         if (o.state === 'paying' || (ENDED.includes(o.state) && o.attempts > 0)) {
           probeCandidates += 1;
           if (probeIds.length < probeLimit) probeIds.push(o.id);
         }
         if (holders.has(o.id)) holders.set(o.id, o.state);
 
+        let own = -1;
         if (ledgers) {
           let live = 0;
-          let own = -1;
           let owned = 0;
           for (const i of cap.of(o.id)) {
             // I9: a capture that landed after its order ended, or that re-reserved it.
@@ -581,6 +602,11 @@ export async function audit(opts: AuditOptions): Promise<AuditReport> {
             if (owned !== 1 || live !== 1) b.I7.add(o.id);
             else if (cap.left(own) !== o.amount) b.I11.add(`amount:${o.id}`, o.id);
           }
+        }
+
+        if (o.state === 'paid') {
+          const units = paidUnits.get(o.sku);
+          if (units) addPaid(units, o, own >= 0 ? own : o.id);
         }
 
         // I8, the order's side: a paid order used its coupon; an ended one gave it back.
@@ -685,8 +711,9 @@ export async function audit(opts: AuditOptions): Promise<AuditReport> {
   for (const [sku, units] of paidUnits) {
     const limit = limits.get(sku) ?? 0;
     for (const [user, u] of units)
-      if (typeof u !== 'string' && limit > 0 && u.qty > limit)
-        for (const id of u.ids) b.I4.add(`${sku}\u0000${user}`, id);
+      if (typeof u === 'object' && limit > 0 && u.qty > limit)
+        for (const ref of u.orders)
+          b.I4.add(`${sku}\u0000${user}`, typeof ref === 'number' ? cap.orderId[ref] : ref);
   }
   put('I4', b.I4, 'paid units per (user, SKU) against the SKU limit; count is (user, SKU) pairs');
 

@@ -2,13 +2,11 @@ import { readFileSync } from 'node:fs';
 // The `flashcrowd` command line.
 import { Argument, Command, InvalidArgumentError, Option } from 'commander';
 import { UsageError } from './errors.ts';
-import { startMocks, type MockTarget } from './mocks.ts';
-import { runDemo as runTour } from './tour.ts';
-import { runCheckoutCommand, type CheckoutCommandOptions } from './checkout-cmd.ts';
-import { listPresetNames, loadPreset, PRESETS_DIR } from './preset.ts';
-import { renderFromDir } from './report/index.ts';
-import { runCommand, type RunOptions } from './run.ts';
-import { startStack } from './stack.ts';
+// Each command loads what it runs when it runs (below): a `run` process then
+// holds neither the mock services nor the checkout, only the harness.
+import type { CheckoutCommandOptions } from './checkout-cmd.ts';
+import type { MockTarget } from './mocks.ts';
+import type { RunOptions } from './run.ts';
 
 function pkgVersion(): string {
   return (
@@ -133,6 +131,7 @@ export function buildCli(): Command {
           exitWithStdin?: boolean;
         },
       ) => {
+        const { startMocks } = await import('./mocks.ts');
         const running = await startMocks({
           target: service,
           port: o.port,
@@ -200,6 +199,7 @@ export function buildCli(): Command {
     .addOption(new Option('--json', 'print one JSON line of URLs instead of a table'))
     .addOption(exitWithStdinOption())
     .action(async (o: CheckoutCommandOptions & { exitWithStdin?: boolean }) => {
+      const { runCheckoutCommand } = await import('./checkout-cmd.ts');
       await runCheckoutCommand(o, (stop) => {
         onSignals(stop);
         if (o.exitWithStdin) onStdinClose(stop);
@@ -214,6 +214,7 @@ export function buildCli(): Command {
     .option('--seed <n>', 'seed', intArg('--seed', 0, 2 ** 31 - 1), 1)
     .option('--preset <name>', 'another preset to demo', 'livestream-spike')
     .action(async (o: { seed: number; preset: string }) => {
+      const { runCommand } = await import('./run.ts');
       process.exitCode = await runCommand({
         preset: o.preset,
         seed: o.seed,
@@ -245,6 +246,7 @@ export function buildCli(): Command {
         profile?: string;
         keep: boolean;
       }) => {
+        const { runDemo: runTour } = await import('./tour.ts');
         await runTour({ ...o, onSignals });
       },
     );
@@ -326,6 +328,7 @@ export function buildCli(): Command {
         };
         process.on('SIGINT', onInt);
         process.on('SIGTERM', onInt);
+        const { runCommand } = await import('./run.ts');
         const code = await runCommand({
           ...o,
           preset,
@@ -343,6 +346,7 @@ export function buildCli(): Command {
     )
     .argument('<dir>', 'a run directory (reports/<run-id>, or one variant of it)')
     .action(async (dir: string) => {
+      const { renderFromDir } = await import('./report/index.ts');
       const files = await renderFromDir(dir, { stepSummary: null });
       console.log(`re-rendered ${Object.values(files).join(', ')} in ${dir}`);
     });
@@ -351,7 +355,8 @@ export function buildCli(): Command {
     .command('list')
     .description('List the scenario presets (scenarios/presets/*.json).')
     .option('--json', 'one JSON document', false)
-    .action((o: { json: boolean }) => {
+    .action(async (o: { json: boolean }) => {
+      const { listPresetNames, loadPreset, PRESETS_DIR } = await import('./preset.ts');
       const rows = listPresetNames().map((name) => {
         try {
           const { preset } = loadPreset(name);
@@ -405,6 +410,7 @@ export function buildCli(): Command {
     .option('--json', 'print one JSON line of URLs', false)
     .action(
       async (o: { mode: 'naive' | 'hardened'; set: string[]; seed: number; json: boolean }) => {
+        const { startStack } = await import('./stack.ts');
         const stack = await startStack({
           seed: o.seed,
           mode: o.mode,

@@ -19,7 +19,7 @@ import { applyOverrides, defaultConfig } from '../checkout/config.ts';
 import { SKU_ID } from '../checkout/store.ts';
 import { issuesToErrors, makeProfileSchema } from '../mock-gateways/chaos/profile.ts';
 import { ValidationError } from '../mock-gateways/errors.ts';
-import { SERVICE_FACTORIES, SERVICE_NAMES } from '../mock-gateways/index.ts';
+import { SERVICE_CATALOG, SERVICE_NAMES } from '../mock-gateways/catalog.ts';
 import {
   BEHAVIOUR_DEFAULTS,
   TRAFFIC_DEFAULTS,
@@ -262,12 +262,7 @@ function deepChecks(p: Preset): FieldErrors {
   for (const service of SERVICE_NAMES) {
     const profile = p.chaos[service];
     if (profile === undefined) continue;
-    const def = SERVICE_FACTORIES[service]!();
-    const r = makeProfileSchema({
-      operations: def.operations,
-      declineReasons: def.declineReasons,
-      extraSchema: def.extraSchema,
-    }).safeParse(profile);
+    const r = makeProfileSchema(SERVICE_CATALOG[service]).safeParse(profile);
     if (!r.success)
       errors.push(
         ...issuesToErrors(r.error.issues, '').map((e) => ({

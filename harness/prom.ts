@@ -60,11 +60,19 @@ export function readMetrics(
     const base = f.name.endsWith('_bucket') ? f.name.slice(0, -'_bucket'.length) : undefined;
     if (base === undefined || !histNames.has(base)) continue;
     for (const m of f.metrics) {
-      const { le, ...labels } = m.labels ?? {};
+      const all = m.labels ?? {};
+      const le = all.le;
       if (le === undefined) continue;
-      const key = JSON.stringify([base, Object.entries(labels).sort()]);
+      // The series: its labels but `le`, in name order (one key per series, built per bucket line).
+      const names = Object.keys(all).sort();
+      let key = base;
+      for (const k of names) if (k !== 'le') key += `\u0000${k}\u0000${all[k]}`;
       let h = byKey.get(key);
-      if (!h) byKey.set(key, (h = { name: base, labels, buckets: [] }));
+      if (!h) {
+        const labels: Record<string, string> = {};
+        for (const k of names) if (k !== 'le') labels[k] = all[k]!;
+        byKey.set(key, (h = { name: base, labels, buckets: [] }));
+      }
       h.buckets.push({ le: le === '+Inf' ? Infinity : Number(le), count: Number(m.value) });
     }
   }

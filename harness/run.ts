@@ -7,6 +7,8 @@
 // Exit codes: 0 every budget passed and no invariant broke; 1 a budget failed
 // or an invariant broke (for a preset with variants run together: a variant
 // did not do what it `expect`s); 2 usage or set-up error.
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, relative, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -27,7 +29,6 @@ import {
 import { counterRows, scrape } from './prom.ts';
 import { freePort } from './redis.ts';
 import { writeReports } from './report/index.ts';
-import { writeShoppers } from './shoppers.ts';
 import { startStack, type Stack, type StackUrls } from './stack.ts';
 import {
   SUMMARY_SCHEMA_VERSION,
@@ -376,6 +377,25 @@ interface OneRun {
   k6: K6Runner;
 }
 
+/** harness/shoppers-main.ts in a child process: faker stays out of this one. */
+async function writeShoppersApart(file: string, presetFile: string, seed: number): Promise<void> {
+  const child = spawn(
+    process.execPath,
+    [
+      join(PROJECT_ROOT, 'bin', 'run-ts.js'),
+      join(PROJECT_ROOT, 'harness', 'shoppers-main.ts'),
+      file,
+      presetFile,
+      String(seed),
+    ],
+    { stdio: ['ignore', 'ignore', 'pipe'] },
+  );
+  let stderr = '';
+  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+  const [code] = (await once(child, 'close')) as [number | null];
+  if (code !== 0) throw new Error(`writing the shoppers file failed (exit ${code}): ${stderr}`);
+}
+
 async function runOne(r: OneRun, o: RunOptions, print: Print): Promise<RunSummary> {
   mkdirSync(r.dir, { recursive: true });
   const startedAt = new Date();
@@ -450,7 +470,7 @@ async function runOne(r: OneRun, o: RunOptions, print: Print): Promise<RunSummar
     writeFileSync(presetFile, JSON.stringify(resolved, null, 2));
     const shoppersFile = join(r.dir, 'shoppers.json');
     // As many shoppers as the shape brings arrivals, with a margin (scenarios/lib/preset.ts).
-    await writeShoppers(shoppersFile, { seed: r.seed, preset: resolved });
+    await writeShoppersApart(shoppersFile, presetFile, r.seed);
     const summaryFile = join(r.dir, 'k6-summary.json');
     const k6Port = await freePort();
 

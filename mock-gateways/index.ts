@@ -10,4 +10,4 @@ export const SERVICE_FACTORIES: Partial<Record<ServiceName, () => AnyServiceDefi
   coupon: createCoupon,
 };
 
-export const SERVICE_NAMES = ['bank', 'wallet', 'coupon'] as const satisfies readonly ServiceName[];
+export { SERVICE_NAMES } from './catalog.ts';

@@ -341,6 +341,23 @@ describe('the audit', () => {
     });
   });
 
+  it('reads each order in a batch exactly as it reads it alone (every state and optional field)', async () => {
+    await paid('alice');
+    const late = await reserve('bob');
+    await store.release(late, 'expired', 'payment_deadline_passed', Date.now() - 1);
+    const ref = await bankCapture(late);
+    await store.confirm(late, ref, PRICE, Date.now(), true, 'card');
+    await reserve('carol', 'mask');
+    const failed = await reserve('dave', 'mask');
+    await store.startPayment(failed, 'wallet', Date.now(), false);
+    await store.release(failed, 'payment_failed', 'card_declined', Date.now());
+    for (const sku of ['lip', 'mask']) {
+      const batch = await store.allOrders(sku);
+      expect(batch.length).toBe(2);
+      for (const o of batch) expect(o).toStrictEqual(await store.get(o.id));
+    }
+  });
+
   it('gives the same report whatever the page size: statements and coupons read a page at a time, orders a SCAN batch at a time', async () => {
     // Every kind of capture the index keeps: single, double, refunded, on another gateway, of a
     // missing order; and coupons and paid units per user, over two SKUs.

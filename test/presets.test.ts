@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ChaosEngine } from '../mock-gateways/chaos/engine.ts';
+import { SERVICE_CATALOG } from '../mock-gateways/catalog.ts';
 import { SERVICE_FACTORIES, SERVICE_NAMES } from '../mock-gateways/index.ts';
 import {
   listPresetNames,
@@ -90,6 +91,15 @@ describe('the shipped presets', () => {
       }
     }
     expect(profiles).toBeGreaterThanOrEqual(6);
+  });
+
+  it("validate against the services' own operations, decline reasons and extra schemas (the light catalog agrees)", () => {
+    for (const service of SERVICE_NAMES) {
+      const def = SERVICE_FACTORIES[service]!();
+      expect(SERVICE_CATALOG[service].operations, service).toEqual(def.operations);
+      expect(SERVICE_CATALOG[service].declineReasons, service).toEqual(def.declineReasons);
+      expect(SERVICE_CATALOG[service].extraSchema, service).toBe(def.extraSchema);
+    }
   });
 
   it('run about 20 s at their ci scales, peaking at 100-200 arrivals/s', () => {
