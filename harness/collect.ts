@@ -9,6 +9,7 @@
 // interval. A failed scrape gives null for that source's series at that tick
 // and a warning (deduplicated, counted); it never stops the loop. docs/BUDGETS.md
 // ("Live collection") documents every series.
+import { Agent, request } from 'undici';
 import { z } from 'zod';
 import { readMetrics, type HistogramRow } from './prom.ts';
 import {
@@ -207,6 +208,8 @@ export class Collector {
   private readonly opts: CollectorOptions;
   private readonly sources: SourceState[] = [];
   private readonly ticks: Tick[] = [];
+  /** Kept-alive connections to the scraped services (closed by stop()). */
+  private readonly agent = new Agent({ keepAliveTimeout: 10_000 });
   private readonly kinds = new Map<string, { source: SourceName; kind: Kind }>();
   private readonly warningCounts = new Map<string, number>();
   private readonly totalsMap = new Map<string, number>();
@@ -304,6 +307,7 @@ export class Collector {
           this.warn('collector', `a tick failed: ${describeError(e)}`),
         );
       }
+      await this.agent.close().catch(() => undefined);
     }
     return this.timeSeries();
   }
@@ -504,9 +508,10 @@ export class Collector {
   // ------------------------------------------------------------------ sources
 
   private async fetchText(url: string, signal: AbortSignal, headers: Record<string, string> = {}) {
-    const res = await fetch(url, { signal, headers });
-    const body = await res.text();
-    if (!res.ok) throw new Error(`HTTP ${res.status}`);
+    // undici's request: a scrape a second per service for a whole run, without fetch's streams.
+    const res = await request(url, { signal, headers, dispatcher: this.agent });
+    const body = await res.body.text();
+    if (res.statusCode < 200 || res.statusCode > 299) throw new Error(`HTTP ${res.statusCode}`);
     return body;
   }
 
