@@ -90,7 +90,14 @@ export async function runCheckoutCommand(
       console.log(`redis    ${redisUrl}${redis ? ` (${redis.kind}, started for this run)` : ''}`);
       for (const [k, v] of Object.entries(urls))
         console.log(`${k.padEnd(8)} ${v}${some === 0 ? ' (mock, started here)' : ''}`);
-      console.log('(every resilience feature is off: the naive build)');
+      const on = Object.entries(co.config.features)
+        .filter(([, v]) => v === true)
+        .map(([k]) => k);
+      console.log(
+        on.length === 0
+          ? '(every resilience feature is off: the naive build)'
+          : `(features on: ${on.join(', ')})`,
+      );
       console.log(
         'Seed a sale: curl -s -XPOST ' +
           co.url +

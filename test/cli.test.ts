@@ -96,6 +96,30 @@ describe('flashcrowd CLI', () => {
     expect(await exited).toBe(0);
   });
 
+  it.each([
+    ['naive', /^\(every resilience feature is off: the naive build\)$/],
+    ['hardened', /^\(features on: .*idempotency.*\)$/],
+  ])('checkout --mode %s says which resilience features are on', async (mode, line) => {
+    const child = spawn(process.execPath, [BIN, 'checkout', '--mode', mode], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    const exited = new Promise<number | null>((resolve) =>
+      child.once('exit', (code) => resolve(code)),
+    );
+    const lines: string[] = [];
+    const rl = createInterface({ input: child.stdout });
+    const found = await new Promise<string | undefined>((resolve) => {
+      rl.on('line', (l) => {
+        lines.push(l);
+        if (l.startsWith('(')) resolve(l);
+      });
+      void exited.then(() => resolve(undefined));
+    });
+    child.kill('SIGINT');
+    expect(await exited).toBe(0);
+    expect(found, lines.join('\n')).toMatch(line);
+  });
+
   it('mock bank --profile applies the profile (keyed-by-service file)', async () => {
     const f = join(tmp, 'keyed.json');
     writeFileSync(

@@ -82,40 +82,35 @@ describe('resolveK6', () => {
         else process.env[k] = saved[k];
       }
     });
-    const noDockerHere = () => {
-      // testcontainers also looks at /var/run/docker.sock, whatever DOCKER_HOST says.
-      if (DOCKER_SOCKETS.some((p) => existsSync(p))) {
-        console.warn(
-          'skipped: a Docker socket exists here, so "no Docker engine" cannot be arranged',
+    // testcontainers also looks at /var/run/docker.sock, whatever DOCKER_HOST says: where a
+    // socket exists, "no Docker engine" cannot be arranged, and vitest reports these as skipped.
+    it.skipIf(DOCKER_SOCKETS.some((p) => existsSync(p)))(
+      'k6 nowhere: the error says both that k6 is missing (npm run setup) and that no Docker engine answered (skipped where a Docker socket exists)',
+      async () => {
+        const e = await resolveK6({ ...process.env, FLASHCROWD_K6: '' }, [tmp]).catch(
+          (x: unknown) => x,
         );
-        return false;
-      }
-      return true;
-    };
+        expect(e).toBeInstanceOf(UsageError);
+        const m = (e as Error).message;
+        expect(m).toMatch(/k6 not found in \.tools\/bin or on PATH/);
+        expect(m).toMatch(/npm run setup/);
+        expect(m).toContain(K6_IMAGE);
+        expect(m).toMatch(
+          /no Docker engine answered \(testcontainers: [^)]+; DOCKER_HOST=unix:\/\/\/nonexistent\/docker\.sock\)/,
+        );
+      },
+    );
 
-    it('k6 nowhere: the error says both that k6 is missing (npm run setup) and that no Docker engine answered', async () => {
-      if (!noDockerHere()) return;
-      const e = await resolveK6({ ...process.env, FLASHCROWD_K6: '' }, [tmp]).catch(
-        (x: unknown) => x,
-      );
-      expect(e).toBeInstanceOf(UsageError);
-      const m = (e as Error).message;
-      expect(m).toMatch(/k6 not found in \.tools\/bin or on PATH/);
-      expect(m).toMatch(/npm run setup/);
-      expect(m).toContain(K6_IMAGE);
-      expect(m).toMatch(
-        /no Docker engine answered \(testcontainers: [^)]+; DOCKER_HOST=unix:\/\/\/nonexistent\/docker\.sock\)/,
-      );
-    });
-
-    it('FLASHCROWD_K6=docker is refused the same way even with k6 installed', async () => {
-      if (!noDockerHere()) return;
-      const e = await resolveK6({ ...process.env, FLASHCROWD_K6: 'docker' }).catch(
-        (x: unknown) => x,
-      );
-      expect(e).toBeInstanceOf(UsageError);
-      expect((e as Error).message).toMatch(/FLASHCROWD_K6=docker .* no Docker engine answered/);
-    });
+    it.skipIf(DOCKER_SOCKETS.some((p) => existsSync(p)))(
+      'FLASHCROWD_K6=docker is refused the same way even with k6 installed (skipped where a Docker socket exists)',
+      async () => {
+        const e = await resolveK6({ ...process.env, FLASHCROWD_K6: 'docker' }).catch(
+          (x: unknown) => x,
+        );
+        expect(e).toBeInstanceOf(UsageError);
+        expect((e as Error).message).toMatch(/FLASHCROWD_K6=docker .* no Docker engine answered/);
+      },
+    );
   });
 });
 

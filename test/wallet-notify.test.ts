@@ -1,8 +1,9 @@
 // The wallet's asynchronous notifications over real HTTP: signatures, acks,
 // the real retry schedules (time-scaled), giving up, chaos (loss, duplicates,
 // reordering, delivery before the pay answer), determinism per seed, and
-// timers stopping on reset and close. Gaps are checked as ratios, never as
-// absolute wall-clock durations.
+// timers stopping on reset and close. The schedule is checked exactly as the
+// wallet records it; the real gaps only from below (never an upper bound on
+// wall-clock time).
 import { createHmac } from 'node:crypto';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { RunningService } from '../mock-gateways/service.ts';
@@ -88,10 +89,16 @@ async function metric(s: RunningService, event: string): Promise<number> {
 }
 
 /** Arrival gaps divided by the expected gaps, each relative to the overall fit. */
-function gapRatios(arrivals: number[], expected: number[]): number[] {
+/**
+ * The real timers keep the schedule: each gap between two arrivals at the
+ * merchant is at least its scheduled gap (less 5 ms for timer and clock
+ * granularity). Only a lower bound: a busy machine makes timers late, never
+ * early, so an upper bound would test the machine's load.
+ */
+function expectGapsAtLeast(arrivals: number[], scheduledMs: number[]) {
   const gaps = arrivals.slice(1).map((t, i) => t - arrivals[i]!);
-  const scale = gaps.reduce((a, b) => a + b, 0) / expected.reduce((a, b) => a + b, 0);
-  return gaps.map((g, i) => g / expected[i]! / scale);
+  expect(gaps).toHaveLength(scheduledMs.length);
+  gaps.forEach((g, i) => expect(g, `gap ${i + 1}`).toBeGreaterThanOrEqual(scheduledMs[i]! - 5));
 }
 
 describe('wallet notifications', () => {
@@ -177,7 +184,7 @@ describe('wallet notifications', () => {
     expect(tradeNo).toBe('tr_00000001');
   });
 
-  it('follows the WeChat retry gaps 15s, 15s, 30s, 3m scaled by timeScale (ratios, in order)', async () => {
+  it('follows the WeChat retry gaps 15s, 15s, 30s, 3m scaled by timeScale (scheduled exactly, kept by the timers)', async () => {
     const m = await merchantWith((r) =>
       (r.attempt ?? 0) < 5 ? { status: 500, body: 'FAIL' } : { status: 200 },
     );
@@ -187,15 +194,13 @@ describe('wallet notifications', () => {
     expect(notice!.state).toBe('acked');
     expect(m.received.map((r) => r.attempt)).toEqual([1, 2, 3, 4, 5]);
     expect(notice!.attempts.map((a) => a.gapMs)).toEqual([0, 60, 60, 120, 720]);
-    const ratios = gapRatios(
+    expectGapsAtLeast(
       m.received.map((r) => r.at),
-      [15, 15, 30, 180],
+      [60, 60, 120, 720],
     );
-    for (const r of ratios) expect(r).toBeGreaterThan(0.55);
-    for (const r of ratios) expect(r).toBeLessThan(1.6);
   });
 
-  it('follows the Alipay retry gaps 4m, 10m, 10m scaled by timeScale (ratios, in order)', async () => {
+  it('follows the Alipay retry gaps 4m, 10m, 10m scaled by timeScale (scheduled exactly, kept by the timers)', async () => {
     const m = await merchantWith((r) =>
       (r.attempt ?? 0) < 4 ? { status: 200, body: 'fail' } : { status: 200, body: 'success' },
     );
@@ -205,12 +210,10 @@ describe('wallet notifications', () => {
     expect(notice!.state).toBe('acked');
     expect(m.received.map((r) => r.attempt)).toEqual([1, 2, 3, 4]);
     expect(notice!.attempts.map((a) => a.gapMs)).toEqual([0, 96, 240, 240]);
-    const ratios = gapRatios(
+    expectGapsAtLeast(
       m.received.map((r) => r.at),
-      [240, 600, 600],
+      [96, 240, 240],
     );
-    for (const r of ratios) expect(r).toBeGreaterThan(0.55);
-    for (const r of ratios) expect(r).toBeLessThan(1.6);
   });
 
   it('gives up a WeChat notice after its 16 attempts and counts every event', async () => {
