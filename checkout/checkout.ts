@@ -839,8 +839,19 @@ export class Checkout {
           continue;
         }
         const r = await this.reconcile(o);
-        if (r === 'not_charged' && now >= (o.watchUntil ?? 0)) await this.store.unwatch(id);
-        else await this.store.rewatch(id, now + scaled(this.cfg, this.cfg.params.staleAfterMs));
+        const stale = scaled(this.cfg, this.cfg.params.staleAfterMs);
+        const until = o.watchUntil ?? 0;
+        if (r === 'not_charged' && now >= until) await this.store.unwatch(id);
+        else if (r === 'not_charged')
+          // Nothing there yet: back off. Each check waits as long as the order has been
+          // ended (at least staleAfterMs), the last one falls on the horizon: about
+          // log2(horizon / staleAfterMs) + 2 checks instead of one every staleAfterMs.
+          await this.store.rewatch(
+            id,
+            Math.min(until, now + Math.max(stale, now - (o.endedAt ?? now))),
+          );
+        // Something pending or unanswered at a gateway: ask again soon.
+        else await this.store.rewatch(id, now + stale);
       }
     }
     return n;

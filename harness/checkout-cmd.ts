@@ -82,6 +82,11 @@ export async function runCheckoutCommand(
         );
       throw e;
     });
+    // Ctrl-C is handled before anything is printed: whoever reads a line may stop it at once.
+    onSignals(async () => {
+      await co.close();
+      await stopAll();
+    });
     if (o.json) console.log(JSON.stringify({ checkout: co.url, redis: redisUrl, ...urls }));
     else {
       console.log(
@@ -105,10 +110,6 @@ export async function runCheckoutCommand(
       );
       console.log('Ctrl-C stops everything started here.');
     }
-    onSignals(async () => {
-      await co.close();
-      await stopAll();
-    });
   } catch (e) {
     await stopAll();
     throw e;

@@ -140,6 +140,13 @@ export function buildCli(): Command {
           profileFile: o.profile,
           adminRemote: o.adminRemote,
         });
+        const stop = async () => {
+          await Promise.all(running.map((s) => s.close()));
+        };
+        // Before anything is printed: a caller may send SIGINT as soon as it reads a line,
+        // and until a handler is installed SIGINT kills the process outright.
+        onSignals(stop);
+        if (o.exitWithStdin) onStdinClose(stop);
         if (o.json)
           console.log(JSON.stringify(Object.fromEntries(running.map((s) => [s.name, s.url]))));
         else {
@@ -151,11 +158,6 @@ export function buildCli(): Command {
             `seed ${o.seed}${o.profile ? `, profile ${o.profile}` : ', no faults'}; Ctrl-C stops.`,
           );
         }
-        const stop = async () => {
-          await Promise.all(running.map((s) => s.close()));
-        };
-        onSignals(stop);
-        if (o.exitWithStdin) onStdinClose(stop);
       },
     );
 
@@ -417,13 +419,13 @@ export function buildCli(): Command {
           set: o.set,
           log: o.json ? undefined : (l) => console.log(l),
         });
+        onSignals(stack.stop); // before printing: a reader may stop it as soon as it reads
         if (o.json) console.log(JSON.stringify(stack.urls));
         else
           console.log(
             `\nstack up. k6 by hand: k6 run -e TARGET_URL=${stack.urls.checkout} -e COUPON_URL=${stack.urls.coupon} scenarios/livestream.ts\n` +
               `or: npx flashcrowd run livestream-spike --ci --target ${stack.urls.checkout} --bank ${stack.urls.bank} --wallet ${stack.urls.wallet} --coupon ${stack.urls.coupon} --redis ${stack.urls.redis}\nCtrl-C stops everything.`,
           );
-        onSignals(stack.stop);
       },
     );
 

@@ -50,6 +50,13 @@ const BANK_CHAOS = {
   ],
 };
 
+/** The bank's statement, read again while a fault of its chaos profile answers instead (the audit retries too). */
+const statementOf = (url: string) =>
+  waitFor('the bank statement', async () => {
+    const r = await call(url, 'GET', '/v1/statement');
+    return r.status === 200 ? r.body : undefined;
+  });
+
 let redis: RedisHandle;
 let mocks: Mocks;
 const stacks: Partial<Record<Mode, Stack>> = {};
@@ -190,7 +197,7 @@ describe('the same bank chaos against both builds', () => {
     const msg = formatAudit(r);
 
     // Recount the ledger independently: captures per order, and orders with more than one.
-    const bank = (await call(mocks.urls.bank, 'GET', '/v1/statement')).body;
+    const bank = await statementOf(mocks.urls.bank);
     const capturesBy = new Map<string, string[]>();
     for (const e of bank.entries as { type: string; orderId: string; paymentId: string }[])
       if (e.type === 'capture')
@@ -300,7 +307,7 @@ describe('an ambiguous attempt followed by a refused retry (hardened)', () => {
         const x = await s.store.get(o.body.id);
         return x?.state === 'paid' ? x : undefined;
       });
-      const bank = (await call(mocks.urls.bank, 'GET', '/v1/statement')).body;
+      const bank = await statementOf(mocks.urls.bank);
       expect(bank.totals).toMatchObject({ captures: 1, refunds: 0 });
       expect(paid.paymentRef).toBe(bank.entries[0].paymentId);
       const a = await quiesce(s);
