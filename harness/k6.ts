@@ -11,6 +11,7 @@
 // engines are refused with a message saying to install k6.
 import { spawn } from 'node:child_process';
 import { accessSync, constants, statSync } from 'node:fs';
+import http from 'node:http';
 import { dirname, resolve } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -70,12 +71,29 @@ const API_PROBE_MS = 120_000;
 type DockerCheck = { ok: true } | { ok: false; reason: string };
 
 /**
- * Whether a k6 container can load this machine's loopback: a Linux host, a
- * Docker engine that answers (testcontainers' own discovery: DOCKER_HOST,
- * ~/.testcontainers.properties, the usual sockets), on this machine and not
- * in Docker Desktop's VM.
+ * Whether the engine a `unix://` DOCKER_HOST names answers its ping. Given
+ * DOCKER_HOST, that engine is the one meant: testcontainers would go on to
+ * /var/run/docker.sock and the other usual sockets when it does not answer.
  */
-async function checkDocker(): Promise<DockerCheck> {
+function pingSocket(socketPath: string): Promise<string | undefined> {
+  return new Promise((resolve) => {
+    const req = http.get({ socketPath, path: '/_ping', timeout: DOCKER_PROBE_MS }, (res) => {
+      res.resume();
+      resolve(res.statusCode === 200 ? undefined : `HTTP ${res.statusCode} to /_ping`);
+    });
+    req.on('timeout', () => req.destroy(new Error(`no answer within ${DOCKER_PROBE_MS / 1000} s`)));
+    req.on('error', (e) => resolve(e.message));
+  });
+}
+
+/**
+ * Whether a k6 container can load this machine's loopback: a Linux host, a
+ * Docker engine that answers (the one a `unix://` DOCKER_HOST names, else
+ * testcontainers' own discovery: DOCKER_HOST, ~/.testcontainers.properties,
+ * the usual sockets), on this machine and not in Docker Desktop's VM.
+ */
+async function checkDocker(env: NodeJS.ProcessEnv): Promise<DockerCheck> {
+  const dockerHost = env.DOCKER_HOST;
   if (process.platform !== 'linux')
     return {
       ok: false,
@@ -83,6 +101,14 @@ async function checkDocker(): Promise<DockerCheck> {
         `a k6 container reaches this machine's 127.0.0.1 only with a Linux Docker engine on Linux ` +
         `(host networking), and this is ${process.platform}`,
     };
+  if (dockerHost?.startsWith('unix://')) {
+    const failed = await pingSocket(dockerHost.slice('unix://'.length));
+    if (failed)
+      return {
+        ok: false,
+        reason: `no Docker engine answered at DOCKER_HOST=${dockerHost} (${failed})`,
+      };
+  }
   let tc: typeof import('testcontainers');
   try {
     tc = await import('testcontainers');
@@ -119,7 +145,6 @@ async function checkDocker(): Promise<DockerCheck> {
       };
     return { ok: true };
   } catch (e) {
-    const dockerHost = process.env.DOCKER_HOST;
     return {
       ok: false,
       reason:
@@ -145,7 +170,7 @@ export async function resolveK6(
 ): Promise<K6Runner> {
   const wanted = env.FLASHCROWD_K6?.trim();
   if (wanted === 'docker') {
-    const d = await checkDocker();
+    const d = await checkDocker(env);
     if (!d.ok)
       throw new UsageError(
         `FLASHCROWD_K6=docker asks for k6 in the ${K6_IMAGE} container, but ${d.reason}. ` +
@@ -173,7 +198,7 @@ export async function resolveK6(
   }
   const found = findToolIn('k6', dirs);
   if (found) return { kind: 'binary', path: found, from: 'tools' };
-  const d = await checkDocker();
+  const d = await checkDocker(env);
   if (d.ok) return { kind: 'container', image: K6_IMAGE, from: 'fallback' };
   throw new UsageError(
     `k6 not found in .tools/bin or on PATH: run \`npm run setup\` (it builds k6 ${K6_VERSION}), ` +
