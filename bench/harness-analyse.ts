@@ -133,7 +133,6 @@ const maxRssMb = process.resourceUsage().maxRSS / 1024;
 console.log(
   JSON.stringify({
     steps,
-    totalS: steps.reduce((a, s) => a + s.s, 0),
     maxRssMb,
     baselineRssMb,
     orders: report.totals.orders,
