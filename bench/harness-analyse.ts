@@ -83,7 +83,7 @@ const report = await step('audit (Redis orders, bank/wallet/coupon statements)',
 const files = await step('metrics, budgets and the five report files', async () => {
   const stock = [{ sku: job.sku, initial: 0, available: 0, reserved: 0, sold: 0 }];
   const metrics = computeMetrics({
-    k6: undefined,
+    load: undefined,
     checkoutProm: undefined,
     audit: report,
     stock,

@@ -50,8 +50,20 @@ const m = (
 
 /** Every metric a budget can name (docs/BUDGETS.md describes each). */
 export const KNOWN_METRICS: readonly KnownMetric[] = [
-  m('arrivals', 'count', none, 'shoppers k6 started (its iterations)'),
-  m('dropped_iterations', 'count', none, 'arrivals k6 could not start for want of a free VU'),
+  m('arrivals', 'count', none, 'shoppers the engine started (k6: its iterations)'),
+  m('arrivals.scheduled', 'count', none, "arrivals the preset's shape schedules"),
+  m(
+    'arrivals.unaccounted',
+    'count',
+    none,
+    'scheduled arrivals neither started nor dropped (a run that sent no traffic); every run checks it',
+  ),
+  m(
+    'dropped_iterations',
+    'count',
+    none,
+    'arrivals the engine could not start for want of a free VU',
+  ),
   m('orders.attempted', 'count', S, 'order requests shoppers sent (k6)'),
   m('orders.created', 'count', none, 'orders created (201 on POST /v1/orders)'),
   m(
@@ -120,6 +132,7 @@ const SOURCE_TEXT: Record<BudgetSource, string> = {
   preset: "the preset's budgets",
   variant: "the variant's budgets",
   cli: '--budget',
+  harness: 'the checks every run makes',
 };
 
 class ParseError extends Error {

@@ -256,7 +256,7 @@ export function buildCli(): Command {
   program
     .command('run')
     .description(
-      'Run a scenario preset end to end: start (or target) the stack, replay the traffic with k6 under the chaos timeline, audit, judge budgets, write reports/<run-id>/. Exit 0 pass, 1 budget or invariant failed, 2 usage or set-up error.',
+      "Run a scenario preset end to end: start (or target) the stack, replay the traffic with the load engine (flashcrowd's own, or --engine k6) under the chaos timeline, audit, judge budgets, write reports/<run-id>/. Exit 0 pass, 1 budget or invariant failed (or the load did not run as scheduled), 2 usage or set-up error (or the engine cannot start).",
     )
     .argument('<preset>', 'a preset name (see `flashcrowd list`) or a preset JSON file')
     .option(
@@ -292,6 +292,20 @@ export function buildCli(): Command {
       false,
     )
     .option('--out <dir>', 'report directory (default reports/<run-id>)')
+    .addOption(
+      new Option(
+        '--engine <name>',
+        "the load generator: flashcrowd's own engine, or the k6 you bring (FLASHCROWD_K6, PATH, or its image where Docker runs)",
+      )
+        .choices(['flashcrowd', 'k6'])
+        .default('flashcrowd'),
+    )
+    .option(
+      '--workers <n>',
+      "worker threads of flashcrowd's engine, each running a fixed share of the arrivals",
+      intArg('--workers', 1, 64),
+      1,
+    )
     .option(
       '--budget <expr>',
       'an extra budget, e.g. "pay.failure_rate<0.02" (repeatable); see docs/BUDGETS.md',
@@ -320,10 +334,12 @@ export function buildCli(): Command {
         },
       ) => {
         let stopping = false;
+        const interrupted = new AbortController();
         const onInt = () => {
           if (stopping) process.exit(130);
           stopping = true;
-          console.error('\ninterrupted: stopping k6 and the stack...');
+          interrupted.abort();
+          console.error('\ninterrupted: stopping the load and the stack...');
           // Children (k6, mocks, checkout) got the same signal and stop themselves;
           // the stack's children also stop when this process exits.
           setTimeout(() => process.exit(130), 15_000).unref();
@@ -336,6 +352,7 @@ export function buildCli(): Command {
           preset,
           budgets: o.budget,
           quiescenceS: o.quiescence,
+          signal: interrupted.signal,
         });
         process.exitCode = stopping ? 130 : code;
       },

@@ -1,6 +1,6 @@
 // Live collection during a run: every tick (default 1 s) scrape the
 // checkout's and the mocks' /metrics, the checkout's stock (GET /admin/stock)
-// and k6's REST API, and turn the counters into per-second rates, the
+// and the load engine's snapshot, and turn the counters into per-second rates, the
 // histograms into latency quantiles, the gauges into levels. The result is a
 // `TimeSeries` (harness/summary.ts); `snapshot()` feeds the progress line.
 //
@@ -29,14 +29,8 @@ export interface CollectorOptions {
   checkoutUrl: string;
   /** Base URLs of the mocks to scrape (a missing one is not scraped). */
   mocks?: Partial<Record<MockName, string>>;
-  /** k6's REST API (`http://127.0.0.1:PORT`, from `k6 run --address`). */
-  k6ApiUrl?: string;
-  /**
-   * The k6 counter that counts arrivals (default `iterations`, which k6 counts
-   * when an iteration ends; a scenario that adds a counter at the start of
-   * each iteration can name it here).
-   */
-  k6ArrivalsMetric?: string;
+  /** The load engine's latest snapshot (arrivals started and dropped so far, VUs busy now). */
+  load?: () => { started: number; dropped: number; vus: number } | undefined;
   /** Bearer token for the checkout's admin routes (FLASHCROWD_ADMIN_TOKEN). */
   adminToken?: string;
   /** Epoch ms of t = 0 (the start of traffic). */
@@ -99,8 +93,8 @@ export const isPaidEvent = (event: string) => event === 'paid' || event.startsWi
 
 const QUANTILES = [0.5, 0.99] as const;
 
-/** What the collector reads: the checkout's /metrics, its /admin/stock, each mock's /metrics, k6's REST API. */
-export type SourceName = 'checkout' | 'stock' | MockName | 'k6';
+/** What the collector reads: the checkout's /metrics, its /admin/stock, each mock's /metrics, the load engine. */
+export type SourceName = 'checkout' | 'stock' | MockName | 'load';
 type Kind = 'rate' | 'quantile' | 'gauge';
 
 /**
@@ -151,20 +145,6 @@ const stockSchema = z.object({
         sold: z.number(),
       })
       .passthrough(),
-  ),
-});
-
-const k6MetricsSchema = z.object({
-  data: z.array(
-    z.object({
-      id: z.string(),
-      attributes: z
-        .object({
-          type: z.string(),
-          sample: z.record(z.string(), z.number()).optional(),
-        })
-        .passthrough(),
-    }),
   ),
 });
 
@@ -236,7 +216,7 @@ export class Collector {
       const url = opts.mocks?.[name];
       if (url) this.sources.push(this.mockSource(name, url));
     }
-    if (opts.k6ApiUrl) this.sources.push(this.k6Source(opts.k6ApiUrl));
+    if (opts.load) this.sources.push(this.loadSource(opts.load));
     for (const s of this.sources)
       for (const k of s.fixed) this.kinds.set(k, { source: s.name, kind: kindOf(k) });
   }
@@ -324,12 +304,12 @@ export class Collector {
 
   /**
    * Take no more readings of one source from now on (its later entries are
-   * null, without warnings): e.g. `k6` once k6 has exited and its REST API is
-   * gone. Its last counts are those of the last tick before.
+   * null, without warnings): e.g. `load` once the traffic is over. Its last
+   * counts are those of the last tick before.
    */
   stopScraping(source: SourceName): void {
     this.retired.add(source);
-    if (source === 'k6') this.lastVus = null;
+    if (source === 'load') this.lastVus = null;
   }
 
   private async tick(): Promise<void> {
@@ -364,14 +344,14 @@ export class Collector {
       } else tick.status.set(s.name, 'baseline');
       s.prev = { t, reading };
       if (s.name === 'stock') this.rememberStock(reading);
-      if (s.name === 'k6') this.lastVus = reading.gauges.get('vus') ?? null;
+      if (s.name === 'load') this.lastVus = reading.gauges.get('vus') ?? null;
     }
     this.ticks.push(tick);
   }
 
   private what(s: SourceName): string {
     if (s === 'stock') return 'GET /admin/stock';
-    if (s === 'k6') return "k6's REST API";
+    if (s === 'load') return "the load engine's snapshot";
     return 'GET /metrics';
   }
 
@@ -441,7 +421,7 @@ export class Collector {
     }
     return {
       elapsedS: (Date.now() - this.opts.startedAtMs) / 1000,
-      arrivalsPerS: this.opts.k6ApiUrl ? last('arrivals_per_s') : null,
+      arrivalsPerS: this.opts.load ? last('arrivals_per_s') : null,
       paidPerS: last('paid_per_s'),
       failureShare: total > 0 ? failures / total : null,
       p99Ms: p99,
@@ -633,26 +613,17 @@ export class Collector {
     };
   }
 
-  private k6Source(base: string): SourceState {
-    const arrivals = this.opts.k6ArrivalsMetric ?? 'iterations';
+  private loadSource(snapshot: NonNullable<CollectorOptions['load']>): SourceState {
     return {
-      name: 'k6',
+      name: 'load',
       fixed: ['arrivals_per_s', 'dropped_per_s', 'vus'],
-      read: async (signal) => {
-        const body = k6MetricsSchema.parse(
-          JSON.parse(await this.fetchText(`${base.replace(/\/$/, '')}/v1/metrics`, signal)),
-        );
+      read: async () => {
+        const snap = snapshot();
         const r = empty();
-        // A counter k6 has no sample of yet is absent from the list: 0 so far.
-        r.counters.set('arrivals', 0);
-        r.counters.set('dropped', 0);
-        for (const mtr of body.data) {
-          const sample = mtr.attributes.sample ?? {};
-          if (mtr.id === arrivals) r.counters.set('arrivals', sample.count ?? 0);
-          else if (mtr.id === 'dropped_iterations') r.counters.set('dropped', sample.count ?? 0);
-          else if (mtr.id === 'vus' && sample.value !== undefined)
-            r.gauges.set('vus', sample.value);
-        }
+        // Before the engine's first snapshot: nothing started yet.
+        r.counters.set('arrivals', snap?.started ?? 0);
+        r.counters.set('dropped', snap?.dropped ?? 0);
+        if (snap) r.gauges.set('vus', snap.vus);
         return r;
       },
       derive: (inc, dt) =>

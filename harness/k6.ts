@@ -1,6 +1,9 @@
-// Run k6: the binary named by FLASHCROWD_K6, else k6 from .tools/bin or PATH,
-// else the grafana/k6 image of the pinned version through testcontainers where
-// a Docker engine answers, else a UsageError saying what to install.
+// Run the user's k6 (`flashcrowd run --engine k6`, `flashcrowd tour --engine
+// k6`): the binary named by FLASHCROWD_K6, else k6 on PATH, else the grafana/k6
+// image of the pinned version through testcontainers where a Docker engine
+// answers, else a UsageError saying how to get k6. flashcrowd never downloads,
+// builds or installs k6 (AGPL-3.0; flashcrowd is MIT): a k6 left in
+// .tools/bin by an older set-up is not used unless FLASHCROWD_K6 names it.
 //
 // The container shares this machine's network (`--network host`), so the
 // loopback URLs the harness passes (the stack, k6's REST API) mean the same
@@ -10,15 +13,15 @@
 // 127.0.0.1 only with a Linux engine on Linux: Docker Desktop (a VM) and remote
 // engines are refused with a message saying to install k6.
 import { spawn } from 'node:child_process';
-import { accessSync, constants, statSync } from 'node:fs';
+import { accessSync, constants, existsSync, statSync } from 'node:fs';
 import http from 'node:http';
-import { dirname, resolve } from 'node:path';
+import { delimiter, dirname, join, resolve } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { K6_IMAGE, K6_VERSION } from '../scripts/versions.mjs';
 import { UsageError } from './errors.ts';
 import { freePort } from './redis.ts';
-import { findToolIn, toolDirs } from './tools.ts';
+import { findToolIn, TOOLS_BIN } from './tools.ts';
 
 export { K6_IMAGE };
 
@@ -49,7 +52,7 @@ export interface K6Result {
 
 /** How k6 runs: a binary, or the pinned grafana/k6 image through testcontainers. */
 export type K6Runner =
-  | { kind: 'binary'; path: string; from: 'FLASHCROWD_K6' | 'tools' }
+  | { kind: 'binary'; path: string; from: 'FLASHCROWD_K6' | 'PATH' }
   | { kind: 'container'; image: string; from: 'FLASHCROWD_K6' | 'fallback' };
 
 /** One line saying which k6 a run uses. */
@@ -58,9 +61,7 @@ export function describeK6(k6: K6Runner): string {
     return k6.from === 'FLASHCROWD_K6' ? `${k6.path} (FLASHCROWD_K6)` : k6.path;
   return (
     `the ${k6.image} container through testcontainers` +
-    (k6.from === 'FLASHCROWD_K6'
-      ? ' (FLASHCROWD_K6=docker)'
-      : ' (no k6 binary in .tools/bin or on PATH)')
+    (k6.from === 'FLASHCROWD_K6' ? ' (FLASHCROWD_K6=docker)' : ' (no k6 binary on PATH)')
   );
 }
 
@@ -158,15 +159,14 @@ async function checkDocker(env: NodeJS.ProcessEnv): Promise<DockerCheck> {
 
 /**
  * Which k6 to run. FLASHCROWD_K6 names a k6 binary (e.g. an xk6 build) or is
- * `docker` (the container, even with k6 installed); else k6 from .tools/bin or
- * PATH; else the container where a suitable Docker engine answers; else a
+ * `docker` (the container, even with k6 installed); else k6 on PATH; else the container where a suitable Docker engine answers; else a
  * UsageError naming both what is missing. `dirs`: the folders searched for
- * k6 (default .tools/bin, then env.PATH). The Docker engine is found from
+ * k6 (default env.PATH). The Docker engine is found from
  * this process's environment (testcontainers reads it).
  */
 export async function resolveK6(
   env: NodeJS.ProcessEnv = process.env,
-  dirs: string[] = toolDirs(env.PATH),
+  dirs: string[] = (env.PATH ?? '').split(delimiter),
 ): Promise<K6Runner> {
   const wanted = env.FLASHCROWD_K6?.trim();
   if (wanted === 'docker') {
@@ -174,14 +174,14 @@ export async function resolveK6(
     if (!d.ok)
       throw new UsageError(
         `FLASHCROWD_K6=docker asks for k6 in the ${K6_IMAGE} container, but ${d.reason}. ` +
-          'Unset FLASHCROWD_K6 to use k6 from .tools/bin or PATH (`npm run setup` installs it).',
+          'Unset FLASHCROWD_K6 to use k6 from PATH.',
       );
     return { kind: 'container', image: K6_IMAGE, from: 'FLASHCROWD_K6' };
   }
   if (wanted) {
     const path = resolve(wanted);
     const hint =
-      'Set FLASHCROWD_K6 to a k6 binary (e.g. an xk6 build) or to `docker`, or unset it to use k6 from .tools/bin or PATH.';
+      'Set FLASHCROWD_K6 to a k6 binary (e.g. an xk6 build) or to `docker`, or unset it to use k6 from PATH.';
     let isFile = false;
     try {
       isFile = statSync(path).isFile();
@@ -197,12 +197,17 @@ export async function resolveK6(
     return { kind: 'binary', path, from: 'FLASHCROWD_K6' };
   }
   const found = findToolIn('k6', dirs);
-  if (found) return { kind: 'binary', path: found, from: 'tools' };
+  if (found) return { kind: 'binary', path: found, from: 'PATH' };
   const d = await checkDocker(env);
   if (d.ok) return { kind: 'container', image: K6_IMAGE, from: 'fallback' };
+  const leftover = join(TOOLS_BIN, 'k6');
   throw new UsageError(
-    `k6 not found in .tools/bin or on PATH: run \`npm run setup\` (it builds k6 ${K6_VERSION}), ` +
-      'install k6 yourself, or set FLASHCROWD_K6 to a k6 binary. ' +
+    `--engine k6: no k6 on PATH, and FLASHCROWD_K6 is not set. flashcrowd does not install k6 (it is AGPL-3.0): ` +
+      `install k6 yourself (https://grafana.com/docs/k6/latest/set-up/install-k6/; flashcrowd is tested with ${K6_VERSION}) ` +
+      "and put it on PATH, or set FLASHCROWD_K6 to a k6 binary, or run without --engine k6 (flashcrowd's own engine). " +
+      (existsSync(leftover)
+        ? `A k6 in ${leftover} was left by an older flashcrowd set-up; it is not used unless FLASHCROWD_K6 names it. `
+        : '') +
       `No container fallback either (the ${K6_IMAGE} image through testcontainers): ${d.reason}.`,
   );
 }
@@ -326,7 +331,7 @@ async function runInContainer(
         throw new UsageError(
           `the k6 container's REST API (${apiAddress}) did not answer from this machine within ${API_PROBE_MS / 1000} s: ` +
             "its host network is not this machine's loopback (rootless Docker or a VM?), so it cannot load the stack. " +
-            `Install k6 (\`npm run setup\`) or set FLASHCROWD_K6 to a k6 binary.`,
+            `Install k6 on PATH or set FLASHCROWD_K6 to a k6 binary.`,
         );
       }
       await sleep(250);

@@ -1,6 +1,7 @@
 // `flashcrowd run <preset|file>`: from traffic spike to verdict. Starts (or
-// targets) the stack, seeds the sale, applies the preset's chaos, runs k6 with
-// the livestream scenario while collecting every service's metrics each
+// targets) the stack, seeds the sale, applies the preset's chaos, runs the
+// livestream shoppers with the load engine (flashcrowd's own, or the user's k6)
+// while collecting every service's metrics each
 // second and printing progress, waits for the system to settle, audits the
 // invariants, evaluates the budgets and writes the report files.
 //
@@ -17,7 +18,11 @@ import { audit, INVARIANT_NAMES, type AuditReport, type InvariantId } from './au
 import { evaluateBudgets, parseBudget, type ParsedBudget } from './budgets.ts';
 import { Collector } from './collect.ts';
 import { UsageError } from './errors.ts';
-import { describeK6, resolveK6, runK6, type K6Runner } from './k6.ts';
+import { EmbeddedEngine } from './engine/embedded.ts';
+import { K6Engine, resolveK6Engine } from './engine/k6.ts';
+import type { EngineSummary } from './engine/metrics.ts';
+import type { EngineName, LoadEngine, LoadPlan, LoadResult } from './engine/types.ts';
+import { gracefulStopS } from '../scenarios/lib/preset.ts';
 import {
   loadPreset,
   resolvePreset,
@@ -27,7 +32,6 @@ import {
   type Variant,
 } from './preset.ts';
 import { counterRows, scrape } from './prom.ts';
-import { freePort } from './redis.ts';
 import { writeReports } from './report/index.ts';
 import { startStack, type Stack, type StackUrls } from './stack.ts';
 import {
@@ -59,6 +63,12 @@ export interface RunOptions {
   /** Longest wait for the system to settle after the traffic (seconds; default from the payment deadline). */
   quiescenceS?: number;
   progress: 'auto' | 'tty' | 'plain' | 'none';
+  /** The load engine (default flashcrowd's own). */
+  engine?: EngineName;
+  /** Worker threads of flashcrowd's engine (default 1). */
+  workers?: number;
+  /** Ctrl-C: the load stops early (the run then reports what it saw). */
+  signal?: AbortSignal;
 }
 
 type Print = (line: string) => void;
@@ -188,21 +198,16 @@ export function bandsOf(
   return bands;
 }
 
-interface K6Summary {
-  metrics: Record<string, { type: string; values: Record<string, number> }>;
-  state?: { testRunDurationMs?: number };
-}
-
 /** The flat metrics budgets name (docs/BUDGETS.md). null: no samples. */
 export function computeMetrics(a: {
-  k6: K6Summary | undefined;
+  load: EngineSummary | undefined;
   checkoutProm: string | undefined;
   audit: AuditReport | undefined;
   stock: RunSummary['stock'];
   stages: string[];
 }): Record<string, number | null> {
   const m: Record<string, number | null> = {};
-  const k = a.k6?.metrics ?? {};
+  const k = a.load?.metrics ?? {};
   const v = (name: string, field: string): number | null => {
     const x = k[name]?.values?.[field];
     return typeof x === 'number' && Number.isFinite(x) ? x : null;
@@ -214,7 +219,7 @@ export function computeMetrics(a: {
   };
   const iterations = v('iterations', 'count');
   m.arrivals = iterations;
-  // k6 creates dropped_iterations only when an arrival is dropped.
+  // Engines create dropped_iterations only when an arrival is dropped.
   m.dropped_iterations = v('dropped_iterations', 'count') ?? (iterations !== null ? 0 : null);
   const perStage = (key: string, metric: string, field: string, stage?: string) => {
     const name = stage ? `${metric}{stage:${stage}}` : metric;
@@ -374,7 +379,8 @@ interface OneRun {
   timeScale: number;
   loadScale: number;
   budgets: { expr: string; parsed: ParsedBudget; source: BudgetResult['source'] }[];
-  k6: K6Runner;
+  /** A fresh load engine for this run. */
+  engine: () => LoadEngine;
 }
 
 /** harness/shoppers-main.ts in a child process: faker stays out of this one. */
@@ -465,14 +471,14 @@ async function runOne(r: OneRun, o: RunOptions, print: Print): Promise<RunSummar
         (resolved.sale.coupon ? `; coupons ${resolved.sale.coupon.budget}` : ''),
     );
 
-    // ---- k6 inputs
+    // ---- the load engine's inputs (k6 reads them as files)
     const presetFile = join(r.dir, 'preset.resolved.json');
     writeFileSync(presetFile, JSON.stringify(resolved, null, 2));
     const shoppersFile = join(r.dir, 'shoppers.json');
     // As many shoppers as the shape brings arrivals, with a margin (scenarios/lib/preset.ts).
     await writeShoppersApart(shoppersFile, presetFile, r.seed);
-    const summaryFile = join(r.dir, 'k6-summary.json');
-    const k6Port = await freePort();
+    const plan = livestreamPlan(resolved, urls, r.dir, presetFile, shoppersFile, r.seed);
+    const engine = r.engine();
 
     // ---- chaos, applied just before the traffic so its clock starts with it
     const chaos = (r.preset.chaos ?? {}) as Partial<
@@ -511,7 +517,7 @@ async function runOne(r: OneRun, o: RunOptions, print: Print): Promise<RunSummar
       intervalMs: 1_000,
       checkoutUrl: urls.checkout,
       mocks: haveMocks ? { bank: urls.bank, wallet: urls.wallet, coupon: urls.coupon } : undefined,
-      k6ApiUrl: `http://127.0.0.1:${k6Port}`,
+      load: () => engine.snapshot(),
       adminToken: process.env.FLASHCROWD_ADMIN_TOKEN,
       startedAtMs: Date.now(),
     });
@@ -535,40 +541,26 @@ async function runOne(r: OneRun, o: RunOptions, print: Print): Promise<RunSummar
         el,
       );
     }, 1_000);
-    let k6: Awaited<ReturnType<typeof runK6>>;
+    let load: LoadResult;
+    const stopLoad = () => void engine.stop();
+    o.signal?.addEventListener('abort', stopLoad, { once: true });
     try {
-      k6 = await runK6({
-        k6: r.k6,
-        script: SCENARIO,
-        // The run's files (preset, shoppers, summary) are in r.dir.
-        mounts: [r.dir],
-        address: `127.0.0.1:${k6Port}`,
-        env: {
-          TARGET_URL: urls.checkout,
-          ...(urls.coupon ? { COUPON_URL: urls.coupon } : {}),
-          PRESET_FILE: presetFile,
-          SHOPPERS_FILE: shoppersFile,
-          SUMMARY_FILE: summaryFile,
-          SEED: r.seed,
-        },
-        capture: true,
-      });
+      await engine.start(plan);
+      load = await engine.result();
     } finally {
+      o.signal?.removeEventListener('abort', stopLoad);
       clearInterval(ticker);
       progress.done();
-      // k6's REST API ends with k6; its exact totals come from its summary file.
-      collector.stopScraping('k6');
     }
     const trafficS = (Date.now() - trafficStart) / 1000;
-    writeFileSync(join(r.dir, 'k6.log'), `${k6.stdout}\n${k6.stderr}`);
-    if (k6.code !== 0 && k6.code !== 99)
-      warnings.push(`k6 exited with code ${k6.code} (its output: k6.log)`);
-    let k6Summary: K6Summary | undefined;
-    try {
-      k6Summary = JSON.parse(readFileSync(summaryFile, 'utf8')) as K6Summary;
-    } catch {
-      warnings.push('k6 wrote no summary: k6 metrics are missing (see k6.log)');
-    }
+    if (load.log) writeFileSync(join(r.dir, load.logFile), load.log);
+    warnings.push(...load.warnings);
+    const traffic = trafficCheck(load);
+    if (traffic.unaccounted > traffic.tolerance)
+      warnings.push(
+        `the engine started ${traffic.started ?? 'no'} of ${traffic.scheduled} scheduled arrivals and dropped ${traffic.dropped}: ` +
+          `${traffic.unaccounted} are unaccounted for, so the run cannot pass (a load generator that sent no traffic?)`,
+      );
 
     // ---- quiescence: faults end with the traffic; wait for deadlines, sweeper, reconciler, notifications
     if (haveMocks)
@@ -653,11 +645,22 @@ async function runOne(r: OneRun, o: RunOptions, print: Print): Promise<RunSummar
       for (const s of SERVICES) mockProms[s] = await scrape(urls[s]).catch(() => undefined);
 
     const stages = series.stages.map((s) => s.label);
-    const metrics = computeMetrics({ k6: k6Summary, checkoutProm, audit: report, stock, stages });
-    const budgetResults = evaluateBudgets(
-      r.budgets.map((b) => b.parsed),
-      metrics,
-    );
+    const metrics = computeMetrics({
+      load: load.summary,
+      checkoutProm,
+      audit: report,
+      stock,
+      stages,
+    });
+    metrics['arrivals.scheduled'] = traffic.scheduled;
+    metrics['arrivals.unaccounted'] = traffic.unaccounted;
+    const budgetResults = [
+      ...evaluateBudgets(
+        r.budgets.map((b) => b.parsed),
+        metrics,
+      ),
+      trafficBudget(traffic),
+    ];
     const invariantsBroken = report ? report.violated.length > 0 : false;
     const verdict: RunSummary['verdict'] =
       budgetResults.every((b) => b.ok) && !invariantsBroken ? 'pass' : 'fail';
@@ -666,6 +669,8 @@ async function runOne(r: OneRun, o: RunOptions, print: Print): Promise<RunSummar
       schemaVersion: SUMMARY_SCHEMA_VERSION,
       runId: r.runId,
       tool: { name: 'flashcrowd', version: toolVersion() },
+      engine: load.engine,
+      traffic,
       preset: {
         name: r.preset.name,
         file: relative(PROJECT_ROOT, r.presetFile) || r.presetFile,
@@ -725,6 +730,90 @@ async function openOrders(checkoutUrl: string): Promise<number> {
   return (r?.body.data ?? []).reduce((s, x) => s + (x.reserved ?? 0), 0);
 }
 
+// ---------------------------------------------------------------- the load
+
+/** The livestream shoppers as the engines run them: the journey, its shape, and k6's script and files. */
+function livestreamPlan(
+  resolved: ResolvedPreset,
+  urls: StackUrls,
+  dir: string,
+  presetFile: string,
+  shoppersFile: string,
+  seed: number,
+): LoadPlan {
+  const summaryFile = join(dir, 'k6-summary.json');
+  return {
+    journey: {
+      name: 'livestream',
+      config: {
+        preset: resolved,
+        target: urls.checkout,
+        ...(urls.coupon ? { couponUrl: urls.coupon } : {}),
+      },
+    },
+    shape: resolved.traffic,
+    preAllocatedVUs: resolved.traffic.preAllocatedVUs,
+    maxVUs: resolved.traffic.maxVUs,
+    gracefulStopS: gracefulStopS(resolved),
+    k6: {
+      script: SCENARIO,
+      // The run's files (preset, shoppers, summary) are in dir.
+      mounts: [dir],
+      summaryFile,
+      env: {
+        TARGET_URL: urls.checkout,
+        ...(urls.coupon ? { COUPON_URL: urls.coupon } : {}),
+        PRESET_FILE: presetFile,
+        SHOPPERS_FILE: shoppersFile,
+        SUMMARY_FILE: summaryFile,
+        SEED: seed,
+      },
+    },
+  };
+}
+
+/**
+ * The schedule against what the engine did. flashcrowd's engine accounts for
+ * every arrival (started or dropped); k6 counts completed iterations only, so
+ * a few interrupted at the end are allowed for (1%, at least 2).
+ */
+export function trafficCheck(load: LoadResult): NonNullable<RunSummary['traffic']> {
+  const unaccounted = load.scheduled - (load.started ?? 0) - load.dropped;
+  const tolerance = load.engine.name === 'k6' ? Math.max(2, Math.ceil(load.scheduled * 0.01)) : 0;
+  return {
+    scheduled: load.scheduled,
+    started: load.started,
+    dropped: load.dropped,
+    unaccounted,
+    tolerance,
+  };
+}
+
+/** The check every run makes: arrivals that were neither started nor dropped. */
+function trafficBudget(t: NonNullable<RunSummary['traffic']>): BudgetResult {
+  return {
+    expr: `arrivals.unaccounted<=${t.tolerance}`,
+    metric: 'arrivals.unaccounted',
+    op: '<=',
+    threshold: t.tolerance,
+    value: t.unaccounted,
+    ok: t.unaccounted <= t.tolerance,
+    source: 'harness',
+    note:
+      `${t.started ?? 'unknown'} of ${t.scheduled} scheduled arrivals started, ${t.dropped} dropped` +
+      (t.unaccounted > t.tolerance ? ': the load did not run as scheduled' : ''),
+  };
+}
+
+/** How each run gets its engine; k6 is resolved here, before the stack starts (exit 2 without one). */
+async function engineFactory(o: RunOptions): Promise<() => LoadEngine> {
+  if (o.engine === 'k6') {
+    const k6 = (await resolveK6Engine()).k6;
+    return () => new K6Engine(k6);
+  }
+  return () => new EmbeddedEngine({ workers: o.workers ?? 1 });
+}
+
 // ---------------------------------------------------------------- the command
 
 export async function runCommand(o: RunOptions, print: Print = console.log): Promise<number> {
@@ -757,9 +846,9 @@ export async function runCommand(o: RunOptions, print: Print = console.log): Pro
     : o.variant
       ? [usageNoVariant(preset, o.variant)]
       : [undefined];
-  // Which k6 (binary or container) is settled before anything starts (after the cheap checks).
-  const k6 = await resolveK6();
-  if (k6.from !== 'tools') print(`k6: ${describeK6(k6)}`);
+  // Which engine (and for k6, which binary or container) is settled before anything starts.
+  const engine = await engineFactory(o);
+  print(`engine: ${engine().describe()}`);
   const runId = `${preset.name}-${stamp(new Date())}-s${o.seed}`;
   const base = resolve(o.out ?? join(PROJECT_ROOT, 'reports', runId));
   const results: { variant?: Variant; summary: RunSummary }[] = [];
@@ -788,7 +877,7 @@ export async function runCommand(o: RunOptions, print: Print = console.log): Pro
         timeScale,
         loadScale,
         budgets,
-        k6,
+        engine,
       },
       o,
       print,

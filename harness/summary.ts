@@ -23,7 +23,7 @@ export const budgetResultSchema = z
     value: nullableNum,
     ok: z.boolean(),
     /** Where the budget came from. */
-    source: z.enum(['preset', 'variant', 'cli']),
+    source: z.enum(['preset', 'variant', 'cli', 'harness']),
     note: z.string().optional(),
   })
   .strict();
@@ -68,6 +68,23 @@ export const runSummarySchema = z
     schemaVersion: z.literal(SUMMARY_SCHEMA_VERSION),
     runId: z.string(),
     tool: z.object({ name: z.literal('flashcrowd'), version: z.string() }).strict(),
+    /** The load engine that ran the traffic (absent in summaries written before engines). */
+    engine: z
+      .object({ name: z.enum(['flashcrowd', 'k6']), version: z.string(), detail: z.string() })
+      .strict()
+      .optional(),
+    /** The arrival schedule against what the engine did (absent in older summaries). */
+    traffic: z
+      .object({
+        scheduled: z.number().int().min(0),
+        started: z.number().int().min(0).nullable(),
+        dropped: z.number().int().min(0),
+        /** Scheduled arrivals neither started nor dropped; above `tolerance` the run fails. */
+        unaccounted: z.number().int(),
+        tolerance: z.number().int().min(0),
+      })
+      .strict()
+      .optional(),
     preset: z
       .object({
         name: z.string(),

@@ -3,11 +3,13 @@
 // Idempotent and quick when all is present. Plain Node with no dependencies,
 // because it runs before `npm ci`.
 //
-//   node scripts/setup.mjs              npm packages, redis-server, k6
+//   node scripts/setup.mjs              npm packages, redis-server
 //   node scripts/setup.mjs --for-tests  the same, plus promtool (metric-name lint) and chromium
 //                                       (the HTML report test)
 //   node scripts/setup.mjs --check      report only; install nothing; exit 1 if anything is missing
 //
+// It never installs k6 (AGPL-3.0) or Grafana: flashcrowd's own engine makes the
+// load; a user who has k6 brings it (README "Engines").
 // Pinned versions live in scripts/versions.mjs and in docs (README "Quick start").
 import { spawnSync } from 'node:child_process';
 import {
@@ -23,10 +25,6 @@ import {
 import { tmpdir } from 'node:os';
 import { dirname, join, delimiter } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { K6_MODULE, K6_VERSION } from './versions.mjs';
-
-export { K6_MODULE, K6_VERSION };
-
 const MIN_NODE = [20, 19, 0];
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
@@ -139,44 +137,6 @@ function ensureRedis() {
   );
 }
 
-// ---------------------------------------------------------------- k6
-function ensureK6() {
-  const found = which('k6');
-  if (found) {
-    const out = run(found, ['version'], { capture: true }).stdout ?? '';
-    const v = out.match(/v\d+\.\d+\.\d+/)?.[0];
-    log(
-      `k6: ${found} (${v ?? 'unknown version'})${v && v !== K6_VERSION ? `; flashcrowd is tested with ${K6_VERSION}` : ''}`,
-    );
-    return;
-  }
-  const go = which('go');
-  if (!checkOnly && go) {
-    mkdirSync(toolsBin, { recursive: true });
-    log(
-      `k6: not found; building ${K6_MODULE}@${K6_VERSION} with \`go install\` into .tools/bin (about 2-3 minutes on a fresh machine)`,
-    );
-    const started = Date.now();
-    const r = run(go, ['install', `${K6_MODULE}@${K6_VERSION}`], {
-      env: { ...process.env, GOBIN: toolsBin, CGO_ENABLED: '0', GOFLAGS: '-mod=mod' },
-    });
-    if (r.status === 0 && existsSync(join(toolsBin, 'k6'))) {
-      did.push(
-        `built k6 ${K6_VERSION} into .tools/bin in ${Math.round((Date.now() - started) / 1000)} s`,
-      );
-      return;
-    }
-    problems.push(
-      `\`go install ${K6_MODULE}@${K6_VERSION}\` failed (see its output above). Check that the Go module proxy is reachable.`,
-    );
-    return;
-  }
-  problems.push(
-    `k6 not found. Install Go 1.24+ and re-run this set-up (it runs \`go install ${K6_MODULE}@${K6_VERSION}\`), ` +
-      'or install k6 yourself (https://grafana.com/docs/k6/latest/set-up/install-k6/) and put it on PATH.',
-  );
-}
-
 // ---------------------------------------------------------------- promtool (tests only)
 function ensurePromtool() {
   const found = which('promtool');
@@ -241,7 +201,6 @@ checkNode();
 if (problems.length === 0) {
   ensureNpm();
   ensureRedis();
-  ensureK6();
   if (forTests) {
     ensurePromtool();
     ensureChromium();

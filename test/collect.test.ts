@@ -1,16 +1,15 @@
 // Live collection against real services: a real checkout on real Redis with
 // the real mocks, a Collector ticking every 150-200 ms, traffic sent with
-// plain HTTP (and, once, by the real k6 binary). The series must add up to
+// plain HTTP (and, once, by the load engine). The series must add up to
 // what was sent, the stock series must end where /admin/stock is, latency
 // quantiles must lie inside the buckets that hold observations, a mock that
 // goes away must give nulls and a warning (not a crash), and a restarted
 // service must not give negative rates. The histogram arithmetic is checked
 // on fixed buckets first.
-import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Histogram, Registry } from 'prom-client';
@@ -33,7 +32,7 @@ import {
 } from '../harness/quantile.ts';
 import { freePort, startRedis, type RedisHandle } from '../harness/redis.ts';
 import { timeSeriesSchema, type TimeSeries } from '../harness/summary.ts';
-import { requireTool } from '../harness/tools.ts';
+import { EmbeddedEngine } from '../harness/engine/embedded.ts';
 import {
   createOrder,
   payOrder,
@@ -42,7 +41,6 @@ import {
   startAllMocks,
   startStack,
   STEADY,
-  waitFor,
   type Mocks,
   type Stack,
 } from './support/checkout.ts';
@@ -554,128 +552,37 @@ describe('tick scheduling', () => {
   });
 });
 
-describe('collecting from k6', () => {
-  it("arrivals_per_s adds up to k6's iterations (constant arrival rate against GET /v1/skus)", async () => {
-    const k6 = requireTool('k6');
-    const script = join(tmp, 'browse.js');
-    const summaryFile = join(tmp, 'summary.json');
-    writeFileSync(
-      script,
-      `import http from 'k6/http';
-export const options = {
-  scenarios: { browse: { executor: 'constant-arrival-rate', rate: 4, timeUnit: '1s', duration: '4s', preAllocatedVUs: 2, maxVUs: 4 } },
-};
-export default function () { http.get(__ENV.TARGET + '/v1/skus'); }
-export function handleSummary(data) {
-  const m = (n) => (data.metrics[n] ? data.metrics[n].values.count : 0);
-  return { [__ENV.SUMMARY]: JSON.stringify({ iterations: m('iterations'), dropped: m('dropped_iterations'), requests: m('http_reqs') }) };
-}
-`,
-    );
-    const port = await freePort();
-    const api = `http://127.0.0.1:${port}`;
-    const c = collector({ k6ApiUrl: api });
-    // --paused: the collector takes its baseline before the first arrival (the
-    // test then resumes k6 through the API); --linger keeps the API up after
-    // the test, so the last tick reads k6's final counts.
-    const child = spawn(
-      k6,
-      [
-        'run',
-        '--no-usage-report',
-        '--address',
-        `127.0.0.1:${port}`,
-        '--paused',
-        '--linger',
-        '--quiet',
-        '-e',
-        `TARGET=${stack.url}`,
-        '-e',
-        `SUMMARY=${summaryFile}`,
-        script,
-      ],
-      { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, K6_NO_USAGE_REPORT: 'true' } },
-    );
-    let output = '';
-    child.stdout.on('data', (d: Buffer) => (output += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (output += d.toString()));
-    const exited = once(child, 'exit');
-    const status = async () => {
-      const r = await fetch(`${api}/v1/status`).catch(() => undefined);
-      if (!r?.ok) return undefined;
-      return ((await r.json()) as { data: { attributes: { status: number; paused: boolean } } })
-        .data.attributes;
-    };
-    try {
-      await waitFor(
-        "k6's REST API (paused before the run)",
-        async () => (await status())?.paused,
-        20_000,
-        50,
-      );
-      await c.start();
-      const resume = await fetch(`${api}/v1/status`, {
-        method: 'PATCH',
-        headers: { 'content-type': 'application/json' },
-        body: JSON.stringify({
-          data: { type: 'status', id: 'default', attributes: { paused: false } },
-        }),
-      });
-      expect(resume.status, await resume.text()).toBe(200);
-      // k6's execution status 9 is "ended".
-      await waitFor(
-        "k6's test to end",
-        async () => ((await status())?.status ?? 0) >= 9,
-        20_000,
-        100,
-      );
-      // k6's metrics engine takes in samples periodically: the API's counts can
-      // lag the end by up to about a second. Wait until they hold still for longer.
-      const iterations = async () =>
-        (
-          (await (await fetch(`${api}/v1/metrics/iterations`)).json()) as {
-            data: { attributes: { sample: { count: number } } };
-          }
-        ).data.attributes.sample.count;
-      let seen = await iterations();
-      await waitFor(
-        "k6's final counts",
-        async () => {
-          await sleep(1_100);
-          const now = await iterations();
-          const stable = now === seen;
-          seen = now;
-          return stable;
-        },
-        10_000,
-        0,
-      );
-      const snap = c.snapshot();
-      const ts = await c.stop();
-      child.kill('SIGINT');
-      const [code] = await exited;
-      expect(code, output).toBe(0);
-      expectWellFormed(ts);
-      const k6Summary = JSON.parse(readFileSync(summaryFile, 'utf8')) as {
-        iterations: number;
-        dropped: number;
-        requests: number;
-      };
-      expect(k6Summary.iterations).toBeGreaterThanOrEqual(12);
-      expect(integrate(ts, 'arrivals_per_s')).toBeCloseTo(k6Summary.iterations, 6);
-      expect(c.totals().arrivals).toBe(k6Summary.iterations);
-      expect(c.totals().dropped).toBe(k6Summary.dropped);
-      // Every iteration made one GET /v1/skus, which the checkout counted.
-      expect(c.totals()['requests{route=skus}']).toBe(k6Summary.requests);
-      // k6 samples its vus gauge about once a second (VUs busy at that moment: often 0 here).
-      const vus = ts.series.vus!;
-      expect(vus.some((v) => v !== null)).toBe(true);
-      for (const v of vus) if (v !== null) expect(v).toBeGreaterThanOrEqual(0);
-      expect(snap.vus === null || snap.vus >= 0).toBe(true);
-      expect(c.warnings()).toEqual([]);
-    } finally {
-      if (child.exitCode === null) child.kill('SIGINT');
-      await exited.catch(() => undefined);
-    }
+describe('collecting from the load engine', () => {
+  it("arrivals_per_s adds up to the engine's started arrivals (constant arrival rate against GET /v1/skus)", async () => {
+    const engine = new EmbeddedEngine({ workers: 1 });
+    const c = collector({ load: () => engine.snapshot() });
+    // The collector takes its baseline before the first arrival.
+    await c.start();
+    await engine.start({
+      journey: { name: 'get', config: { url: `${stack.url}/v1/skus` } },
+      shape: { startRate: 4, stages: [{ durationS: 4, target: 4 }] },
+      preAllocatedVUs: 2,
+      maxVUs: 4,
+      gracefulStopS: 5,
+    });
+    const r = await engine.result();
+    // One more tick reads the final report.
+    await sleep(1_300);
+    const snap = c.snapshot();
+    const ts = await c.stop();
+    expectWellFormed(ts);
+    expect(r.scheduled).toBe(16);
+    expect(r.started).toBe(16);
+    expect(integrate(ts, 'arrivals_per_s')).toBeCloseTo(16, 6);
+    expect(c.totals().arrivals).toBe(16);
+    expect(c.totals().dropped).toBe(0);
+    // Every arrival made one GET /v1/skus, which the checkout counted.
+    expect(r.summary!.metrics.http_reqs!.values.count).toBe(16);
+    expect(c.totals()['requests{route=skus}']).toBe(16);
+    const vus = ts.series.vus!;
+    expect(vus.some((v) => v !== null)).toBe(true);
+    for (const v of vus) if (v !== null) expect(v).toBeGreaterThanOrEqual(0);
+    expect(snap.vus === null || snap.vus >= 0).toBe(true);
+    expect(c.warnings()).toEqual([]);
   });
 });

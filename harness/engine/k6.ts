@@ -1,0 +1,137 @@
+// The user's k6 as an engine: runs the plan's k6 script (the same journey
+// through scenarios/k6-driver.ts) with harness/k6.ts, reads k6's REST API
+// each second for the snapshot, and its summary file for the result.
+import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { z } from 'zod';
+import { describeK6, resolveK6, runK6, type K6Result, type K6Runner } from '../k6.ts';
+import { UsageError } from '../errors.ts';
+import { freePort } from '../redis.ts';
+import type { EngineSummary } from './metrics.ts';
+import { scheduledCount } from './schedule.ts';
+import {
+  EngineStartError,
+  type LoadEngine,
+  type LoadPlan,
+  type LoadResult,
+  type LoadSnapshot,
+} from './types.ts';
+
+const k6MetricsSchema = z.object({
+  data: z.array(
+    z.object({
+      id: z.string(),
+      attributes: z.object({ sample: z.record(z.string(), z.number()).optional() }).passthrough(),
+    }),
+  ),
+});
+
+/** Which k6 (binary or container), resolved before the stack starts; exit 2 when none. */
+export async function resolveK6Engine(): Promise<K6Engine> {
+  try {
+    return new K6Engine(await resolveK6());
+  } catch (e) {
+    if (e instanceof UsageError) throw new EngineStartError(e.message);
+    throw e;
+  }
+}
+
+function k6Version(k6: K6Runner): string {
+  if (k6.kind === 'container') return k6.image.split(':')[1] ?? 'unknown';
+  const out = spawnSync(k6.path, ['version'], { encoding: 'utf8' }).stdout ?? '';
+  return out.match(/v\d+\.\d+\.\d+\S*/)?.[0] ?? 'unknown';
+}
+
+export class K6Engine implements LoadEngine {
+  readonly name = 'k6' as const;
+  private run: Promise<K6Result> | undefined;
+  private plan: LoadPlan | undefined;
+  private latest: LoadSnapshot | undefined;
+  private poller: NodeJS.Timeout | undefined;
+  private startedAt = 0;
+  private readonly version: string;
+
+  constructor(readonly k6: K6Runner) {
+    this.version = k6Version(k6);
+  }
+
+  describe(): string {
+    return `k6 ${this.version}: ${describeK6(this.k6)}`;
+  }
+
+  async start(plan: LoadPlan): Promise<void> {
+    if (!plan.k6) throw new EngineStartError(`the ${plan.journey.name} journey has no k6 script`);
+    this.plan = plan;
+    const port = await freePort();
+    this.startedAt = Date.now();
+    this.run = runK6({
+      k6: this.k6,
+      script: plan.k6.script,
+      mounts: plan.k6.mounts,
+      address: `127.0.0.1:${port}`,
+      env: plan.k6.env,
+      capture: true,
+    });
+    this.run.catch(() => undefined);
+    this.poller = setInterval(() => void this.poll(`http://127.0.0.1:${port}`), 1_000);
+  }
+
+  private async poll(base: string) {
+    try {
+      const res = await fetch(`${base}/v1/metrics`, { signal: AbortSignal.timeout(900) });
+      const body = k6MetricsSchema.parse(await res.json());
+      const get = (id: string, f: string) =>
+        body.data.find((m) => m.id === id)?.attributes.sample?.[f] ?? 0;
+      const started = get('iterations', 'count');
+      this.latest = {
+        started,
+        dropped: get('dropped_iterations', 'count'),
+        vus: get('vus', 'value'),
+        elapsedS: (Date.now() - this.startedAt) / 1000,
+      };
+    } catch {
+      /* k6 not up yet, or already gone: keep the last snapshot */
+    }
+  }
+
+  snapshot(): LoadSnapshot | undefined {
+    return this.latest;
+  }
+
+  async result(): Promise<LoadResult> {
+    if (!this.run || !this.plan?.k6) throw new Error('k6 was not started');
+    let r: K6Result;
+    try {
+      r = await this.run;
+    } finally {
+      clearInterval(this.poller);
+    }
+    const warnings: string[] = [];
+    if (r.code !== 0 && r.code !== 99)
+      warnings.push(`k6 exited with code ${r.code} (its output: k6.log)`);
+    let summary: EngineSummary | undefined;
+    try {
+      summary = JSON.parse(readFileSync(this.plan.k6.summaryFile, 'utf8')) as EngineSummary;
+    } catch {
+      warnings.push('k6 wrote no summary: k6 metrics are missing (see k6.log)');
+    }
+    const count = (name: string) => summary?.metrics[name]?.values.count;
+    const iterations = count('iterations');
+    return {
+      engine: { name: 'k6', version: this.version, detail: describeK6(this.k6) },
+      summary,
+      scheduled: scheduledCount(this.plan.shape),
+      started: iterations ?? null,
+      dropped: count('dropped_iterations') ?? 0,
+      exitCode: r.code,
+      log: `${r.stdout}\n${r.stderr}`,
+      logFile: 'k6.log',
+      warnings,
+    };
+  }
+
+  async stop(): Promise<void> {
+    // k6 got the terminal's SIGINT (or the container its forwarded one) and stops itself.
+    await this.run?.catch(() => undefined);
+  }
+}
