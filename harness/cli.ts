@@ -75,7 +75,7 @@ export function buildCli(): Command {
   program
     .name('flashcrowd')
     .description(
-      'Flash-sale load simulator and chaos testbed: livestream traffic with k6 against a reference checkout on Redis and mock bank, wallet and coupon gateways under a chaos engine; budgets, invariant audit and reports. Start with `flashcrowd demo` or `flashcrowd list`.',
+      "Flash-sale load simulator and chaos testbed: open-model livestream traffic (flashcrowd's own engine, or the k6 you bring) against a reference checkout on Redis and mock bank, wallet and coupon gateways under a chaos engine; budgets, invariant audit and reports. Start with `flashcrowd demo` or `flashcrowd list`.",
     )
     .version(pkgVersion(), '-V, --version')
     .showHelpAfterError('(run with --help for usage)')
@@ -307,6 +307,21 @@ export function buildCli(): Command {
       1,
     )
     .option(
+      '--runners <n>',
+      'spread the load over N runner processes (`flashcrowd load --segment k/N`, here or on other hosts) instead of this process',
+      intArg('--runners', 1, 1024),
+    )
+    .option(
+      '--listen <host:port>',
+      'with --runners: where runners reach the harness (default 127.0.0.1 and a free port)',
+    )
+    .option(
+      '--runner-timeout <s>',
+      'with --runners: longest wait for every runner to register; a runner silent for 10 s is dead',
+      intArg('--runner-timeout', 1, 3600),
+      120,
+    )
+    .option(
       '--budget <expr>',
       'an extra budget, e.g. "pay.failure_rate<0.02" (repeatable); see docs/BUDGETS.md',
       (v: string, acc: string[]) => [...acc, v],
@@ -410,6 +425,40 @@ export function buildCli(): Command {
     });
 
   program
+    .command('load')
+    .description(
+      "One load runner of a run spread over several (`flashcrowd run --runners N`): takes segment k of N of the arrival schedule, starts at the harness's start instant, and reports to the harness every second. Exit 0 done, 1 the harness was lost, 2 usage error.",
+    )
+    .requiredOption('--harness <url>', 'the harness URL that `flashcrowd run --runners N` printed')
+    .requiredOption('--segment <k/N>', 'which part of the schedule: arrivals i with i mod N = k-1')
+    .option('--workers <n>', 'worker threads', intArg('--workers', 1, 64), 1)
+    .option('--name <name>', 'how the harness names this runner (default host:pid)')
+    .option(
+      '--wait <s>',
+      'longest wait for the harness to answer and the run to start',
+      intArg('--wait', 1, 3600),
+      120,
+    )
+    .option(
+      '--allow-remote-target',
+      'allow a plan whose targets are outside loopback (never point this at production)',
+      false,
+    )
+    .action(
+      async (o: {
+        harness: string;
+        segment: string;
+        workers: number;
+        name?: string;
+        wait: number;
+        allowRemoteTarget: boolean;
+      }) => {
+        const { loadCommand } = await import('./engine/load-cmd.ts');
+        process.exitCode = await loadCommand({ ...o, waitS: o.wait });
+      },
+    );
+
+  program
     .command('up')
     .description(
       'Start the whole stack (Redis, mocks, checkout) on loopback and keep it up until Ctrl-C.',
@@ -440,7 +489,7 @@ export function buildCli(): Command {
         if (o.json) console.log(JSON.stringify(stack.urls));
         else
           console.log(
-            `\nstack up. k6 by hand: k6 run -e TARGET_URL=${stack.urls.checkout} -e COUPON_URL=${stack.urls.coupon} scenarios/livestream.ts\n` +
+            `\nstack up. With your own k6: k6 run -e TARGET_URL=${stack.urls.checkout} -e COUPON_URL=${stack.urls.coupon} scenarios/livestream.ts\n` +
               `or: npx flashcrowd run livestream-spike --ci --target ${stack.urls.checkout} --bank ${stack.urls.bank} --wallet ${stack.urls.wallet} --coupon ${stack.urls.coupon} --redis ${stack.urls.redis}\nCtrl-C stops everything.`,
           );
       },

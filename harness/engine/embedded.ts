@@ -67,11 +67,7 @@ export class EmbeddedEngine implements LoadEngine {
     await this.allReady();
     const startAtMs = this.o.startAtMs ?? Date.now() + (this.o.leadMs ?? 100);
     for (const w of this.workers) w.postMessage({ type: 'go', startAtMs });
-    this.done = Promise.all(finals).then(() => {
-      if (this.errors.length) throw new Error(this.errors.join('; '));
-      return set.result(plan, this.describe(), '', '');
-    });
-    this.done.catch(() => undefined);
+    this.done = Promise.all(finals).then(() => set.result(plan, this.describe(), this.errors));
   }
 
   private readyCount = 0;
@@ -132,6 +128,11 @@ export class EmbeddedEngine implements LoadEngine {
 
   snapshot(): LoadSnapshot | undefined {
     return this.set?.snapshot();
+  }
+
+  /** This process's workers as one report of its segment (what a runner sends the harness). */
+  report(done: boolean): SegmentReport | undefined {
+    return this.set?.combined(this.o.segment ?? WHOLE, done);
   }
 
   result(): Promise<LoadResult> {

@@ -54,11 +54,32 @@ export class SegmentSet {
     return s;
   }
 
-  /** The run's result from every segment's final report. */
-  result(plan: LoadPlan, detail: string, log: string, logFile: string): LoadResult {
-    const finals = this.segments.map((s) => this.finals.get(segmentName(s))!);
-    const merged = mergeSnapshots(finals.map((f) => f.metrics));
-    const durationS = Math.max(0, ...finals.map((f) => f.elapsedS));
+  /** Every segment's last report merged into one, for `seg` (a runner reports its workers as its segment). */
+  combined(seg: Segment, done: boolean): SegmentReport {
+    const reports = [...this.latest.values()];
+    return {
+      segment: seg,
+      scheduled: reports.reduce((a, r) => a + r.scheduled, 0),
+      started: reports.reduce((a, r) => a + r.started, 0),
+      dropped: reports.reduce((a, r) => a + r.dropped, 0),
+      active: reports.reduce((a, r) => a + r.active, 0),
+      done,
+      elapsedS: Math.max(0, ...reports.map((r) => r.elapsedS)),
+      metrics: mergeSnapshots(reports.map((r) => r.metrics)),
+    };
+  }
+
+  /**
+   * The run's result from every segment's final report. `failures` name the
+   * segments that died: their last report counts (so their missing arrivals
+   * show as unaccounted and the run fails), and the failures are warnings.
+   */
+  result(plan: LoadPlan, detail: string, failures: readonly string[] = []): LoadResult {
+    const reports = this.segments
+      .map((s) => this.finals.get(segmentName(s)) ?? this.latest.get(segmentName(s)))
+      .filter((r): r is SegmentReport => r !== undefined);
+    const merged = mergeSnapshots(reports.map((f) => f.metrics));
+    const durationS = Math.max(0, ...reports.map((f) => f.elapsedS));
     const time = new Set(
       [...BUILTIN_METRICS, ...journeyKind(plan.journey).metrics]
         .filter((d) => d.time)
@@ -68,12 +89,12 @@ export class SegmentSet {
       engine: { name: 'flashcrowd', version: engineVersion(), detail },
       summary: summarize(merged, durationS, time),
       scheduled: scheduledCount(plan.shape),
-      started: finals.reduce((a, f) => a + f.started, 0),
-      dropped: finals.reduce((a, f) => a + f.dropped, 0),
-      exitCode: 0,
-      log,
-      logFile,
-      warnings: [],
+      started: reports.reduce((a, f) => a + f.started, 0),
+      dropped: reports.reduce((a, f) => a + f.dropped, 0),
+      exitCode: failures.length ? 1 : 0,
+      log: failures.length ? failures.join('\n') + '\n' : '',
+      logFile: 'engine.log',
+      warnings: [...failures],
     };
   }
 }
