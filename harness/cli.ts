@@ -230,7 +230,7 @@ export function buildCli(): Command {
   program
     .command('tour')
     .description(
-      'A tour of the mock gateways alone: all three mocks under the demo chaos profile, k6 shoppers through them, what the chaos did, stop.',
+      "A tour of the mock gateways alone: all three mocks under the demo chaos profile, shoppers through them (flashcrowd's engine), what the chaos did, stop.",
     )
     .option('--duration <s>', 'seconds of traffic', intArg('--duration', 1, 3600), 15)
     .option('--rate <n>', 'arrivals per second', intArg('--rate', 1, 100000), 50)

@@ -161,12 +161,14 @@ async function checkDocker(env: NodeJS.ProcessEnv): Promise<DockerCheck> {
  * Which k6 to run. FLASHCROWD_K6 names a k6 binary (e.g. an xk6 build) or is
  * `docker` (the container, even with k6 installed); else k6 on PATH; else the container where a suitable Docker engine answers; else a
  * UsageError naming both what is missing. `dirs`: the folders searched for
- * k6 (default env.PATH). The Docker engine is found from
+ * k6 (default env.PATH); `leftover`: where an older set-up built k6 (named in
+ * the error, never used). The Docker engine is found from
  * this process's environment (testcontainers reads it).
  */
 export async function resolveK6(
   env: NodeJS.ProcessEnv = process.env,
   dirs: string[] = (env.PATH ?? '').split(delimiter),
+  leftover: string = join(TOOLS_BIN, 'k6'),
 ): Promise<K6Runner> {
   const wanted = env.FLASHCROWD_K6?.trim();
   if (wanted === 'docker') {
@@ -200,7 +202,6 @@ export async function resolveK6(
   if (found) return { kind: 'binary', path: found, from: 'PATH' };
   const d = await checkDocker(env);
   if (d.ok) return { kind: 'container', image: K6_IMAGE, from: 'fallback' };
-  const leftover = join(TOOLS_BIN, 'k6');
   throw new UsageError(
     `--engine k6: no k6 on PATH, and FLASHCROWD_K6 is not set. flashcrowd does not install k6 (it is AGPL-3.0): ` +
       `install k6 yourself (https://grafana.com/docs/k6/latest/set-up/install-k6/; flashcrowd is tested with ${K6_VERSION}) ` +

@@ -1,12 +1,14 @@
 // `flashcrowd tour`: all three mocks under the demo chaos profile, a loopback
-// merchant for wallet notifications, k6 shoppers through them for a bounded
-// time, then what each service saw, what the chaos did, and the ledgers.
+// merchant for wallet notifications, shoppers through them for a bounded time
+// (flashcrowd's engine; scenarios/lib/tour-journey.ts), then what each service
+// saw, what the chaos did, and the ledgers.
 import { join } from 'node:path';
 import { startMerchant } from '../mock-gateways/wallet/merchant.ts';
 import { startMocks } from './mocks.ts';
-import { runK6 } from './k6.ts';
+import { EmbeddedEngine } from './engine/embedded.ts';
 import { counterRows, scrape } from './prom.ts';
 import { PROJECT_ROOT } from './tools.ts';
+import type { LoadResult } from './engine/types.ts';
 
 export interface DemoOptions {
   duration: number;
@@ -66,20 +68,27 @@ export async function runDemo(o: DemoOptions): Promise<void> {
     }),
   });
   couponEngine.setProfile(couponProfile);
-  console.log(`\nk6: ${o.rate} shoppers/s for ${o.duration} s (coupon budget ${budget})...\n`);
+  console.log(`\nshoppers: ${o.rate}/s for ${o.duration} s (coupon budget ${budget})...`);
 
-  const k6 = await runK6({
-    script: join(PROJECT_ROOT, 'scenarios', 'mocks-demo.ts'),
-    env: {
-      BANK_URL: urls.bank,
-      WALLET_URL: urls.wallet,
-      COUPON_URL: urls.coupon,
-      NOTIFY_URL: merchant.url,
-      CAMPAIGN,
-      RATE: o.rate,
-      DURATION: o.duration,
+  const engine = new EmbeddedEngine();
+  await engine.start({
+    journey: {
+      name: 'tour',
+      config: {
+        bankUrl: urls.bank,
+        walletUrl: urls.wallet,
+        couponUrl: urls.coupon,
+        notifyUrl: merchant.url,
+        campaign: CAMPAIGN,
+      },
     },
+    shape: { startRate: o.rate, stages: [{ durationS: o.duration, target: o.rate }] },
+    preAllocatedVUs: Math.min(200, o.rate * 2),
+    maxVUs: Math.max(50, o.rate * 10),
+    gracefulStopS: 5,
   });
+  const load = await engine.result();
+  printLoad(load);
 
   // Let compressed notification retries and bank settlements finish.
   await new Promise((r) => setTimeout(r, 2_500));
@@ -132,7 +141,11 @@ export async function runDemo(o: DemoOptions): Promise<void> {
     `  merchant received ${merchant.received.length} notifications for ${ids.size} trades`,
   );
 
-  if (k6.code !== 0) console.log(`\nk6 exited with ${k6.code}`);
+  const ran = load.started === load.scheduled && load.exitCode === 0;
+  if (!ran)
+    console.log(
+      `\nthe engine started ${load.started} of ${load.scheduled} arrivals (${load.dropped} dropped)${load.warnings.length ? `: ${load.warnings.join('; ')}` : ''}`,
+    );
   if (o.keep) {
     console.log('\nMocks still up (--keep); Ctrl-C stops them.');
     return;
@@ -141,5 +154,18 @@ export async function runDemo(o: DemoOptions): Promise<void> {
   console.log(
     '\nTour done. `npx flashcrowd mock all --profile mock-gateways/profiles/demo.json` keeps the mocks up; docs/CHAOS.md has every knob.',
   );
-  process.exitCode = k6.code === 0 ? 0 : 1;
+  process.exitCode = ran ? 0 : 1;
+}
+
+/** The engine's end-of-traffic summary: arrivals, requests, latency, answers. */
+function printLoad(r: LoadResult) {
+  const m = r.summary?.metrics ?? {};
+  const count = (name: string) => m[name]?.values.count ?? 0;
+  const d = m.http_req_duration?.values ?? {};
+  const ms = (k: string) => (d[k] === undefined ? '-' : `${d[k]!.toFixed(1)} ms`);
+  console.log(
+    `\n${r.engine.detail}: ${r.started} arrivals started of ${r.scheduled}, ${r.dropped} dropped; ` +
+      `http_reqs ${count('http_reqs')}, failed ${((m.http_req_failed?.values.rate ?? 0) * 100).toFixed(1)}%; ` +
+      `http_req_duration med ${ms('med')}, p(99) ${ms('p(99)')}, max ${ms('max')}`,
+  );
 }

@@ -1,18 +1,25 @@
-// `flashcrowd run` end to end, as a user or a CI job runs it: real k6, real
-// Redis, the real mocks and checkout as child processes. A 20-second
+// `flashcrowd run` end to end, as a user or a CI job runs it: flashcrowd's own
+// load engine, real Redis, the real mocks and checkout as child processes. A 20-second
 // livestream-spike passes its preset's budgets; retry-storm's naive variant
 // fails its budgets with leaks the audit finds while the hardened one passes;
 // exit codes 0, 1 and 2 as documented; the report files exist and parse
-// (summary.json against its schema, junit.xml against the JUnit XSD).
+// (summary.json against its schema, junit.xml against the JUnit XSD); a load
+// generator that sends no traffic never passes.
 import { randomUUID } from 'node:crypto';
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync } from 'node:fs';
+import {
+  chmodSync,
+  existsSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { validateXML } from 'xmllint-wasm';
 import { runSummarySchema, timeSeriesSchema, type RunSummary } from '../harness/summary.ts';
-import { findTool } from '../harness/tools.ts';
 
 const BIN = join(import.meta.dirname, '..', 'bin', 'flashcrowd.js');
 const XSD = join(import.meta.dirname, 'fixtures', 'junit.xsd');
@@ -39,9 +46,12 @@ function processesMarked(mark: string): number[] {
 /** Docker sockets testcontainers would find whatever DOCKER_HOST says. */
 
 /** Run the CLI asynchronously (vitest keeps its own event loop free), with output for failure messages. */
-function cliAsync(args: string[], timeoutMs: number) {
+function cliAsync(args: string[], timeoutMs: number, env: NodeJS.ProcessEnv = process.env) {
   return new Promise<{ status: number | null; out: string }>((resolve) => {
-    const child = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [BIN, ...args], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env,
+    });
     let out = '';
     child.stdout.on('data', (d: Buffer) => (out += d.toString()));
     child.stderr.on('data', (d: Buffer) => (out += d.toString()));
@@ -70,11 +80,12 @@ async function expectJUnitValid(dir: string) {
   return xml;
 }
 
-function requireK6() {
-  expect(
-    findTool('k6'),
-    'k6 not found: run `node scripts/setup.mjs` (npm test does)',
-  ).toBeDefined();
+/** A stand-in "k6" that exits 0 at once, sending nothing (a broken or fake load generator). */
+function idleK6(): string {
+  const path = join(tmp, 'idle-k6');
+  writeFileSync(path, '#!/bin/sh\n[ "$1" = version ] && echo "k6 v0.0.0-idle"\nexit 0\n');
+  chmodSync(path, 0o755);
+  return path;
 }
 
 describe('flashcrowd run: usage errors exit 2 before anything starts', () => {
@@ -106,10 +117,10 @@ describe('flashcrowd run: usage errors exit 2 before anything starts', () => {
 
   // DOCKER_HOST names the engine meant: one that does not answer is "no Docker", whatever
   // other sockets this machine has.
-  it('FLASHCROWD_K6=docker with no Docker engine exits 2 naming k6 and Docker, before the stack starts', () => {
+  it('--engine k6 with FLASHCROWD_K6=docker and no Docker engine exits 2 naming k6 and Docker, before the stack starts', () => {
     const id = randomUUID();
     const out = join(tmp, 'k6-docker');
-    const r = cli(['run', 'livestream-spike', '--ci', '--out', out], 30_000, {
+    const r = cli(['run', 'livestream-spike', '--ci', '--engine', 'k6', '--out', out], 30_000, {
       ...process.env,
       FLASHCROWD_K6: 'docker',
       DOCKER_HOST: 'unix:///nonexistent/docker.sock',
@@ -121,15 +132,30 @@ describe('flashcrowd run: usage errors exit 2 before anything starts', () => {
     expect(r.stderr).toMatch(
       /no Docker engine answered at DOCKER_HOST=unix:\/\/\/nonexistent\/docker\.sock \(.+\)/,
     );
-    expect(r.stderr).toMatch(/npm run setup/);
     expect(r.stderr).not.toMatch(/\n\s+at /); // a message, not a stack trace
     expect(r.stdout).not.toMatch(/redis|checkout/i); // nothing was started
     expect(existsSync(out)).toBe(false);
     expect(processesMarked(`FLASHCROWD_TEST_MARK=${id}`)).toEqual([]);
   });
 
+  it('--engine k6 with no k6 anywhere exits 2 saying how to get k6, and starts nothing', () => {
+    const out = join(tmp, 'no-k6');
+    const r = cli(['run', 'livestream-spike', '--ci', '--engine', 'k6', '--out', out], 30_000, {
+      ...process.env,
+      FLASHCROWD_K6: '',
+      PATH: '/nonexistent',
+      DOCKER_HOST: 'unix:///nonexistent/docker.sock',
+    });
+    expect(r.status, r.stderr).toBe(2);
+    expect(r.stderr).toMatch(/no k6 on PATH, and FLASHCROWD_K6 is not set/);
+    expect(r.stderr).toMatch(/install k6 yourself/);
+    expect(r.stderr).toMatch(/without --engine k6/);
+    expect(r.stdout).not.toMatch(/redis|checkout/i);
+    expect(existsSync(out)).toBe(false);
+  });
+
   it('FLASHCROWD_K6 naming a missing file exits 2 naming the variable', () => {
-    const r = cli(['run', 'livestream-spike', '--ci'], 30_000, {
+    const r = cli(['run', 'livestream-spike', '--ci', '--engine', 'k6'], 30_000, {
       ...process.env,
       FLASHCROWD_K6: '/no/such/k6',
     });
@@ -158,9 +184,8 @@ describe('flashcrowd run: usage errors exit 2 before anything starts', () => {
   });
 });
 
-describe('flashcrowd run end to end (real k6, Redis, mocks and checkout)', () => {
-  it('livestream-spike at CI scale passes its preset budgets; a failing --budget makes it exit 1; the report files parse', async () => {
-    requireK6();
+describe("flashcrowd run end to end (flashcrowd's engine, Redis, mocks and checkout)", () => {
+  it('livestream-spike at CI scale (2 worker threads) passes its preset budgets; a failing --budget makes it exit 1; the report files parse', async () => {
     const out = join(tmp, 'spike');
     const r = await cliAsync(
       [
@@ -175,6 +200,8 @@ describe('flashcrowd run end to end (real k6, Redis, mocks and checkout)', () =>
         'plain',
         '--budget',
         'stock.sold_ratio>1.5',
+        '--workers',
+        '2',
       ],
       240_000,
     );
@@ -188,6 +215,18 @@ describe('flashcrowd run end to end (real k6, Redis, mocks and checkout)', () =>
     expect(s.verdict).toBe('fail');
     expect(s.invariants.filter((i) => i.ok === false)).toEqual([]);
     expect(s.metrics.arrivals).toBeGreaterThan(50);
+    // Every scheduled arrival started or was dropped, and the run says which engine ran.
+    expect(s.engine).toMatchObject({
+      name: 'flashcrowd',
+      detail: expect.stringMatching(/2 worker threads/),
+    });
+    expect(s.traffic).toMatchObject({ unaccounted: 0, tolerance: 0 });
+    expect(s.traffic!.started).toBe(s.metrics.arrivals);
+    expect(s.traffic!.scheduled).toBe(s.traffic!.started! + s.traffic!.dropped);
+    expect(s.budgets.find((b) => b.source === 'harness')).toMatchObject({
+      metric: 'arrivals.unaccounted',
+      ok: true,
+    });
     expect(s.metrics['stock.sold']).toBeGreaterThan(0);
     // Every file the summary lists exists; the time series parses and covers the traffic.
     for (const f of Object.values(s.files)) expect(existsSync(join(out, f)), f).toBe(true);
@@ -203,7 +242,6 @@ describe('flashcrowd run end to end (real k6, Redis, mocks and checkout)', () =>
   }, 300_000);
 
   it('retry-storm: the naive build fails its budgets with leaks the audit finds, the hardened build passes, so the run exits 0', async () => {
-    requireK6();
     const out = join(tmp, 'storm');
     const r = await cliAsync(
       ['run', 'retry-storm', '--ci', '--seed', '3', '--out', out, '--progress', 'none'],
@@ -227,4 +265,29 @@ describe('flashcrowd run end to end (real k6, Redis, mocks and checkout)', () =>
     expect(r.status, r.out.slice(-4_000)).toBe(0);
     await expectJUnitValid(join(out, 'naive'));
   }, 480_000);
+
+  it('a load generator that sends nothing never passes: a k6 that exits 0 at once fails the run (exit 1) on arrivals.unaccounted, in every report', async () => {
+    const out = join(tmp, 'idle');
+    const r = await cliAsync(
+      ['run', 'ambiguous-capture', '--ci', '--engine', 'k6', '--out', out, '--progress', 'none'],
+      240_000,
+      { ...process.env, FLASHCROWD_K6: idleK6() },
+    );
+    expect(r.status, r.out.slice(-4_000)).toBe(1);
+    const s = readSummary(out);
+    expect(s.verdict).toBe('fail');
+    expect(s.engine?.name).toBe('k6');
+    expect(s.traffic!.scheduled).toBeGreaterThan(100);
+    expect(s.traffic!.unaccounted).toBe(s.traffic!.scheduled);
+    const b = s.budgets.find((x) => x.metric === 'arrivals.unaccounted')!;
+    expect(b).toMatchObject({ ok: false, source: 'harness' });
+    expect(b.note).toMatch(/the load did not run as scheduled/);
+    // The preset's own budgets alone would have passed this run: nothing was sent, nothing broke.
+    expect(s.budgets.filter((x) => x.source === 'preset').every((x) => x.ok)).toBe(true);
+    expect(s.warnings.join('\n')).toMatch(/unaccounted for, so the run cannot pass/);
+    expect(readFileSync(join(out, 'summary.md'), 'utf8')).toMatch(/arrivals\.unaccounted/);
+    expect(readFileSync(join(out, 'index.html'), 'utf8')).toMatch(/arrivals\.unaccounted/);
+    expect(await expectJUnitValid(out)).toMatch(/arrivals\.unaccounted/);
+    expect(r.out).toMatch(/FAIL: ambiguous-capture/);
+  }, 300_000);
 });
