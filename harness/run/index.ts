@@ -1,0 +1,125 @@
+// `flashcrowd run <preset|file>`: from traffic spike to verdict, one stage a
+// module, in the order they run:
+//
+//   preset.ts    resolve the preset (variants, budgets, scales, seed)
+//   target.ts    start the stack, or take the user's --target
+//   sale.ts      seed the sale
+//   load.ts      the load engine's inputs (shoppers, plan)
+//   chaos.ts     apply the preset's chaos to the mocks
+//   load.ts      the traffic, collected each second (progress.ts: live progress)
+//   chaos.ts     clear the chaos
+//   quiesce.ts   wait for the system to settle, auditing the invariants
+//   metrics.ts   the final readings and the flat metrics
+//   verdict.ts   the budgets and the verdict
+//   summary.ts   summary.json, and the report files (harness/report/)
+//
+// Exit codes: 0 every budget passed and no invariant broke; 1 a budget failed
+// or an invariant broke (for a preset with variants run together: a variant
+// did not do what it `expect`s); 2 usage or set-up error.
+import { join, relative, resolve } from 'node:path';
+import type { Store } from '../../checkout/store.ts';
+import { loadPreset, type Variant } from '../preset.ts';
+import { writeReports } from '../report/index.ts';
+import type { RunSummary } from '../summary.ts';
+import { PROJECT_ROOT } from '../tools.ts';
+import { applyChaos, clearChaos } from './chaos.ts';
+import { engineFactory, prepareLoad, runLoad, timeSeries } from './load.ts';
+import { finalReadings, runMetrics } from './metrics.ts';
+import { checkTargetFlags, runScales, type Print, type RunOptions } from './options.ts';
+import { budgetsOf, cliBudgets, resolveRun, variantsOf, type OneRun } from './preset.ts';
+import { openStore, quiesce } from './quiesce.ts';
+import { seedSale } from './sale.ts';
+import { buildSummary } from './summary.ts';
+import { startTarget } from './target.ts';
+import { judge, printExpectations, printVerdict } from './verdict.ts';
+
+export async function runCommand(o: RunOptions, print: Print = console.log): Promise<number> {
+  // Refuse a target outside loopback before anything is read, started or written.
+  checkTargetFlags(o);
+  const { preset, file } = loadPreset(o.preset);
+  const { timeScale, loadScale } = runScales(o, preset);
+  const cli = cliBudgets(o.budgets);
+  const variants = variantsOf(preset, o.variant);
+  // Which engine (and for k6, which binary or container) is settled before anything starts.
+  const engine = await engineFactory(o);
+  print(`engine: ${engine().describe()}`);
+  const runId = `${preset.name}-${stamp(new Date())}-s${o.seed}`;
+  const base = resolve(o.out ?? join(PROJECT_ROOT, 'reports', runId));
+  const results: { variant?: Variant; summary: RunSummary }[] = [];
+  for (const variant of variants) {
+    const budgets = budgetsOf(preset, variant, cli);
+    const dir = variants.length > 1 && variant ? join(base, variant.name) : base;
+    print(
+      `\nflashcrowd run ${preset.name}${variant ? ` (variant ${variant.name})` : ''} -> ${shown(dir)}`,
+    );
+    const summary = await runOne(
+      {
+        preset,
+        presetFile: file,
+        variant,
+        dir,
+        runId,
+        seed: o.seed,
+        timeScale,
+        loadScale,
+        budgets,
+        engine,
+      },
+      o,
+      print,
+    );
+    results.push({ variant, summary });
+    printVerdict(summary, shown(dir), print);
+  }
+  if (results.length === 1) return results[0]!.summary.exitCode;
+  return printExpectations(results, print) ? 0 : 1;
+}
+
+/** One run of the preset (or of one variant), stage by stage. */
+async function runOne(r: OneRun, o: RunOptions, print: Print): Promise<RunSummary> {
+  const ctx = resolveRun(r, o, print);
+  const target = await startTarget(ctx);
+  let store: Store | undefined;
+  try {
+    const sale = await seedSale(ctx, target);
+    const plan = await prepareLoad(ctx, target);
+    const engine = r.engine();
+    // Chaos is applied just before the traffic, so its clock starts with it.
+    const bands = await applyChaos(ctx, target);
+    const loadRun = await runLoad(ctx, target, { engine, plan, bands });
+    await clearChaos(target);
+    store = openStore(ctx, target, sale);
+    const settling = await quiesce(ctx, target, sale, store);
+    const series = await timeSeries(loadRun.collector, bands, ctx.resolved);
+    const readings = await finalReadings(target);
+    const stages = series.stages.map((s) => s.label);
+    const metrics = runMetrics(
+      readings,
+      { load: loadRun.load.summary, audit: settling.report, stages },
+      loadRun.traffic,
+    );
+    const judgement = judge(r.budgets, metrics, loadRun.traffic, settling.report);
+    const summary = buildSummary(ctx, {
+      target,
+      sale,
+      bands,
+      loadRun,
+      settling,
+      readings,
+      metrics,
+      judgement,
+    });
+    summary.files = await writeReports(r.dir, summary, series);
+    return summary;
+  } finally {
+    store?.redis.disconnect();
+    await target.stack?.stop();
+  }
+}
+
+function stamp(d: Date): string {
+  return d.toISOString().replace(/[-:]/g, '').replace(/\..*$/, '').replace('T', '-');
+}
+
+/** A folder as printed: relative to the working directory. */
+const shown = (dir: string) => relative(process.cwd(), dir) || dir;

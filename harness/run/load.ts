@@ -1,0 +1,219 @@
+// `flashcrowd run`, the load: the livestream shoppers run by the load engine
+// (flashcrowd's own, or the user's k6) while the collector reads every
+// service's metrics each second and the progress line shows them; then what
+// the engine did against its schedule.
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { gracefulStopS } from '../../scenarios/lib/preset.ts';
+import { Collector } from '../collect.ts';
+import { EmbeddedEngine } from '../engine/embedded.ts';
+import { K6Engine, resolveK6Engine } from '../engine/k6.ts';
+import type { LoadEngine, LoadPlan, LoadResult } from '../engine/types.ts';
+import type { ResolvedPreset } from '../preset.ts';
+import type { StackUrls } from '../stack.ts';
+import type { BudgetResult, FaultBand, RunSummary, TimeSeries } from '../summary.ts';
+import { PROJECT_ROOT } from '../tools.ts';
+import type { RunOptions } from './options.ts';
+import type { RunContext } from './preset.ts';
+import { showProgress, trafficLine } from './progress.ts';
+import type { Target } from './target.ts';
+
+const SCENARIO = join(PROJECT_ROOT, 'scenarios', 'livestream.ts');
+
+export type Traffic = NonNullable<RunSummary['traffic']>;
+
+/** How each run gets its engine; k6 is resolved here, before the stack starts (exit 2 without one). */
+export async function engineFactory(o: RunOptions): Promise<() => LoadEngine> {
+  if (o.engine === 'k6') {
+    const k6 = (await resolveK6Engine()).k6;
+    return () => new K6Engine(k6);
+  }
+  return () => new EmbeddedEngine({ workers: o.workers ?? 1 });
+}
+
+/** The load engine's inputs, written to the run's folder (k6 reads them as files), and the plan. */
+export async function prepareLoad(ctx: RunContext, { urls }: Target): Promise<LoadPlan> {
+  const { r, resolved } = ctx;
+  const presetFile = join(r.dir, 'preset.resolved.json');
+  writeFileSync(presetFile, JSON.stringify(resolved, null, 2));
+  const shoppersFile = join(r.dir, 'shoppers.json');
+  // As many shoppers as the shape brings arrivals, with a margin (scenarios/lib/preset.ts).
+  await writeShoppersApart(shoppersFile, presetFile, r.seed);
+  return livestreamPlan(resolved, urls, r.dir, presetFile, shoppersFile, r.seed);
+}
+
+/** harness/shoppers-main.ts in a child process: faker stays out of this one. */
+async function writeShoppersApart(file: string, presetFile: string, seed: number): Promise<void> {
+  const child = spawn(
+    process.execPath,
+    [
+      join(PROJECT_ROOT, 'bin', 'run-ts.js'),
+      join(PROJECT_ROOT, 'harness', 'shoppers-main.ts'),
+      file,
+      presetFile,
+      String(seed),
+    ],
+    { stdio: ['ignore', 'ignore', 'pipe'] },
+  );
+  let stderr = '';
+  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+  const [code] = (await once(child, 'close')) as [number | null];
+  if (code !== 0) throw new Error(`writing the shoppers file failed (exit ${code}): ${stderr}`);
+}
+
+/** The livestream shoppers as the engines run them: the journey, its shape, and k6's script and files. */
+function livestreamPlan(
+  resolved: ResolvedPreset,
+  urls: StackUrls,
+  dir: string,
+  presetFile: string,
+  shoppersFile: string,
+  seed: number,
+): LoadPlan {
+  const summaryFile = join(dir, 'k6-summary.json');
+  const coupon = urls.coupon ? { couponUrl: urls.coupon } : {};
+  return {
+    journey: { name: 'livestream', config: { preset: resolved, target: urls.checkout, ...coupon } },
+    shape: resolved.traffic,
+    preAllocatedVUs: resolved.traffic.preAllocatedVUs,
+    maxVUs: resolved.traffic.maxVUs,
+    gracefulStopS: gracefulStopS(resolved),
+    k6: {
+      script: SCENARIO,
+      // The run's files (preset, shoppers, summary) are in dir.
+      mounts: [dir],
+      summaryFile,
+      env: {
+        TARGET_URL: urls.checkout,
+        ...(urls.coupon ? { COUPON_URL: urls.coupon } : {}),
+        PRESET_FILE: presetFile,
+        SHOPPERS_FILE: shoppersFile,
+        SUMMARY_FILE: summaryFile,
+        SEED: seed,
+      },
+    },
+  };
+}
+
+export interface LoadRun {
+  load: LoadResult;
+  traffic: Traffic;
+  /** Seconds from the start of traffic to the engine's result. */
+  trafficS: number;
+  /** Still collecting: stopped once the system has settled (timeSeries). */
+  collector: Collector;
+}
+
+/** The traffic, collected and shown as it runs; Ctrl-C (o.signal) cuts it short. */
+export async function runLoad(
+  ctx: RunContext,
+  target: Target,
+  a: { engine: LoadEngine; plan: LoadPlan; bands: FaultBand[] },
+): Promise<LoadRun> {
+  const collector = startCollector(target, a.engine);
+  ctx.print(trafficLine(ctx.resolved, ctx.r));
+  const startMs = Date.now();
+  await collector.start();
+  const { bands } = a;
+  const stopProgress = showProgress(ctx.o, ctx.print, {
+    collector,
+    bands,
+    durationS: ctx.resolved.durationS,
+    startMs,
+  });
+  let load: LoadResult;
+  try {
+    load = await driveEngine(a.engine, a.plan, ctx.o.signal);
+  } finally {
+    stopProgress();
+  }
+  const trafficS = (Date.now() - startMs) / 1000;
+  return { load, traffic: checkLoad(ctx, load), trafficS, collector };
+}
+
+function startCollector({ urls, haveMocks }: Target, engine: LoadEngine): Collector {
+  return new Collector({
+    intervalMs: 1_000,
+    checkoutUrl: urls.checkout,
+    mocks: haveMocks ? { bank: urls.bank, wallet: urls.wallet, coupon: urls.coupon } : undefined,
+    load: () => engine.snapshot(),
+    adminToken: process.env.FLASHCROWD_ADMIN_TOKEN,
+    startedAtMs: Date.now(),
+  });
+}
+
+async function driveEngine(engine: LoadEngine, plan: LoadPlan, signal: AbortSignal | undefined) {
+  const stopLoad = () => void engine.stop();
+  signal?.addEventListener('abort', stopLoad, { once: true });
+  try {
+    await engine.start(plan);
+    return await engine.result();
+  } finally {
+    signal?.removeEventListener('abort', stopLoad);
+  }
+}
+
+/** The engine's log and warnings kept; a warning when arrivals went missing. */
+function checkLoad(ctx: RunContext, load: LoadResult): Traffic {
+  if (load.log) writeFileSync(join(ctx.r.dir, load.logFile), load.log);
+  ctx.warnings.push(...load.warnings);
+  const traffic = trafficCheck(load);
+  if (traffic.unaccounted > traffic.tolerance)
+    ctx.warnings.push(
+      `the engine started ${traffic.started ?? 'no'} of ${traffic.scheduled} scheduled arrivals and dropped ${traffic.dropped}: ` +
+        `${traffic.unaccounted} are unaccounted for, so the run cannot pass (a load generator that sent no traffic?)`,
+    );
+  return traffic;
+}
+
+/**
+ * The schedule against what the engine did. flashcrowd's engine accounts for
+ * every arrival (started or dropped); k6 counts completed iterations only, so
+ * a few interrupted at the end are allowed for (1%, at least 2).
+ */
+export function trafficCheck(load: LoadResult): Traffic {
+  const unaccounted = load.scheduled - (load.started ?? 0) - load.dropped;
+  const tolerance = load.engine.name === 'k6' ? Math.max(2, Math.ceil(load.scheduled * 0.01)) : 0;
+  return {
+    scheduled: load.scheduled,
+    started: load.started,
+    dropped: load.dropped,
+    unaccounted,
+    tolerance,
+  };
+}
+
+/** The check every run makes: arrivals that were neither started nor dropped. */
+export function trafficBudget(t: Traffic): BudgetResult {
+  return {
+    expr: `arrivals.unaccounted<=${t.tolerance}`,
+    metric: 'arrivals.unaccounted',
+    op: '<=',
+    threshold: t.tolerance,
+    value: t.unaccounted,
+    ok: t.unaccounted <= t.tolerance,
+    source: 'harness',
+    note:
+      `${t.started ?? 'unknown'} of ${t.scheduled} scheduled arrivals started, ${t.dropped} dropped` +
+      (t.unaccounted > t.tolerance ? ': the load did not run as scheduled' : ''),
+  };
+}
+
+/** Collection stopped once the system settled: the series with its fault bands and stages. */
+export async function timeSeries(
+  collector: Collector,
+  bands: FaultBand[],
+  resolved: ResolvedPreset,
+): Promise<TimeSeries> {
+  const series = await collector.stop();
+  series.bands = bands;
+  let at = 0;
+  series.stages = resolved.traffic.stages.map((s, i) => {
+    const st = { label: s.label ?? `stage${i + 1}`, fromS: at, toS: at + s.durationS };
+    at += s.durationS;
+    return st;
+  });
+  return series;
+}

@@ -1,0 +1,223 @@
+// `flashcrowd run`, metrics: the final readings (stock, the checkout's and the
+// mocks' Prometheus counters) and the flat metrics budgets name
+// (docs/BUDGETS.md), with the failures and injected faults summary.json lists.
+import type { AuditReport } from '../audit.ts';
+import type { EngineSummary } from '../engine/metrics.ts';
+import { counterRows, scrape } from '../prom.ts';
+import { seriesKey, type RunSummary } from '../summary.ts';
+import { http } from './http.ts';
+import type { Traffic } from './load.ts';
+import { SERVICES, type Service, type Target } from './target.ts';
+
+type Metrics = Record<string, number | null>;
+
+export interface Readings {
+  stock: RunSummary['stock'];
+  /** Prometheus text (undefined: the scrape failed, or no such mock). */
+  checkoutProm: string | undefined;
+  mockProms: Partial<Record<Service, string>>;
+}
+
+/** Read once the system has settled: stock by SKU, and every service's counters. */
+export async function finalReadings({ urls, haveMocks }: Target): Promise<Readings> {
+  const stockBody = await http<{
+    data: {
+      sku?: string;
+      id?: string;
+      initial: number;
+      available: number;
+      reserved: number;
+      sold: number;
+    }[];
+  }>(`${urls.checkout}/admin/stock`).catch(() => undefined);
+  const stock: RunSummary['stock'] = (stockBody?.body.data ?? []).map((x) => ({
+    sku: String(x.sku ?? x.id),
+    initial: x.initial,
+    available: x.available,
+    reserved: x.reserved,
+    sold: x.sold,
+  }));
+  const checkoutProm = await scrape(urls.checkout).catch(() => undefined);
+  const mockProms: Readings['mockProms'] = {};
+  if (haveMocks)
+    for (const s of SERVICES) mockProms[s] = await scrape(urls[s]).catch(() => undefined);
+  return { stock, checkoutProm, mockProms };
+}
+
+/** The run's metrics: computeMetrics, and the schedule's arrivals. */
+export function runMetrics(
+  readings: Readings,
+  a: { load: EngineSummary | undefined; audit: AuditReport | undefined; stages: string[] },
+  traffic: Traffic,
+): Metrics {
+  const metrics = computeMetrics({
+    load: a.load,
+    checkoutProm: readings.checkoutProm,
+    audit: a.audit,
+    stock: readings.stock,
+    stages: a.stages,
+  });
+  metrics['arrivals.scheduled'] = traffic.scheduled;
+  metrics['arrivals.unaccounted'] = traffic.unaccounted;
+  return metrics;
+}
+
+/** The flat metrics budgets name (docs/BUDGETS.md). null: no samples. */
+export function computeMetrics(a: {
+  load: EngineSummary | undefined;
+  checkoutProm: string | undefined;
+  audit: AuditReport | undefined;
+  stock: RunSummary['stock'];
+  stages: string[];
+}): Metrics {
+  const m: Metrics = loadMetrics(a.load, a.stages);
+  if (a.checkoutProm !== undefined) Object.assign(m, checkoutMetrics(a.checkoutProm));
+  if (a.audit) Object.assign(m, auditMetrics(a.audit));
+  if (a.stock.length) Object.assign(m, stockMetrics(a.stock));
+  return m;
+}
+
+/** From the engine's summary: arrivals, shoppers' order and pay steps (overall and by stage), latency. */
+function loadMetrics(load: EngineSummary | undefined, stages: string[]): Metrics {
+  const m: Metrics = {};
+  const k = load?.metrics ?? {};
+  const v = (name: string, field: string): number | null => {
+    const x = k[name]?.values?.[field];
+    return typeof x === 'number' && Number.isFinite(x) ? x : null;
+  };
+  const rateCount = (name: string): number | null => {
+    const p = v(name, 'passes');
+    const f = v(name, 'fails');
+    return p === null && f === null ? null : (p ?? 0) + (f ?? 0);
+  };
+  const iterations = v('iterations', 'count');
+  m.arrivals = iterations;
+  // Engines create dropped_iterations only when an arrival is dropped.
+  m.dropped_iterations = v('dropped_iterations', 'count') ?? (iterations !== null ? 0 : null);
+  const perStage = (key: string, metric: string, field: string, stage?: string) => {
+    const name = stage ? `${metric}{stage:${stage}}` : metric;
+    m[stage ? seriesKey(key, { stage }) : key] =
+      field === 'count' ? rateCount(name) : v(name, field);
+  };
+  for (const stage of [undefined, ...stages]) {
+    perStage('orders.failure_rate', 'fc_order_failed', 'rate', stage);
+    perStage('orders.attempted', 'fc_order_failed', 'count', stage);
+    perStage('pay.failure_rate', 'fc_pay_failed', 'rate', stage);
+    perStage('pay.attempted', 'fc_pay_failed', 'count', stage);
+    perStage('order.p99_ms', 'fc_order_ms', 'p(99)', stage);
+    perStage('pay.p99_ms', 'fc_pay_ms', 'p(99)', stage);
+  }
+  m['checkout.p50_ms'] = v('http_req_duration{service:checkout}', 'med');
+  m['checkout.p95_ms'] = v('http_req_duration{service:checkout}', 'p(95)');
+  m['checkout.p99_ms'] = v('http_req_duration{service:checkout}', 'p(99)');
+  return m;
+}
+
+/** From the checkout's counters: errors, shedding, orders, payments, dependencies, retries. */
+function checkoutMetrics(checkoutProm: string): Metrics {
+  const m: Metrics = {};
+  const rows = counterRows(checkoutProm, 'flashcrowd_checkout_');
+  const sum = (name: string, f: (l: Record<string, string>) => boolean = () => true) =>
+    rows.filter((r) => r.name === name && f(r.labels)).reduce((s, r) => s + r.value, 0);
+  const req = 'flashcrowd_checkout_requests_total';
+  const total = sum(req);
+  m['checkout.error_rate'] = total > 0 ? sum(req, (l) => Number(l.status) >= 500) / total : null;
+  m['checkout.shed'] = sum('flashcrowd_checkout_shed_total');
+  m['orders.created'] = sum(req, (l) => l.route === 'orders.create' && l.status === '201');
+  m['orders.sold_out'] = sum(req, (l) => l.route === 'orders.create' && l.reason === 'sold_out');
+  // Orders paid, whichever way the payment was confirmed (answer, callback, reconciler).
+  m['pay.paid'] = sum(
+    'flashcrowd_checkout_order_events_total',
+    (l) => l.event === 'paid' || (l.event ?? '').startsWith('paid_by_'),
+  );
+  const calls = 'flashcrowd_checkout_dependency_calls_total';
+  let attempts = 0;
+  for (const dep of SERVICES) {
+    const n = sum(calls, (l) => l.dependency === dep);
+    const bad = sum(calls, (l) => l.dependency === dep && l.outcome !== 'ok');
+    m[seriesKey('dep.calls', { dependency: dep })] = n;
+    m[seriesKey('dep.error_rate', { dependency: dep })] = n > 0 ? bad / n : null;
+    attempts += n;
+  }
+  const retries = sum('flashcrowd_checkout_dependency_retries_total');
+  m['retries.amplification'] = attempts - retries > 0 ? attempts / (attempts - retries) : null;
+  return m;
+}
+
+/** From the audit: leaks, double charges, late payments, and each invariant (1 held, 0 broken). */
+function auditMetrics(audit: AuditReport): Metrics {
+  const m: Metrics = {};
+  const t = audit.totals;
+  m['leaks.stock'] = t.stockLeaks;
+  m['leaks.stock_units'] = t.stockLeakUnits;
+  m['leaks.coupon'] = t.couponLeaks;
+  m.double_charges = t.doubleCharges;
+  m.captures_without_paid_order = t.capturesWithoutPaidOrder;
+  m.paid_without_capture = t.paidWithoutCapture;
+  m.late_payments = t.latePayments;
+  m.stuck_processing = t.stuckProcessing;
+  m['invariants.broken'] = audit.violated.length;
+  for (const inv of audit.invariants)
+    m[`invariants.${inv.id}`] = inv.ok === null ? null : inv.ok ? 1 : 0;
+  return m;
+}
+
+/** From the final stock: units sold, their share, and oversold units. */
+function stockMetrics(stock: RunSummary['stock']): Metrics {
+  const sold = stock.reduce((s, r) => s + r.sold, 0);
+  const initial = stock.reduce((s, r) => s + r.initial, 0);
+  return {
+    'stock.sold': sold,
+    'stock.sold_ratio': initial > 0 ? sold / initial : null,
+    oversold: stock.reduce(
+      (s, r) => s + Math.max(0, r.sold - r.initial) + Math.max(0, -r.available),
+      0,
+    ),
+  };
+}
+
+/** Shopper-visible failures by step and reason, from the checkout's counters. */
+export function failuresOf(checkoutProm: string | undefined): RunSummary['failures'] {
+  if (checkoutProm === undefined) return [];
+  const rows = counterRows(checkoutProm, 'flashcrowd_checkout_').filter(
+    (r) => r.name === 'flashcrowd_checkout_requests_total' && Number(r.labels.status) >= 400,
+  );
+  const by = new Map<string, number>();
+  for (const r of rows) {
+    const step =
+      r.labels.route === 'orders.create'
+        ? 'order'
+        : r.labels.route === 'orders.pay'
+          ? 'pay'
+          : (r.labels.route ?? '?');
+    const key = `${step}\u0000${r.labels.reason ?? 'none'}`;
+    by.set(key, (by.get(key) ?? 0) + r.value);
+  }
+  return [...by]
+    .map(([k, count]) => {
+      const [step, reason] = k.split('\u0000') as [string, string];
+      return { step, reason, count };
+    })
+    .filter((f) => f.count > 0)
+    .sort((a, b) => b.count - a.count);
+}
+
+/** Faults the mocks injected, by service, operation and kind, most first. */
+export function injectedOf(proms: Partial<Record<Service, string>>) {
+  const out: RunSummary['chaos']['injected'] = [];
+  for (const service of SERVICES) {
+    const text = proms[service];
+    if (!text) continue;
+    for (const r of counterRows(text, 'flashcrowd_mock_').filter(
+      (x) => x.name === 'flashcrowd_mock_faults_injected_total',
+    ))
+      if (r.value > 0)
+        out.push({
+          service,
+          operation: r.labels.operation ?? '?',
+          kind: r.labels.kind ?? '?',
+          count: r.value,
+        });
+  }
+  return out.sort((a, b) => b.count - a.count);
+}

@@ -1,0 +1,79 @@
+// `flashcrowd run`, options: the command's options, and the checks made before
+// anything is read, started or written (target URLs, scales).
+import { UsageError } from '../errors.ts';
+import type { EngineName } from '../engine/types.ts';
+import type { Preset } from '../preset.ts';
+
+export interface RunOptions {
+  preset: string;
+  seed: number;
+  timeScale?: number;
+  loadScale?: number;
+  /** Use the preset's `ci` scales (short run) where --time-scale / --load-scale are not given. */
+  ci: boolean;
+  variant?: string;
+  target?: string;
+  bank?: string;
+  wallet?: string;
+  coupon?: string;
+  redis?: string;
+  allowRemoteTarget: boolean;
+  out?: string;
+  budgets: string[];
+  /** Longest wait for the system to settle after the traffic (seconds; default from the payment deadline). */
+  quiescenceS?: number;
+  progress: 'auto' | 'tty' | 'plain' | 'none';
+  /** The load engine (default flashcrowd's own). */
+  engine?: EngineName;
+  /** Worker threads of flashcrowd's engine (default 1). */
+  workers?: number;
+  /** Ctrl-C: the load stops early (the run then reports what it saw). */
+  signal?: AbortSignal;
+}
+
+/** Where the run's lines for a person go (console.log unless a test listens). */
+export type Print = (line: string) => void;
+
+const LOOPBACK_HOSTS = new Set(['127.0.0.1', 'localhost', '[::1]', '::1']);
+
+/** An http(s) URL on loopback (unless remote targets are allowed), without its trailing slash. */
+export function checkUrl(flag: string, v: string, allowRemote: boolean): string {
+  let u: URL;
+  try {
+    u = new URL(v);
+  } catch {
+    throw new UsageError(`${flag} must be a URL, got "${v}"`);
+  }
+  if (u.protocol !== 'http:' && u.protocol !== 'https:')
+    throw new UsageError(`${flag} must be an http(s) URL, got "${v}"`);
+  if (!allowRemote && !LOOPBACK_HOSTS.has(u.hostname))
+    throw new UsageError(
+      `${flag} ${v} is not a loopback address: a testbed must never load production by accident. ` +
+        'Give --allow-remote-target if you mean it.',
+    );
+  return v.replace(/\/$/, '');
+}
+
+/** Refuse a target outside loopback, and mock or Redis URLs without --target. */
+export function checkTargetFlags(o: RunOptions): void {
+  for (const [flag, v] of [
+    ['--target', o.target],
+    ['--bank', o.bank],
+    ['--wallet', o.wallet],
+    ['--coupon', o.coupon],
+  ] as const)
+    if (v !== undefined) checkUrl(flag, v, o.allowRemoteTarget);
+  if (!o.target && (o.bank || o.wallet || o.coupon || o.redis))
+    throw new UsageError('--bank, --wallet, --coupon and --redis go with --target');
+}
+
+/** --time-scale and --load-scale, else the preset's `ci` scales with --ci, else 1. */
+export function runScales(o: RunOptions, preset: Preset): { timeScale: number; loadScale: number } {
+  const timeScale = o.timeScale ?? (o.ci ? preset.ci.timeScale : 1);
+  const loadScale = o.loadScale ?? (o.ci ? preset.ci.loadScale : 1);
+  if (!(timeScale > 0 && timeScale <= 1))
+    throw new UsageError(`--time-scale must be above 0 and at most 1 (got ${timeScale})`);
+  if (!(loadScale > 0 && loadScale <= 100))
+    throw new UsageError(`--load-scale must be above 0 and at most 100 (got ${loadScale})`);
+  return { timeScale, loadScale };
+}

@@ -1,0 +1,101 @@
+// `flashcrowd run`, the summary: every stage's result in summary.json's shape
+// (harness/summary.ts), which the report files are written from.
+import { readFileSync } from 'node:fs';
+import { join, relative } from 'node:path';
+import { INVARIANT_NAMES, type AuditReport, type InvariantId } from '../audit.ts';
+import { SUMMARY_SCHEMA_VERSION, type FaultBand, type RunSummary } from '../summary.ts';
+import { PROJECT_ROOT } from '../tools.ts';
+import type { LoadRun } from './load.ts';
+import { failuresOf, injectedOf, type Readings } from './metrics.ts';
+import type { OneRun, RunContext } from './preset.ts';
+import type { Settling } from './quiesce.ts';
+import type { Sale } from './sale.ts';
+import type { Target } from './target.ts';
+import type { Judgement } from './verdict.ts';
+
+export interface SummaryParts {
+  target: Target;
+  sale: Sale;
+  bands: FaultBand[];
+  loadRun: LoadRun;
+  settling: Settling;
+  readings: Readings;
+  metrics: Record<string, number | null>;
+  judgement: Judgement;
+}
+
+/** summary.json, without its `files` (writeReports fills them in). */
+export function buildSummary(ctx: RunContext, p: SummaryParts): RunSummary {
+  const { r, startedAt } = ctx;
+  const { load, traffic, trafficS } = p.loadRun;
+  const { settled, quiescenceS, limitS } = p.settling;
+  const { verdict } = p.judgement;
+  const endedAt = new Date();
+  return {
+    schemaVersion: SUMMARY_SCHEMA_VERSION,
+    runId: r.runId,
+    tool: { name: 'flashcrowd', version: toolVersion() },
+    engine: load.engine,
+    traffic,
+    preset: presetOf(r),
+    params: {
+      seed: r.seed,
+      timeScale: r.timeScale,
+      loadScale: r.loadScale,
+      target: ctx.o.target ? p.target.urls.checkout : 'embedded',
+    },
+    startedAt: startedAt.toISOString(),
+    endedAt: endedAt.toISOString(),
+    durations: {
+      trafficS,
+      quiescenceS,
+      totalS: (endedAt.getTime() - startedAt.getTime()) / 1000,
+    },
+    verdict,
+    exitCode: verdict === 'pass' ? 0 : 1,
+    checkout: {
+      mode: p.sale.config.mode,
+      features: p.sale.config.features,
+      params: p.sale.config.params,
+    },
+    metrics: p.metrics,
+    budgets: p.judgement.budgets,
+    invariants: invariantsOf(p.settling.report),
+    stock: p.readings.stock,
+    failures: failuresOf(p.readings.checkoutProm),
+    chaos: { bands: p.bands, injected: injectedOf(p.readings.mockProms) },
+    quiescence: {
+      settled,
+      waitedS: quiescenceS,
+      ...(settled ? {} : { note: `not settled within ${limitS} s: leaks counted as found` }),
+    },
+    warnings: ctx.warnings,
+    files: {},
+  };
+}
+
+function toolVersion(): string {
+  return (
+    JSON.parse(readFileSync(join(PROJECT_ROOT, 'package.json'), 'utf8')) as { version: string }
+  ).version;
+}
+
+function presetOf(r: OneRun): RunSummary['preset'] {
+  return {
+    name: r.preset.name,
+    file: relative(PROJECT_ROOT, r.presetFile) || r.presetFile,
+    description: r.variant?.description ?? r.preset.description,
+    ...(r.variant ? { variant: r.variant.name } : {}),
+  };
+}
+
+function invariantsOf(report: AuditReport | undefined): RunSummary['invariants'] {
+  return (report?.invariants ?? []).map((i) => ({
+    id: i.id,
+    name: i.name ?? INVARIANT_NAMES[i.id as InvariantId],
+    ok: i.ok,
+    count: i.count,
+    examples: i.examples,
+    ...(i.note ? { note: i.note } : {}),
+  }));
+}

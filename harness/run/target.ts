@@ -1,0 +1,59 @@
+// `flashcrowd run`, the target: the system under load. The embedded stack
+// (Redis, the three mocks, the checkout built as the preset says), or the
+// user's --target with the mocks and Redis it names.
+import { startStack, type Stack, type StackUrls } from '../stack.ts';
+import { checkUrl, type RunOptions } from './options.ts';
+import type { RunContext } from './preset.ts';
+
+/** The mock gateways, in the order the run applies chaos, scrapes and reports. */
+export const SERVICES = ['bank', 'wallet', 'coupon'] as const;
+export type Service = (typeof SERVICES)[number];
+
+export interface Target {
+  urls: StackUrls;
+  /** All three mocks known: chaos applies and the ledgers can be audited. */
+  haveMocks: boolean;
+  /** The stack this run started (undefined with --target). */
+  stack?: Stack;
+}
+
+export async function startTarget(ctx: RunContext): Promise<Target> {
+  const { r, o, build } = ctx;
+  if (o.target) {
+    const urls = targetUrls(o, o.target);
+    if (!urls.bank || !urls.wallet || !urls.coupon)
+      ctx.warnings.push(
+        '--target without --bank, --wallet and --coupon: no chaos applied, ledger invariants undecided',
+      );
+    ctx.print(
+      `target: checkout ${urls.checkout} (the harness did not start it; --set and the preset's checkout build do not apply)`,
+    );
+    return { urls, haveMocks: haveMocks(urls) };
+  }
+  const set = [
+    ...Object.entries(build.set).map(([k, v]) => `${k}=${v}`),
+    // The checkout's own durations (payment deadline, sweeper, reconciler) follow the run's time-scale.
+    ...(Object.keys(build.set).includes('timeScale') ? [] : [`timeScale=${r.timeScale}`]),
+  ];
+  const stack = await startStack({
+    seed: r.seed,
+    mode: build.mode,
+    set,
+    logDir: r.dir,
+    log: ctx.print,
+  });
+  return { urls: stack.urls, haveMocks: haveMocks(stack.urls), stack };
+}
+
+function targetUrls(o: RunOptions, target: string): StackUrls {
+  const allow = o.allowRemoteTarget;
+  return {
+    checkout: checkUrl('--target', target, allow),
+    bank: o.bank ? checkUrl('--bank', o.bank, allow) : '',
+    wallet: o.wallet ? checkUrl('--wallet', o.wallet, allow) : '',
+    coupon: o.coupon ? checkUrl('--coupon', o.coupon, allow) : '',
+    redis: o.redis ?? '',
+  };
+}
+
+const haveMocks = (urls: StackUrls) => Boolean(urls.bank && urls.wallet && urls.coupon);
