@@ -9,6 +9,13 @@ import {
   type LivestreamConfig,
 } from './livestream-journey.ts';
 import { TOUR_METRICS, tourJourney, type TourConfig } from './tour-journey.ts';
+import {
+  BENCH_ORDER_METRICS,
+  benchOrderJourney,
+  benchPostJourney,
+  type BenchOrderConfig,
+  type BenchPostConfig,
+} from './bench-journeys.ts';
 
 export interface JourneyKind<C> {
   metrics: readonly MetricDef[];
@@ -20,12 +27,16 @@ export interface JourneyKind<C> {
 export interface GetConfig {
   url: string;
   timeoutS?: number;
+  /** Add `i=<arrival number>` to the query (tests check that each arrival came once). */
+  withIndex?: boolean;
 }
 
 export type JourneySpec =
   | { name: 'livestream'; config: LivestreamConfig }
   | { name: 'tour'; config: TourConfig }
-  | { name: 'get'; config: GetConfig };
+  | { name: 'get'; config: GetConfig }
+  | { name: 'bench-post'; config: BenchPostConfig }
+  | { name: 'bench-order'; config: BenchOrderConfig };
 
 const KINDS: {
   [K in JourneySpec['name']]: JourneyKind<Extract<JourneySpec, { name: K }>['config']>;
@@ -39,9 +50,17 @@ const KINDS: {
   get: {
     metrics: [],
     expectedStatuses: [],
-    *start(c, _ctx) {
-      yield one({ method: 'GET', url: c.url, tags: { name: 'GET' }, timeoutS: c.timeoutS ?? 10 });
+    *start(c, ctx) {
+      const url = c.withIndex ? `${c.url}${c.url.includes('?') ? '&' : '?'}i=${ctx.index}` : c.url;
+      yield one({ method: 'GET', url, tags: { name: 'GET' }, timeoutS: c.timeoutS ?? 10 });
     },
+  },
+  // The benchmarks' (scenarios/lib/bench-journeys.ts).
+  'bench-post': { metrics: [], expectedStatuses: [], start: benchPostJourney },
+  'bench-order': {
+    metrics: BENCH_ORDER_METRICS,
+    expectedStatuses: [409],
+    start: benchOrderJourney,
   },
 };
 
