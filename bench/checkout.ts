@@ -15,32 +15,33 @@
 //   npm run bench:checkout                      the full run (about 2-3 minutes)
 //   npm run bench:checkout -- --help            options
 //
-// Placement on a 2-core machine (taskset): k6 and this runner on one core, the
+// Load: a closed model of our own over the engine's HTTP client (bench/closed-loop.ts,
+// the bench-order journey of scenarios/lib/bench-journeys.ts; k6 until 2026-12).
+//
+// Placement on a 2-core machine (taskset): the generator and this runner on one core, the
 // measured server (express-pair or checkout) alone on the other; Redis and the
-// mocks, which must run somewhere, share k6's core. The Redis ceiling's driver runs
+// mocks, which must run somewhere, share the generator's core. The Redis ceiling's driver runs
 // on the server core, Redis on the other. Without taskset or a second core the run
 // is unpinned and says so.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { cpus, tmpdir } from 'node:os';
+import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpus } from 'node:os';
 import { dirname, join, relative, resolve } from 'node:path';
 import { createInterface, type Interface } from 'node:readline';
 import { parseArgs } from 'node:util';
 import { Redis } from 'ioredis';
 import { Store, type StockSnapshot } from '../checkout/store.ts';
-import { runK6 } from '../harness/k6.ts';
 import { startLocalRedis } from '../harness/redis.ts';
 import { findTool, PROJECT_ROOT } from '../harness/tools.ts';
 import type { CeilingResult } from './checkout-servers.ts';
+import type { ClosedLoopInput, ClosedLoopResult } from './closed-loop.ts';
 import {
   allowedCpus,
   cores,
   cpuModel,
   cpuSeconds,
-  findChild,
   fmtInt,
-  k6Version,
   machineBusySeconds,
   otherLoad,
   selfCpuSeconds,
@@ -138,7 +139,7 @@ for (const k of ONLY)
 const CPU_PROF_DIR = opt['cpu-prof'] ? resolve(opt['cpu-prof']) : undefined;
 const SETS = opt.set;
 const OUT = resolve(opt.out);
-const K6_SCRIPT = join(PROJECT_ROOT, 'scenarios', 'bench-checkout.ts');
+const LOOP_ENTRY = join(PROJECT_ROOT, 'bench', 'closed-loop.ts');
 const SERVER_ENTRY = join(PROJECT_ROOT, 'bench', 'checkout-servers.ts');
 const RUN_TS = join(PROJECT_ROOT, 'bin', 'run-ts.js');
 const SKU = 'bench';
@@ -151,10 +152,6 @@ const log = (msg: string) =>
   console.log(
     `[bench:checkout ${((performance.now() - t0Run) / 1000).toFixed(0).padStart(3)}s] ${msg}`,
   );
-
-// As in bench/mocks.ts: a lazier Go GC lets one k6 core send more. A value set by the caller wins.
-process.env.GOGC ??= '400';
-process.env.GOMEMLIMIT ??= '1GiB';
 
 // ---------------------------------------------------------------- children and clean-up
 
@@ -169,19 +166,11 @@ interface Child {
 }
 
 const live = new Set<ChildProcess>();
-let liveK6: number | undefined;
 let stopRedis: (() => Promise<void>) | undefined;
 let redisPid: number | undefined;
 
 function killAll(signal: NodeJS.Signals = 'SIGTERM') {
   for (const c of live) c.kill(signal);
-  if (liveK6 !== undefined) {
-    try {
-      process.kill(liveK6, signal);
-    } catch {
-      /* gone */
-    }
-  }
   if (redisPid !== undefined) {
     try {
       process.kill(redisPid, signal);
@@ -193,7 +182,7 @@ function killAll(signal: NodeJS.Signals = 'SIGTERM') {
 process.on('exit', () => killAll('SIGKILL'));
 for (const sig of ['SIGINT', 'SIGTERM'] as const)
   process.on(sig, () => {
-    console.error(`\n[bench:checkout] ${sig}: stopping the servers, Redis and k6`);
+    console.error(`\n[bench:checkout] ${sig}: stopping the servers, Redis and the generator`);
     killAll('SIGTERM');
     setTimeout(() => process.exit(130), 300);
   });
@@ -265,11 +254,11 @@ async function stopChild(c: Child): Promise<void> {
 // ---------------------------------------------------------------- time budget and quiet machine
 
 const elapsedS = () => (performance.now() - t0Run) / 1000;
-const k6CostS = () => WARMUP_S + DURATION_S + 6;
+const loadCostS = () => WARMUP_S + DURATION_S + 6;
 const ceilingCostS = () => CEIL_WARMUP_S + CEIL_DURATION_S + Math.min(2, CEIL_DURATION_S) + 3;
-const plan = { k6Left: 0, ceilingLeft: 0, selloutLeft: 0 };
+const plan = { loadLeft: 0, ceilingLeft: 0, selloutLeft: 0 };
 const plannedLeftS = () =>
-  plan.k6Left * k6CostS() +
+  plan.loadLeft * loadCostS() +
   plan.ceilingLeft * ceilingCostS() +
   plan.selloutLeft * (WARMUP_S + SELLOUT_S + 8);
 const canSpend = (s: number) => elapsedS() + plannedLeftS() + s <= BUDGET_S;
@@ -424,9 +413,9 @@ async function checkoutOutcomes(url: string): Promise<Record<string, number>> {
   return out;
 }
 
-// ---------------------------------------------------------------- k6 phases
+// ---------------------------------------------------------------- load phases
 
-interface K6Values {
+interface Values {
   count?: number;
   rate?: number;
   med?: number;
@@ -436,83 +425,93 @@ interface K6Values {
   'p(90)'?: number;
   'p(99)'?: number;
 }
-interface K6Summary {
-  testRunDurationMs?: number;
-  paid: K6Values | null;
-  refused: K6Values | null;
-  failed: K6Values | null;
-  orderDuration: K6Values | null;
-  reqs: K6Values | null;
-  reqDuration: K6Values | null;
-  allPaid: K6Values | null;
-  allRefused: K6Values | null;
-  allFailed: K6Values | null;
-  allReqs: K6Values | null;
+/** The figures a phase reads (the names bench-checkout's k6 script used to write). */
+interface PhaseSummary {
+  paid: Values | null;
+  refused: Values | null;
+  failed: Values | null;
+  orderDuration: Values | null;
+  reqs: Values | null;
+  reqDuration: Values | null;
+  allPaid: Values | null;
+  allRefused: Values | null;
+  allFailed: Values | null;
+  allReqs: Values | null;
 }
 
-const tmp = join(tmpdir(), `flashcrowd-bench-checkout-${process.pid}`);
-mkdirSync(tmp, { recursive: true });
-process.on('exit', () => rmSync(tmp, { recursive: true, force: true }));
 let phaseNo = 0;
 
-/** Run k6 against `url`; sample the CPU of `pids` (and k6) in the middle of the measured window. */
-async function k6Phase(
+/**
+ * Closed-model load against `url` (bench/closed-loop.ts: VUS loops of the
+ * bench-order journey, on this runner's CPU); sample the CPU of `pids` in the
+ * middle of the measured window. The generator's own CPU is its process's, from /proc.
+ */
+async function loadPhase(
   url: string,
   pids: Pids,
-  env: Record<string, string | number>,
+  warmupSku: string | undefined,
   warmupS: number,
   durationS: number,
-): Promise<{ summary: K6Summary; cores: Record<string, number>; other?: number }> {
+): Promise<{ summary: PhaseSummary; cores: Record<string, number>; other?: number }> {
   phaseNo += 1;
-  const summaryFile = join(tmp, `summary-${phaseNo}.json`);
+  const order = (sku: string, prefix: string) =>
+    ({
+      name: 'bench-order',
+      config: { target: url, sku, userPrefix: `r${phaseNo}${prefix}` },
+    }) as const;
+  const input: ClosedLoopInput = {
+    journey: order(SKU, 'm'),
+    ...(warmupSku ? { warmupJourney: order(warmupSku, 'w') } : {}),
+    loops: VUS,
+    warmupS,
+    durationS,
+  };
+  const child = spawn(process.execPath, [RUN_TS, LOOP_ENTRY, JSON.stringify(input)], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+    cwd: PROJECT_ROOT,
+  });
+  live.add(child);
+  let out = '';
+  child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+  const exited = new Promise<number | null>((r) => child.on('exit', (c) => r(c)));
   let done = false;
-  const k6 = runK6({
-    script: K6_SCRIPT,
-    env: {
-      TARGET_URL: url,
-      SKU,
-      VUS,
-      WARMUP_S: warmupS,
-      DURATION_S: durationS,
-      SUMMARY_FILE: summaryFile,
-      RUN: phaseNo,
-      ...env,
-    },
-    args: ['--quiet', '--no-color'],
-    capture: true,
-  }).finally(() => (done = true));
-  let k6Pid: number | undefined;
-  for (let i = 0; i < 100 && k6Pid === undefined && !done; i++) {
-    k6Pid = findChild('k6');
-    if (k6Pid === undefined) await sleep(20);
-  }
-  liveK6 = k6Pid;
-  const all = { ...pids, k6: k6Pid };
-  const samples: Sample[] = [];
+  void exited.then(() => (done = true));
+  const samples: (Sample & { wall: number })[] = [];
   while (!done) {
-    samples.push(sample(all));
-    await Promise.race([sleep(200), k6]);
+    samples.push({ ...sample(pids), wall: Date.now() });
+    await Promise.race([sleep(200), exited]);
   }
-  const r = await k6;
-  const exitedAt = performance.now();
-  liveK6 = undefined;
-  let summary: K6Summary;
+  const code = await exited;
+  live.delete(child);
+  let r: ClosedLoopResult;
   try {
-    summary = JSON.parse(readFileSync(summaryFile, 'utf8')) as K6Summary;
+    r = JSON.parse(out.trim().split('\n').pop() ?? '') as ClosedLoopResult;
   } catch {
-    throw new Error(`k6 wrote no summary (exit ${r.code}):\n${r.stderr.slice(-2000)}`);
+    throw new Error(`the closed-loop generator wrote no result (exit ${code})`);
   }
-  if (r.code !== 0) log(`warning: k6 exited ${r.code}: ${r.stderr.trim().slice(-500)}`);
-  // The scenarios started testRunDuration before k6 exited; use the measured window's
-  // middle: 1 s in, to 1 s before its end (as bench/mocks.ts does).
-  const startedAt = exitedAt - (summary.testRunDurationMs ?? 0);
-  const from = startedAt + (warmupS + 1) * 1000;
-  const to = startedAt + (warmupS + durationS - 1) * 1000;
-  const a = samples.find((s) => s.t >= from);
-  const b = [...samples].reverse().find((s) => s.t <= to);
+  const m = (name: string, from = r.measured) => (from[name] as Values | undefined) ?? null;
+  const summary: PhaseSummary = {
+    paid: m('orders_paid'),
+    refused: m('orders_refused'),
+    failed: m('orders_failed'),
+    orderDuration: m('order_duration'),
+    reqs: m('http_reqs'),
+    reqDuration: m('http_req_duration'),
+    allPaid: m('orders_paid', r.all),
+    allRefused: m('orders_refused', r.all),
+    allFailed: m('orders_failed', r.all),
+    allReqs: m('http_reqs', r.all),
+  };
+  // The measured window's middle: 1 s in, to 1 s before its end (as before).
+  const a = samples.find((s) => s.wall >= r.windowStartMs + 1000);
+  const b = [...samples].reverse().find((s) => s.wall <= r.windowEndMs - 1000);
   if (!a || !b || b.t - a.t < 1000) return { summary, cores: {} };
   const u = usage(a, b);
-  return { summary, cores: u.cores, ...(u.other !== undefined ? { other: u.other } : {}) };
+  // The generator's CPU over its whole window (from its own /proc/self), in cores.
+  const gen = r.wallS > 0 ? r.cpuS / r.wallS : undefined;
+  const cores = { ...u.cores, ...(gen !== undefined ? { gen } : {}) };
+  const other = u.other !== undefined && gen !== undefined ? Math.max(0, u.other - gen) : u.other;
+  return { summary, cores, ...(other !== undefined ? { other } : {}) };
 }
 
 interface OrderRun {
@@ -533,7 +532,7 @@ interface OrderRun {
   /** Server (express-pair or checkout) CPU per order, ms. */
   cpuMsPerOrder?: number;
   ordersPerServerCpuS?: number;
-  limit: 'server' | 'k6' | 'both' | 'unclear';
+  limit: 'server' | 'generator' | 'both' | 'unclear';
   disturbed: boolean;
   /** Checkout only. */
   roundTripsPerOrder?: number;
@@ -598,18 +597,18 @@ async function probe(co: Child, url: string): Promise<Probe> {
   };
 }
 
-function limitOf(server?: number, k6?: number): OrderRun['limit'] {
-  if (server === undefined || k6 === undefined) return 'unclear';
-  if (server >= 0.9 && k6 >= 0.9) return 'both';
+function limitOf(server?: number, gen?: number): OrderRun['limit'] {
+  if (server === undefined || gen === undefined) return 'unclear';
+  if (server >= 0.9 && gen >= 0.9) return 'both';
   if (server >= 0.9) return 'server';
-  if (k6 >= 0.9) return 'k6';
+  if (gen >= 0.9) return 'generator';
   return 'unclear';
 }
 
 function orderRun(
   kind: OrderRun['kind'],
   round: number,
-  res: Awaited<ReturnType<typeof k6Phase>>,
+  res: Awaited<ReturnType<typeof loadPhase>>,
 ): OrderRun {
   const s = res.summary;
   const paid = s.paid?.count ?? 0;
@@ -631,7 +630,7 @@ function orderRun(
     ...(server
       ? { cpuMsPerOrder: (server / ordersPerS) * 1000, ordersPerServerCpuS: ordersPerS / server }
       : {}),
-    limit: limitOf(server, res.cores.k6),
+    limit: limitOf(server, res.cores.gen),
     disturbed: (res.other ?? 0) > OTHER_LIMIT,
   };
 }
@@ -639,10 +638,10 @@ function orderRun(
 async function measureExpress(round: number, pin: Pinning): Promise<OrderRun> {
   const server = await startChild('express-pair', {}, pin.serverCpu);
   try {
-    const res = await k6Phase(
+    const res = await loadPhase(
       String(server.info.url),
       { server: server.pid },
-      {},
+      undefined,
       WARMUP_S,
       DURATION_S,
     );
@@ -756,10 +755,10 @@ async function measureCheckout(
     run0 = await probe(co, url);
     const rt0 = (await co.stats<{ roundTrips: number }>()).roundTrips;
     const calls0 = await commandCalls();
-    const res = await k6Phase(
+    const res = await loadPhase(
       url,
       { server: co.pid, redis: redisPid, mocks: mocks.pid },
-      {},
+      undefined,
       WARMUP_S,
       DURATION_S,
     );
@@ -770,7 +769,7 @@ async function measureCheckout(
     run.probe = run0;
     run.checkoutSource = source;
     run.outcomes = await checkoutOutcomes(url);
-    // Per paid order over the whole k6 run (warm-up included). Orders that failed add their
+    // Per paid order over the whole load run (warm-up included). Orders that failed add their
     // trips without adding a paid order, so with failures this is an upper bound.
     const s = res.summary;
     const orders = s.allPaid?.count ?? 0;
@@ -782,14 +781,14 @@ async function measureCheckout(
     );
     run.stock = stock;
     if (!stock.i1 || !stock.noOversell) log(`  INVARIANT BROKEN: ${JSON.stringify(stock)}`);
-    // k6 counts an order paid when the pay call answered 200 paid. A pay whose bank call
+    // The generator counts an order paid when the pay call answered 200 paid. A pay whose bank call
     // timed out answers 202 pending; the reconciler confirms its capture later, so sold
-    // may exceed k6's count by those (never the other way round).
-    const k6Paid = s.allPaid?.count ?? 0;
-    if (stock.sold < k6Paid) log(`  BROKEN: sold ${stock.sold} < ${k6Paid} orders answered paid`);
-    else if (stock.sold > k6Paid)
+    // may exceed the generator's count by those (never the other way round).
+    const genPaid = s.allPaid?.count ?? 0;
+    if (stock.sold < genPaid) log(`  BROKEN: sold ${stock.sold} < ${genPaid} orders answered paid`);
+    else if (stock.sold > genPaid)
       log(
-        `  note: sold ${stock.sold} = ${k6Paid} answered paid + ${stock.sold - k6Paid} answered ` +
+        `  note: sold ${stock.sold} = ${genPaid} answered paid + ${stock.sold - genPaid} answered ` +
           'pending (bank call timed out) whose capture the reconciler confirmed',
       );
     return run;
@@ -884,17 +883,11 @@ async function sellout(
   const { co, url, source } = await startCheckoutChild(mocks, redisUrl, pin, stock);
   try {
     // Warm up on another SKU (a cold checkout is slow for its first seconds), then sell out SKU.
-    const res = await k6Phase(
-      url,
-      { server: co.pid },
-      { WARMUP_SKU: WARM_SKU },
-      WARMUP_S,
-      SELLOUT_S,
-    );
+    const res = await loadPhase(url, { server: co.pid }, WARM_SKU, WARMUP_S, SELLOUT_S);
     const s = res.summary;
     const paid = s.paid?.count ?? 0;
     const outcomes = await checkoutOutcomes(url);
-    // Let in-flight orders settle (k6 waited for its iterations; this is belt and braces).
+    // Let in-flight orders settle (the generator waited for its journeys; belt and braces).
     await sleep(200);
     const snapshot = checkStock(await store.snapshot(SKU));
     const orders = await store.allOrders(SKU);
@@ -1007,23 +1000,20 @@ async function main() {
     allowedCpus: allowed,
     cpuModel: cpuModel(),
     node: process.version,
-    k6: k6Version(),
+    generator: `bench/closed-loop.ts (flashcrowd's engine HTTP client, bench-order journey), ${VUS} loops`,
     redis: (
       spawnSync(findTool('redis-server') ?? 'redis-server', ['--version'], { encoding: 'utf8' })
         .stdout ?? ''
     ).trim(),
     pinning: pin,
     placement: pin.pinned
-      ? `CPU ${pin.loadCpu}: k6, this runner, redis-server and the mocks; CPU ${pin.serverCpu}: the measured server (express-pair or checkout) alone, or the Redis ceiling's driver`
+      ? `CPU ${pin.loadCpu}: the generator, this runner, redis-server and the mocks; CPU ${pin.serverCpu}: the measured server (express-pair or checkout) alone, or the Redis ceiling's driver`
       : 'unpinned: every process floats over all CPUs',
-    k6Env: { GOGC: process.env.GOGC, GOMEMLIMIT: process.env.GOMEMLIMIT },
   };
-  log(
-    `${machine.cpuModel}, ${machine.nproc} CPUs; node ${machine.node}; ${machine.k6}; ${machine.redis}`,
-  );
+  log(`${machine.cpuModel}, ${machine.nproc} CPUs; node ${machine.node}; ${machine.redis}`);
   log(machine.placement);
 
-  // Redis and the mocks inherit this runner's CPU (k6's): they must run somewhere.
+  // Redis and the mocks inherit this runner's CPU (the generator's): they must run somewhere.
   log('starting redis-server and the mocks (faultless)');
   const redis = await startLocalRedis();
   stopRedis = () => redis.close();
@@ -1039,7 +1029,7 @@ async function main() {
   };
 
   const parts = PARTS.filter((p) => ONLY.includes(p));
-  plan.k6Left = ROUNDS * parts.filter((p) => p !== 'ceiling').length;
+  plan.loadLeft = ROUNDS * parts.filter((p) => p !== 'ceiling').length;
   plan.ceilingLeft = ONLY.includes('ceiling') ? ROUNDS : 0;
   plan.selloutLeft = SELLOUT_S > 0 ? 1 : 0;
   const runs: OrderRun[] = [];
@@ -1073,9 +1063,9 @@ async function main() {
         log(
           `${n}/${total} ${part} (round ${round}): ${VUS} VUs, create + pay, ${WARMUP_S} s warm-up + ${DURATION_S} s`,
         );
-        plan.k6Left -= 1;
+        plan.loadLeft -= 1;
         const r = await measured(
-          k6CostS(),
+          loadCostS(),
           () =>
             part === 'express-pair'
               ? measureExpress(round, pin)
@@ -1235,7 +1225,7 @@ function report(
         'CPU ms/order',
         'failed',
         'CPU server',
-        'k6',
+        'generator',
         'redis',
         'mocks',
         'other',
@@ -1252,7 +1242,7 @@ function report(
         per(s.cpuMsPerOrder),
         String(s.failed),
         cores(s.cores.server),
-        cores(s.cores.k6),
+        cores(s.cores.gen),
         s.cores.redis !== undefined ? cores(s.cores.redis) : '-',
         s.cores.mocks !== undefined ? cores(s.cores.mocks) : '-',
         cores(s.otherCores) + (s.disturbedRounds ? '!' : ''),

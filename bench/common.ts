@@ -1,10 +1,10 @@
-// What the benchmarks (bench/mocks.ts, bench/checkout.ts) share: the machine's
+// What the benchmarks (bench/engine.ts, bench/mocks.ts, bench/checkout.ts) share: the machine's
 // description, pinning with taskset, CPU accounting from /proc, and the
 // report's number formats and tables.
 import { spawnSync } from 'node:child_process';
-import { readdirSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { cpus } from 'node:os';
-import { findTool, requireTool } from '../harness/tools.ts';
+import { findTool } from '../harness/tools.ts';
 
 // ---------------------------------------------------------------- machine and pinning
 
@@ -35,11 +35,6 @@ export function cpuModel(): string {
   return cpus()[0]?.model ?? 'unknown';
 }
 
-export function k6Version(): string {
-  const r = spawnSync(requireTool('k6'), ['version'], { encoding: 'utf8' });
-  return (r.stdout ?? '').trim().split('\n')[0] ?? 'unknown';
-}
-
 function clockTicks(): number {
   const r = spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' });
   const n = Number((r.stdout ?? '').trim());
@@ -53,7 +48,7 @@ export interface Pinning {
   note: string;
 }
 
-/** Pin this process (so k6, its child, inherits it) to one CPU; servers go to another. */
+/** Pin this process (so the load generators, its children, inherit it) to one CPU; servers go to another. */
 export function setUpPinning(noPin: boolean): Pinning {
   const allowed = allowedCpus();
   const taskset = findTool('taskset');
@@ -71,7 +66,7 @@ export function setUpPinning(noPin: boolean): Pinning {
     pinned: true,
     loadCpu,
     serverCpu,
-    note: `k6 (and this runner) on CPU ${loadCpu}, each server on CPU ${serverCpu}${
+    note: `the load generator (and this runner) on CPU ${loadCpu}, each server on CPU ${serverCpu}${
       allowed.length > 2 ? ` (of ${allowed.length} CPUs; the others idle)` : ''
     }`,
   };
@@ -111,31 +106,9 @@ export const selfCpuSeconds = () => {
   return (u.user + u.system) / 1e6;
 };
 
-/** The pid of our child named `comm` (k6 is spawned by harness/k6.ts, which keeps its handle). */
-export function findChild(comm: string): number | undefined {
-  let entries: string[];
-  try {
-    entries = readdirSync('/proc');
-  } catch {
-    return undefined;
-  }
-  for (const e of entries) {
-    if (!/^\d+$/.test(e)) continue;
-    try {
-      const stat = readFileSync(`/proc/${e}/stat`, 'utf8');
-      const name = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
-      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
-      if (name === comm && ppid === process.pid) return Number(e);
-    } catch {
-      /* gone */
-    }
-  }
-  return undefined;
-}
-
 export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
-/** CPU the rest of the machine uses over `ms` (this runner excluded; call it while no server or k6 runs). */
+/** CPU the rest of the machine uses over `ms` (this runner excluded; call it while no server or generator runs). */
 export async function otherLoad(ms: number): Promise<number | undefined> {
   const m0 = machineBusySeconds();
   const r0 = selfCpuSeconds();

@@ -7,10 +7,13 @@
 //   npm run bench:mocks                      the full run (about 4 minutes)
 //   npm run bench:mocks -- --help            options
 //
-// k6 runs on one core, each server (one child process at a time) on another,
-// with taskset; without taskset or a second core the run is unpinned and says so.
+// The load generator runs on one core, each server (one child process at a time) on
+// another, with taskset; without taskset or a second core the run is unpinned and says
+// so. Generators (k6 until 2026-12): wrk (Debian; closed model, the throughput and
+// paired phases) and flashcrowd's own engine (open model, the latency phases; the
+// bench-post journey of scenarios/lib/bench-journeys.ts).
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { dirname, join, relative, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -18,7 +21,8 @@ import { ChaosEngine } from '../mock-gateways/chaos/engine.ts';
 import { latencyQuantile } from '../mock-gateways/chaos/latency.ts';
 import type { LatencySpec } from '../mock-gateways/chaos/profile.ts';
 import { createBank } from '../mock-gateways/bank/service.ts';
-import { runK6 } from '../harness/k6.ts';
+import { createInterface } from 'node:readline';
+import type { EngineChildInput, EngineChildResult, EngineTick } from './engine-child.ts';
 import { findTool, PROJECT_ROOT } from '../harness/tools.ts';
 import {
   BENCH_SEED,
@@ -34,9 +38,7 @@ import {
   cores,
   cpuModel,
   cpuSeconds,
-  findChild,
   fmtInt,
-  k6Version,
   machineBusySeconds,
   otherLoad,
   pct,
@@ -133,19 +135,20 @@ const RETRIES = opt.retries === '0' ? 0 : posInt('retries', opt.retries);
 const BUDGET_S = posInt('budget', opt.budget);
 const CPU_PROF_DIR = opt['cpu-prof'] ? resolve(opt['cpu-prof']) : undefined;
 const OUT = resolve(opt.out);
-const K6_SCRIPT = join(PROJECT_ROOT, 'scenarios', 'bench-mocks.ts');
+const ENGINE_CHILD = join(PROJECT_ROOT, 'bench', 'engine-child.ts');
+/** Every request's body (the one the k6 script this replaced sent). */
+const PAYMENT_BODY = JSON.stringify({
+  orderId: 'bench-order',
+  amount: 1999,
+  currency: 'CNY',
+  card: { number: '4242424242424242' },
+});
 const SERVER_ENTRY = join(PROJECT_ROOT, 'bench', 'servers.ts');
 const RUN_TS = join(PROJECT_ROOT, 'bin', 'run-ts.js');
 
 const t0Run = performance.now();
 const log = (msg: string) =>
   console.log(`[bench ${((performance.now() - t0Run) / 1000).toFixed(0).padStart(3)}s] ${msg}`);
-
-// k6 is Go: with the default GOGC=100 its garbage collector takes about a third of its
-// CPU at these rates. GOGC=400 (heap bounded by GOMEMLIMIT) lets one k6 core send about
-// 1.5x as many requests. Only k6 reads these; a value set by the caller wins.
-process.env.GOGC ??= '400';
-process.env.GOMEMLIMIT ??= '1GiB';
 
 // ---------------------------------------------------------------- machine and pinning
 
@@ -176,7 +179,7 @@ const windowS: Record<PhaseKind, number> = {
   latency: LAT_WARMUP_S + LAT_DURATION_S,
 };
 /**
- * Seconds a measurement costs beyond its window (the quiet check, server start, k6
+ * Seconds a measurement costs beyond its window (the quiet check, server start, generator
  * start and stop), learnt as we go; an open-model run starts more VUs.
  */
 const overheadS: Record<PhaseKind, number> = { throughput: 2, pair: 3, baseline: 3, latency: 4 };
@@ -240,24 +243,18 @@ async function measured<T extends { disturbed: boolean; otherCores?: number }>(
 // ---------------------------------------------------------------- children and clean-up
 
 const liveServers = new Set<ChildProcess>();
-let liveK6: number | undefined;
+const liveGen = new Set<ChildProcess>();
 
 function killAll(signal: NodeJS.Signals = 'SIGTERM') {
   for (const c of liveServers) c.kill(signal);
-  if (liveK6 !== undefined) {
-    try {
-      process.kill(liveK6, signal);
-    } catch {
-      /* gone */
-    }
-  }
+  for (const c of liveGen) c.kill(signal);
 }
 process.on('exit', () => killAll('SIGKILL'));
 let stopping = false;
 for (const sig of ['SIGINT', 'SIGTERM'] as const)
   process.on(sig, () => {
     stopping = true;
-    console.error(`\n[bench] ${sig}: stopping the servers and k6`);
+    console.error(`\n[bench] ${sig}: stopping the servers and the generators`);
     killAll('SIGTERM');
     setTimeout(() => process.exit(130), 300);
   });
@@ -351,65 +348,202 @@ async function stopServer(s: Server): Promise<void> {
   clearTimeout(t);
 }
 
-// ---------------------------------------------------------------- one k6 phase against one server
+// ---------------------------------------------------------------- one load phase against one server
 
-interface K6Values {
+interface GenValues {
   count?: number;
   rate?: number;
-  passes?: number;
-  fails?: number;
   med?: number;
-  avg?: number;
-  min?: number;
   max?: number;
-  'p(90)'?: number;
   'p(99)'?: number;
 }
 
-interface K6Measured {
-  reqs: K6Values | null;
-  status200: K6Values | null;
-  status429: K6Values | null;
-  status503: K6Values | null;
-  failed: K6Values | null;
-  duration: K6Values | null;
-  dropped: K6Values | null;
-  warmupReqs: K6Values | null;
+interface GenMeasured {
+  reqs: GenValues | null;
+  status200: GenValues | null;
+  /** Answers that were not 2xx (wrk counts them, not by status). */
+  non2xx: GenValues | null;
+  failed: GenValues | null;
+  duration: GenValues | null;
+  dropped: GenValues | null;
+  warmupReqs: GenValues | null;
+  /** MODE=open: the engine's arrival lateness over the window, and the window's length. */
+  lateness?: { p50: number; p99: number; max: number };
+  windowS?: number;
 }
 
-interface K6Summary {
-  testRunDurationMs?: number;
+interface GenSummary extends GenMeasured {
   /** MODE=pair: the second server's figures. */
-  b?: K6Measured;
-  reqs: K6Values | null;
-  status200: K6Values | null;
-  status429: K6Values | null;
-  status503: K6Values | null;
-  failed: K6Values | null;
-  duration: K6Values | null;
-  dropped: K6Values | null;
-  warmupReqs: K6Values | null;
+  b?: GenMeasured;
 }
 
 interface PhaseResult {
-  summary: K6Summary;
-  /** CPU used by the server and by k6 in the middle of the measured window, in cores (1 = one core busy). */
+  summary: GenSummary;
+  /** CPU used by the server and by the generator in the middle of the measured window, in cores (1 = one core busy). */
   serverCores?: number;
-  k6Cores?: number;
+  genCores?: number;
   /** With two servers (MODE=pair): each one's share; serverCores is their sum. */
   serverCoresEach?: number[];
   /** CPU used by everything else on the machine in that window (other users' work, kernel). */
   otherCores?: number;
   cpuWindowS?: number;
-  /** Seconds from spawning k6 to its scenarios starting (VU initialisation). */
-  k6StartS?: number;
 }
 
 const tmp = join(tmpdir(), `flashcrowd-bench-${process.pid}`);
 mkdirSync(tmp, { recursive: true });
 process.on('exit', () => rmSync(tmp, { recursive: true, force: true }));
-let phaseNo = 0;
 
+/** wrk's Lua script: every request the same POST /v1/payments with one prebuilt body. */
+const WRK_SCRIPT = join(tmp, 'payment.lua');
+writeFileSync(
+  WRK_SCRIPT,
+  [
+    'wrk.method = "POST"',
+    `wrk.body = '${PAYMENT_BODY}'`,
+    'wrk.headers["Content-Type"] = "application/json"',
+    '',
+  ].join('\n'),
+);
+
+interface WrkOut {
+  requests: number;
+  non2xx: number;
+  p50Ms: number;
+  p99Ms: number;
+  code: number | null;
+  stderr: string;
+}
+
+function wrkMs(s: string | undefined): number {
+  const m = /^([\d.]+)(us|ms|s|m)$/.exec((s ?? '').trim());
+  if (!m) return NaN;
+  return Number(m[1]) * { us: 1e-3, ms: 1, s: 1e3, m: 6e4 }[m[2] as 'us' | 'ms' | 's' | 'm'];
+}
+
+/** One wrk process (closed model, one thread, `connections` kept-alive connections) for `seconds`. */
+function spawnWrk(url: string, connections: number, seconds: number) {
+  const child = spawn(
+    findTool('wrk')!,
+    [
+      '-t1',
+      `-c${connections}`,
+      `-d${seconds}s`,
+      '--latency',
+      '-s',
+      WRK_SCRIPT,
+      `${url}/v1/payments`,
+    ],
+    { stdio: ['ignore', 'pipe', 'pipe'] },
+  );
+  liveGen.add(child);
+  let stdout = '';
+  let stderr = '';
+  child.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
+  child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+  const done = new Promise<WrkOut>((res) =>
+    child.on('exit', (code) => {
+      liveGen.delete(child);
+      res({
+        requests: Number(/(\d+) requests in/.exec(stdout)?.[1] ?? 0),
+        non2xx: Number(/Non-2xx or 3xx responses:\s+(\d+)/.exec(stdout)?.[1] ?? 0),
+        p50Ms: wrkMs(/^\s+50%\s+(\S+)/m.exec(stdout)?.[1]),
+        p99Ms: wrkMs(/^\s+99%\s+(\S+)/m.exec(stdout)?.[1]),
+        code,
+        stderr,
+      });
+    }),
+  );
+  return { pid: child.pid, done };
+}
+
+const wrkMeasured = (w: WrkOut, warm?: WrkOut): GenMeasured => ({
+  reqs: { count: w.requests },
+  status200: { count: w.requests - w.non2xx },
+  non2xx: { count: w.non2xx },
+  failed: { rate: w.requests ? w.non2xx / w.requests : 0 },
+  duration: { med: w.p50Ms, 'p(99)': w.p99Ms },
+  dropped: null,
+  warmupReqs: warm ? { count: warm.requests } : null,
+});
+
+interface CpuSample {
+  t: number;
+  server: (number | undefined)[];
+  gen?: number;
+  machine?: number;
+  self: number;
+}
+
+/** Sample the servers', the generators' and the machine's CPU every 200 ms until `until` settles. */
+async function sampleUntil(
+  servers: Server[],
+  genPids: () => (number | undefined)[],
+  until: Promise<unknown>,
+): Promise<CpuSample[]> {
+  let done = false;
+  void until.finally(() => (done = true));
+  const samples: CpuSample[] = [];
+  const take = () => {
+    const g = genPids().map((p) => (p === undefined ? undefined : cpuSeconds(p)));
+    samples.push({
+      t: performance.now(),
+      server: servers.map((x) => cpuSeconds(x.pid)),
+      gen: g.every((x) => x !== undefined) ? g.reduce((a, b) => a! + b!, 0) : undefined,
+      machine: machineBusySeconds(),
+      self: selfCpuSeconds(),
+    });
+  };
+  while (!done) {
+    take();
+    await Promise.race([sleep(200), until]);
+  }
+  return samples;
+}
+
+/** Cores used from the first sample at or after `from` to the last at or before `to`. */
+function usageOf(
+  samples: CpuSample[],
+  from: number,
+  to: number,
+  genCpuS?: number,
+): Omit<PhaseResult, 'summary'> {
+  const a = samples.find((s) => s.t >= from);
+  const b = [...samples].reverse().find((s) => s.t <= to);
+  if (!a || !b || b.t - a.t < 1000) return {};
+  const each = servers2(a, b);
+  if (!each) return {};
+  const wall = (b.t - a.t) / 1000;
+  const usage: Omit<PhaseResult, 'summary'> = { cpuWindowS: wall };
+  usage.serverCoresEach = each.map((x) => x / wall);
+  usage.serverCores = usage.serverCoresEach.reduce((sum, x) => sum + x, 0);
+  const gen = genCpuS ?? (a.gen !== undefined && b.gen !== undefined ? b.gen - a.gen : undefined);
+  if (gen !== undefined) usage.genCores = gen / wall;
+  if (a.machine !== undefined && b.machine !== undefined && usage.genCores !== undefined)
+    usage.otherCores = Math.max(
+      0,
+      (b.machine - a.machine - (b.self - a.self)) / wall - usage.serverCores - usage.genCores,
+    );
+  return usage;
+}
+
+function servers2(a: CpuSample, b: CpuSample): number[] | undefined {
+  const out: number[] = [];
+  for (let i = 0; i < a.server.length; i++) {
+    const x = a.server[i];
+    const y = b.server[i];
+    if (x === undefined || y === undefined) return undefined;
+    out.push(y - x);
+  }
+  return out;
+}
+
+/**
+ * One load phase. MODE=closed: wrk, VUS connections, a warm-up run then the measured
+ * run; MODE=pair: two wrk at once, VUS/2 connections each, one per server; MODE=open:
+ * flashcrowd's engine (bench/engine-child.ts, the bench-post journey) at RATE
+ * arrivals/s. CPU over the middle of the measured window (1 s in to 1 s before its end;
+ * the engine's own CPU over its window, from its /proc/self).
+ */
 async function runPhase(
   server: Server | Server[],
   env: Record<string, string | number>,
@@ -418,91 +552,95 @@ async function runPhase(
 ): Promise<PhaseResult> {
   const servers = Array.isArray(server) ? server : [server];
   const label = servers.map((x) => x.kind).join('+');
-  phaseNo += 1;
-  const summaryFile = join(tmp, `summary-${phaseNo}.json`);
-  const spawnedAt = performance.now();
-  let done = false;
-  const k6 = runK6({
-    script: K6_SCRIPT,
-    env: {
-      TARGET_URL: servers[0]!.url,
-      ...(servers[1] ? { TARGET_URL_B: servers[1].url } : {}),
-      SUMMARY_FILE: summaryFile,
-      ...env,
-    },
-    args: ['--quiet', '--no-color'],
-    capture: true,
-  }).finally(() => (done = true));
-
-  // Sample the CPU of the server, of k6 and of the whole machine every 200 ms while
-  // k6 runs; once it has exited, its test-run duration tells when the scenarios
-  // started (it initialises its VUs first, which takes a moment with many of them).
-  const samples: {
-    t: number;
-    server: (number | undefined)[];
-    k6?: number;
-    machine?: number;
-    self: number;
-  }[] = [];
-  let k6Pid: number | undefined;
-  for (let i = 0; i < 100 && k6Pid === undefined && !done; i++) {
-    k6Pid = findChild('k6');
-    if (k6Pid === undefined) await sleep(20);
-  }
-  liveK6 = k6Pid;
-  while (!done) {
-    samples.push({
-      t: performance.now(),
-      server: servers.map((x) => cpuSeconds(x.pid)),
-      k6: k6Pid === undefined ? undefined : cpuSeconds(k6Pid),
-      machine: machineBusySeconds(),
-      self: selfCpuSeconds(),
-    });
-    await Promise.race([sleep(200), k6]);
-  }
-  const r = await k6;
-  const exitedAt = performance.now();
-  liveK6 = undefined;
-
-  let summary: K6Summary;
-  try {
-    summary = JSON.parse(readFileSync(summaryFile, 'utf8')) as K6Summary;
-  } catch {
-    throw new Error(`k6 wrote no summary (exit ${r.code}) for ${label}:\n${r.stderr.slice(-2000)}`);
-  }
-  if (r.code !== 0)
-    log(`warning: k6 exited ${r.code} for ${label}: ${r.stderr.trim().slice(-500)}`);
-
-  // The scenarios started testRunDuration before k6 exited (a little less: the summary
-  // takes a few ms). Use the middle of the measured window: 1 s in, to 1 s before its end.
-  const startedAt = exitedAt - (summary.testRunDurationMs ?? 0);
-  const from = startedAt + (warmupS + 1) * 1000;
-  const to = startedAt + (warmupS + durationS - 1) * 1000;
-  const a = samples.find((s) => s.t >= from);
-  const b = [...samples].reverse().find((s) => s.t <= to);
-  const usage: Omit<PhaseResult, 'summary'> = {
-    k6StartS: (startedAt - spawnedAt) / 1000,
+  if (env.MODE === 'open') return openPhase(servers[0]!, Number(env.RATE), warmupS, durationS);
+  const conns = env.MODE === 'pair' ? Math.max(1, VUS / 2) : VUS;
+  const warm = servers.map((x) => spawnWrk(x.url, conns, warmupS));
+  const warmOut = await Promise.all(warm.map((w) => w.done));
+  const t0 = performance.now();
+  const runs = servers.map((x) => spawnWrk(x.url, conns, durationS));
+  const all = Promise.all(runs.map((w) => w.done));
+  const samples = await sampleUntil(servers, () => runs.map((r) => r.pid), all);
+  const outs = await all;
+  for (const o of outs)
+    if (o.code !== 0) throw new Error(`wrk exited ${o.code} for ${label}: ${o.stderr.slice(-500)}`);
+  const usage = usageOf(samples, t0 + 1000, t0 + (durationS - 1) * 1000);
+  const first = wrkMeasured(outs[0]!, warmOut[0]);
+  return {
+    summary: { ...first, ...(outs[1] ? { b: wrkMeasured(outs[1], warmOut[1]) } : {}) },
+    ...usage,
   };
-  const each = a && b ? servers.map((_, i) => [a.server[i], b.server[i]] as const) : [];
-  if (
-    a &&
-    b &&
-    b.t - a.t >= 1000 &&
-    each.length > 0 &&
-    each.every(([x, y]) => x !== undefined && y !== undefined)
-  ) {
-    const wall = (b.t - a.t) / 1000;
-    usage.cpuWindowS = wall;
-    usage.serverCoresEach = each.map(([x, y]) => (y! - x!) / wall);
-    usage.serverCores = usage.serverCoresEach.reduce((sum, x) => sum + x, 0);
-    if (a.k6 !== undefined && b.k6 !== undefined) usage.k6Cores = (b.k6 - a.k6) / wall;
-    if (a.machine !== undefined && b.machine !== undefined && usage.k6Cores !== undefined)
-      usage.otherCores = Math.max(
-        0,
-        (b.machine - a.machine - (b.self - a.self)) / wall - usage.serverCores - usage.k6Cores,
-      );
-  }
-  return { summary, ...usage };
+}
+
+/** MODE=open: the engine at `rate` arrivals/s, constant, warm-up then the measured window. */
+async function openPhase(
+  server: Server,
+  rate: number,
+  warmupS: number,
+  durationS: number,
+): Promise<PhaseResult> {
+  const input: EngineChildInput = {
+    plan: {
+      journey: {
+        name: 'bench-post',
+        config: { url: `${server.url}/v1/payments`, body: PAYMENT_BODY, name: 'POST /v1/payments' },
+      },
+      shape: {
+        startRate: rate,
+        stages: [
+          { durationS: warmupS, target: rate },
+          { durationS, target: rate },
+        ],
+      },
+      // Little's law: rate x mean latency VUs are busy; leave room for the tail (as k6 had).
+      preAllocatedVUs: Math.max(50, Math.ceil(rate * 0.3)),
+      maxVUs: Math.max(200, rate * 2),
+      gracefulStopS: 5,
+    },
+    workers: 1,
+    warmupS,
+  };
+  const child = spawn(process.execPath, [RUN_TS, ENGINE_CHILD, JSON.stringify(input)], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+    cwd: PROJECT_ROOT,
+  });
+  liveGen.add(child);
+  const ticks: { wall: number; t: number; elapsedS: number }[] = [];
+  let result: EngineChildResult | undefined;
+  const lines = (async () => {
+    for await (const line of createInterface({ input: child.stdout! })) {
+      const m = JSON.parse(line) as EngineTick | EngineChildResult;
+      if (m.type === 'tick') ticks.push({ wall: m.t, t: performance.now(), elapsedS: m.elapsedS });
+      else result = m;
+    }
+  })();
+  const samples = await sampleUntil([server], () => [], lines);
+  liveGen.delete(child);
+  const w = result?.window;
+  if (!result || !w) throw new Error('the engine wrote no result');
+  const at = (elapsed: number) =>
+    ticks.reduce((b, t) =>
+      Math.abs(t.elapsedS - elapsed) < Math.abs(b.elapsedS - elapsed) ? t : b,
+    ).t;
+  const usage = usageOf(samples, at(w.fromS), at(w.toS), w.cpuS);
+  const d = w.trends.http_req_duration;
+  const failed = w.rates.http_req_failed;
+  const non2xx = Object.entries(w.reqsBy)
+    .filter(([k]) => !/status=2\d\d/.test(k))
+    .reduce((a, [, n]) => a + Number(n), 0);
+  return {
+    summary: {
+      reqs: { count: w.reqs },
+      status200: { count: w.reqs - non2xx },
+      non2xx: { count: non2xx },
+      failed: { rate: failed ? failed.passes / Math.max(1, failed.passes + failed.fails) : 0 },
+      duration: { med: d?.p50, 'p(99)': d?.p99, max: d?.max },
+      dropped: { count: w.dropped },
+      warmupReqs: { count: w.fromReqs },
+      lateness: w.trends.arrival_lateness,
+      windowS: w.wallS,
+    },
+    ...usage,
+  };
 }
 
 // ---------------------------------------------------------------- phase 1: throughput
@@ -514,36 +652,33 @@ export interface ThroughputRun {
   reqPerS: number;
   requests: number;
   ok200: number;
-  status429: number;
-  status503: number;
-  otherStatus: number;
+  /** Answers that were not 2xx (bank-chaos: its 503s and 429s). */
+  non2xx: number;
   failedShare: number;
   p50Ms: number;
   p99Ms: number;
   serverCores?: number;
-  k6Cores?: number;
+  genCores?: number;
   otherCores?: number;
-  /** Seconds k6 took to start its scenarios. */
-  k6StartS?: number;
-  /** k6 CPU per request, µs: it rises when the host slows the VM down (a noise indicator). */
-  k6UsPerReq?: number;
+  /** generator CPU per request, µs: it rises when the host slows the VM down (a noise indicator). */
+  genUsPerReq?: number;
   /** Answers per second of server CPU: the server's cost, robust to others sharing its core. */
   reqPerServerCpuS?: number;
   /** Other work on the machine took more than OTHER_LIMIT cores during the measurement. */
   disturbed: boolean;
-  /** Which side ran out of CPU: the server, k6, or neither clearly. */
-  limit: 'server' | 'k6' | 'both' | 'unclear';
+  /** Which side ran out of CPU: the server, the generator, or neither clearly. */
+  limit: 'server' | 'generator' | 'both' | 'unclear';
   /** With --cpu-prof: where the server's CPU went, per answer. */
   profile?: ProfileCosts;
 }
 
-function limitOf(serverCores?: number, k6Cores?: number): ThroughputRun['limit'] {
-  if (serverCores === undefined || k6Cores === undefined) return 'unclear';
+function limitOf(serverCores?: number, genCores?: number): ThroughputRun['limit'] {
+  if (serverCores === undefined || genCores === undefined) return 'unclear';
   const s = serverCores >= 0.9;
-  const k = k6Cores >= 0.9;
+  const k = genCores >= 0.9;
   if (s && k) return 'both';
   if (s) return 'server';
-  if (k) return 'k6';
+  if (k) return 'generator';
   return 'unclear';
 }
 
@@ -568,8 +703,7 @@ async function measureThroughput(
   const requests = s.reqs?.count ?? 0;
   const profile = server.profDir ? profileCosts(server.profDir, requests) : undefined;
   const ok200 = s.status200?.count ?? 0;
-  const status429 = s.status429?.count ?? 0;
-  const status503 = s.status503?.count ?? 0;
+  const non2xx = s.non2xx?.count ?? 0;
   const reqPerS = requests / DURATION_S;
   return {
     kind,
@@ -577,21 +711,18 @@ async function measureThroughput(
     reqPerS,
     requests,
     ok200,
-    status429,
-    status503,
-    otherStatus: requests - ok200 - status429 - status503,
+    non2xx,
     failedShare: s.failed?.rate ?? 0,
     p50Ms: s.duration?.med ?? NaN,
     p99Ms: s.duration?.['p(99)'] ?? NaN,
     serverCores: res.serverCores,
-    k6Cores: res.k6Cores,
+    genCores: res.genCores,
     otherCores: res.otherCores,
     reqPerServerCpuS: res.serverCores ? reqPerS / res.serverCores : undefined,
-    k6UsPerReq:
-      res.k6Cores !== undefined && reqPerS > 0 ? (res.k6Cores / reqPerS) * 1e6 : undefined,
-    k6StartS: res.k6StartS,
+    genUsPerReq:
+      res.genCores !== undefined && reqPerS > 0 ? (res.genCores / reqPerS) * 1e6 : undefined,
     disturbed: (res.otherCores ?? 0) > OTHER_LIMIT,
-    limit: limitOf(res.serverCores, res.k6Cores),
+    limit: limitOf(res.serverCores, res.genCores),
     ...(profile ? { profile } : {}),
   };
 }
@@ -641,11 +772,9 @@ async function throughputPhase(pin: Pinning): Promise<ThroughputRun[]> {
       runs.push(run);
       log(
         `  ${fmtInt(run.reqPerS)} req/s, ${pct(run.failedShare)} non-2xx, p50 ${run.p50Ms.toFixed(2)} ms; ` +
-          `CPU server ${cores(run.serverCores)} k6 ${cores(run.k6Cores)} other ${cores(run.otherCores)}` +
+          `CPU server ${cores(run.serverCores)} wrk ${cores(run.genCores)} other ${cores(run.otherCores)}` +
           ` -> limit: ${run.limit}${run.disturbed ? ' (DISTURBED by other work)' : ''}`,
       );
-      if (run.otherStatus > 0)
-        log(`  warning: ${run.otherStatus} answers were neither 200, 429 nor 503`);
     }
   }
   return runs;
@@ -672,9 +801,9 @@ interface PairRun {
   failedShareB: number;
   coresA?: number;
   coresB?: number;
-  k6Cores?: number;
+  genCores?: number;
   otherCores?: number;
-  /** Both servers kept the shared core busy (else k6 was the limit and the ratio leans to 1). */
+  /** Both servers kept the shared core busy (else the ratio leans to 1). */
   saturated: boolean;
   disturbed: boolean;
 }
@@ -719,7 +848,7 @@ async function measurePair(
     failedShareB: sum.b?.failed?.rate ?? 0,
     coresA,
     coresB,
-    k6Cores: res.k6Cores,
+    genCores: res.genCores,
     otherCores: res.otherCores,
     saturated: (res.serverCores ?? 0) >= 0.9,
     disturbed: (res.otherCores ?? 0) > OTHER_LIMIT,
@@ -746,8 +875,8 @@ async function pairPhase(pin: Pinning): Promise<PairRun[]> {
       out.push(run);
       log(
         `  ${a} ${fmtInt(run.reqPerSA)} req/s, ${b} ${fmtInt(run.reqPerSB)} req/s: ratio ${run.ratio.toFixed(3)}; ` +
-          `CPU ${cores(run.coresA)} + ${cores(run.coresB)}, k6 ${cores(run.k6Cores)}, other ${cores(run.otherCores)}` +
-          (run.saturated ? '' : ' (NOT saturated: k6 was the limit)') +
+          `CPU ${cores(run.coresA)} + ${cores(run.coresB)}, wrk ${cores(run.genCores)}, other ${cores(run.otherCores)}` +
+          (run.saturated ? '' : ' (NOT saturated: the core was not kept busy)') +
           (run.disturbed ? ' (DISTURBED by other work)' : ''),
       );
     }
@@ -805,9 +934,8 @@ export interface LatencyResult {
   failedShare: number;
   profile: LatencySpec;
   serverCores?: number;
-  k6Cores?: number;
+  genCores?: number;
   otherCores?: number;
-  k6StartS?: number;
   /** The bank's event-loop delay over its life (warm-up included). */
   eventLoopDelay?: EventLoopDelay;
   disturbed: boolean;
@@ -858,7 +986,7 @@ export interface LatencyBaseline {
   disturbed: boolean;
 }
 
-/** The faultless bank at the same rate: what the server and k6 add with nothing injected. */
+/** The faultless bank at the same rate: what the server and the engine add with nothing injected. */
 async function measureBaseline(pin: Pinning): Promise<LatencyBaseline> {
   const server = await startServer('bank', pin, ['--eld']);
   let res: PhaseResult;
@@ -968,14 +1096,13 @@ async function measureLatency(pin: Pinning): Promise<LatencyResult> {
     rate: RATE,
     durationS: LAT_DURATION_S,
     requests: n,
-    achievedReqPerS: n / LAT_DURATION_S,
+    achievedReqPerS: n / (s.windowS ?? LAT_DURATION_S),
     dropped: s.dropped?.count ?? 0,
     failedShare: s.failed?.rate ?? 0,
     profile: spec,
     serverCores: res.serverCores,
-    k6Cores: res.k6Cores,
+    genCores: res.genCores,
     otherCores: res.otherCores,
-    k6StartS: res.k6StartS,
     eventLoopDelay: eldOf(server),
     disturbed: (res.otherCores ?? 0) > OTHER_LIMIT,
     quantiles,
@@ -999,7 +1126,7 @@ export interface KindSummary {
   p50Ms: number;
   p99Ms: number;
   serverCores?: number;
-  k6Cores?: number;
+  genCores?: number;
   otherCores?: number;
   disturbedRounds: number;
   limits: ThroughputRun['limit'][];
@@ -1024,7 +1151,7 @@ function summarise(runs: ThroughputRun[]): KindSummary[] {
       p50Ms: mean(rs.map((r) => r.p50Ms)),
       p99Ms: mean(rs.map((r) => r.p99Ms)),
       serverCores: meanIfAll(rs.map((r) => r.serverCores)),
-      k6Cores: meanIfAll(rs.map((r) => r.k6Cores)),
+      genCores: meanIfAll(rs.map((r) => r.genCores)),
       otherCores: meanIfAll(rs.map((r) => r.otherCores)),
       disturbedRounds: rs.filter((r) => r.disturbed).length,
       limits: rs.map((r) => r.limit),
@@ -1094,7 +1221,7 @@ function throughputReport(sums: KindSummary[], rs: Ratio[]): string[] {
         'p50 ms',
         'p99 ms',
         'CPU server',
-        'k6',
+        'gen',
         'other',
         'limit',
       ],
@@ -1108,7 +1235,7 @@ function throughputReport(sums: KindSummary[], rs: Ratio[]): string[] {
         s.p50Ms.toFixed(2),
         s.p99Ms.toFixed(2),
         cores(s.serverCores),
-        cores(s.k6Cores),
+        cores(s.genCores),
         cores(s.otherCores) + (s.disturbedRounds ? '!' : ''),
         [...new Set(s.limits)].join(','),
       ]),
@@ -1137,10 +1264,10 @@ function throughputReport(sums: KindSummary[], rs: Ratio[]): string[] {
   const nh = sums.find((s) => s.kind === 'node-http');
   if (nh)
     lines.push(
-      nh.limits.includes('k6') || nh.limits.includes('both')
-        ? `note: k6 on one core was the limit for node-http (k6 CPU ${cores(nh.k6Cores)}, server CPU ${cores(nh.serverCores)}): ` +
-            'its req/s is what k6 could send, a lower bound for node:http, so req/s ratios against node-http overstate the others.'
-        : `note: node-http server CPU ${cores(nh.serverCores)}, k6 CPU ${cores(nh.k6Cores)}: k6 was not clearly the limit.`,
+      nh.limits.includes('generator') || nh.limits.includes('both')
+        ? `note: wrk on one core was the limit for node-http (wrk CPU ${cores(nh.genCores)}, server CPU ${cores(nh.serverCores)}): ` +
+            'its req/s is what wrk could send, a lower bound for node:http, so req/s ratios against node-http overstate the others.'
+        : `note: node-http server CPU ${cores(nh.serverCores)}, wrk CPU ${cores(nh.genCores)}: wrk was not the limit.`,
     );
   lines.push('');
   return lines;
@@ -1202,7 +1329,7 @@ function pairReport(ps: PairSummary[]): string[] {
   const dis = ps.reduce((n, p) => n + p.disturbedRounds, 0);
   if (uns)
     lines.push(
-      `! ${uns} paired round(s) did not keep the core busy (k6 was the limit): those ratios lean to 1.`,
+      `! ${uns} paired round(s) did not keep the core busy (under 0.9 core: the generator side, or waits): those ratios lean to 1.`,
     );
   if (dis)
     lines.push(`! ${dis} paired round(s) ran while other work was busy (no retry or time left).`);
@@ -1219,7 +1346,7 @@ function latencyReport(latency: LatencyResult, base: LatencyBaseline): string[] 
   return [
     `Baseline: the bank without faults at ${base.rate} req/s answers in p50 ${base.p50Ms.toFixed(2)} ms, p99 ${base.p99Ms.toFixed(2)} ms ` +
       `(server CPU ${cores(base.serverCores)}, other ${cores(base.otherCores)}${base.disturbed ? ', DISTURBED' : ''}): ` +
-      'the floor that server, timers and k6 add to any injected latency.',
+      'the floor that server, timers and the engine add to any injected latency.',
     `Event-loop delay of the bank (5 ms timer, whole life): baseline ${eldText(base.eventLoopDelay)}; ` +
       `with the latency profile ${eldText(latency.eventLoopDelay)}.`,
     `Latency: bank with ${JSON.stringify(latency.profile)}, open model ${latency.rate} req/s, ` +
@@ -1249,7 +1376,7 @@ function latencyReport(latency: LatencyResult, base: LatencyBaseline): string[] 
     ),
     '',
     '"drawn" replays offline the seeded latencies the bank drew for the measured requests: observed - drawn is',
-    'what the server, its timers and k6 add; drawn - profile is the sampling noise of this many draws.',
+    'what the server, its timers and the engine add; drawn - profile is the sampling noise of this many draws.',
     '',
   ];
 }
@@ -1261,12 +1388,16 @@ async function main() {
     allowedCpus: allowedCpus(),
     cpuModel: cpuModel(),
     node: process.version,
-    k6: k6Version(),
+    generators: {
+      throughput: `wrk (${(spawnSync(findTool('wrk') ?? 'wrk', ['-v'], { encoding: 'utf8' }).stdout ?? '').trim().split('\n')[0]}), one thread`,
+      latency: "flashcrowd's engine (bench/engine-child.ts), bench-post journey, one worker thread",
+    },
     pinning: pin,
-    k6Env: { GOGC: process.env.GOGC, GOMEMLIMIT: process.env.GOMEMLIMIT },
     code: codeVersion(),
   };
-  log(`${machine.cpuModel}, ${machine.nproc} CPUs; node ${machine.node}; ${machine.k6}`);
+  log(
+    `${machine.cpuModel}, ${machine.nproc} CPUs; node ${machine.node}; ${machine.generators.throughput}`,
+  );
   log(pin.note);
   if (CPU_PROF_DIR) {
     mkdirSync(CPU_PROF_DIR, { recursive: true });

@@ -28,7 +28,8 @@ interface Report {
     nproc: number;
     cpuModel: string;
     node: string;
-    k6: string;
+    k6?: string;
+    generators?: Record<string, string>;
     pinning: { note: string };
     code?: { commit?: string; mockGatewaysModified?: boolean };
   };
@@ -70,7 +71,7 @@ if (r.throughput.servers.length) {
       'non-2xx',
       'p50 ms',
       'p99 ms',
-      'CPU server / k6 / other',
+      'CPU server / generator / other',
       'limit',
     ]),
   );
@@ -84,7 +85,7 @@ if (r.throughput.servers.length) {
         `${(s.failedShare * 100).toFixed(1)}%`,
         s.p50Ms.toFixed(1),
         s.p99Ms.toFixed(1),
-        `${f2(s.serverCores)} / ${f2(s.k6Cores)} / ${f2(s.otherCores)}${s.disturbedRounds ? ` (${s.disturbedRounds} disturbed)` : ''}`,
+        `${f2(s.serverCores)} / ${f2(s.genCores)} / ${f2(s.otherCores)}${s.disturbedRounds ? ` (${s.disturbedRounds} disturbed)` : ''}`,
         [...new Set(s.limits)].join(', '),
       ]),
     );

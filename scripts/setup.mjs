@@ -6,6 +6,8 @@
 //   node scripts/setup.mjs              npm packages, redis-server
 //   node scripts/setup.mjs --for-tests  the same, plus promtool (metric-name lint) and chromium
 //                                       (the HTML report test)
+//   node scripts/setup.mjs --for-bench  the same, plus the benchmarks' third-party load generators:
+//                                       vegeta (MIT; `go install` into .tools/bin) and wrk (Debian)
 //   node scripts/setup.mjs --check      report only; install nothing; exit 1 if anything is missing
 //
 // It never installs k6 (AGPL-3.0) or Grafana: flashcrowd's own engine makes the
@@ -25,12 +27,15 @@ import {
 import { tmpdir } from 'node:os';
 import { dirname, join, delimiter } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { VEGETA_MODULE, VEGETA_VERSION } from './versions.mjs';
+
 const MIN_NODE = [20, 19, 0];
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const toolsBin = join(root, '.tools', 'bin');
 const args = new Set(process.argv.slice(2));
 const forTests = args.has('--for-tests');
+const forBench = args.has('--for-bench');
 const checkOnly = args.has('--check');
 const quiet = args.has('--quiet');
 
@@ -197,6 +202,57 @@ function ensureChromium() {
   );
 }
 
+// ---------------------------------------------------------------- bench generators (--for-bench only)
+// vegeta (MIT) and wrk (Apache-2.0 with a naming clause; Debian's package) are the
+// ceilings bench:engine, bench:mocks and bench:checkout compare flashcrowd's engine
+// with. Never installed by plain set-up or for the tests.
+function goBinary() {
+  return which('go') ?? (existsSync('/usr/local/go/bin/go') ? '/usr/local/go/bin/go' : null);
+}
+
+function ensureVegeta() {
+  const found = which('vegeta');
+  if (found) {
+    log(`vegeta: ${found}`);
+    return;
+  }
+  const go = goBinary();
+  if (!checkOnly && go) {
+    mkdirSync(toolsBin, { recursive: true });
+    log(`vegeta: building ${VEGETA_MODULE}@${VEGETA_VERSION} with \`go install\` into .tools/bin`);
+    const r = run(go, ['install', `${VEGETA_MODULE}@${VEGETA_VERSION}`], {
+      env: { ...process.env, GOBIN: toolsBin, CGO_ENABLED: '0', GOFLAGS: '-mod=mod' },
+    });
+    if (r.status === 0 && existsSync(join(toolsBin, 'vegeta'))) {
+      did.push(`built vegeta ${VEGETA_VERSION} into .tools/bin`);
+      return;
+    }
+    problems.push(
+      `\`go install ${VEGETA_MODULE}@${VEGETA_VERSION}\` failed (see above). Check that the Go module proxy is reachable.`,
+    );
+    return;
+  }
+  problems.push(
+    `vegeta not found (bench:engine's ceiling). Install Go 1.22+ and re-run \`node scripts/setup.mjs --for-bench\` ` +
+      `(it runs \`go install ${VEGETA_MODULE}@${VEGETA_VERSION}\`), or put vegeta on PATH.`,
+  );
+}
+
+function ensureWrk() {
+  const found = which('wrk');
+  if (found) {
+    log(`wrk: ${found}`);
+    return;
+  }
+  if (!checkOnly && aptInstall(['wrk']) && which('wrk')) {
+    did.push("installed Debian's wrk");
+    return;
+  }
+  problems.push(
+    'wrk not found (the closed-model ceiling of the benchmarks). `sudo apt-get install wrk` (Debian/Ubuntu), or put wrk on PATH.',
+  );
+}
+
 checkNode();
 if (problems.length === 0) {
   ensureNpm();
@@ -204,6 +260,10 @@ if (problems.length === 0) {
   if (forTests) {
     ensurePromtool();
     ensureChromium();
+  }
+  if (forBench) {
+    ensureVegeta();
+    ensureWrk();
   }
 }
 

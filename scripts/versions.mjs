@@ -7,3 +7,9 @@ export const K6_MODULE = 'go.k6.io/k6';
 export const K6_VERSION = 'v1.8.1';
 /** The official k6 image of K6_VERSION (its tags have no "v"). */
 export const K6_IMAGE = `grafana/k6:${K6_VERSION.replace(/^v/, '')}`;
+/**
+ * vegeta (MIT), the third-party ceiling of `npm run bench:engine`: built with
+ * `go install` into .tools/bin by `node scripts/setup.mjs --for-bench` only.
+ */
+export const VEGETA_MODULE = 'github.com/tsenart/vegeta/v12';
+export const VEGETA_VERSION = 'v12.13.0';
