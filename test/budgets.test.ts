@@ -166,6 +166,8 @@ describe('parsing', () => {
       'invariants.broken',
       'stock.sold',
       'stock.sold_ratio',
+      'arrivals.scheduled',
+      'arrivals.unaccounted',
     ];
     for (let i = 1; i <= 11; i++) plain.push(`invariants.I${i}`);
     for (const n of plain) expect(byName.get(n), n).toEqual([]);

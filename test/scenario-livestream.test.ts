@@ -1,19 +1,22 @@
-// The livestream k6 scenario against a real stack: real Redis, the real mocks
-// and checkout on loopback, the real k6 binary running scenarios/livestream.ts
-// on livestream-spike resolved at a tiny scale (10 s, a few dozen arrivals/s).
+// The livestream shoppers against a real stack: real Redis, the real mocks and
+// checkout on loopback, flashcrowd's engine running the livestream journey
+// (scenarios/lib/livestream-journey.ts, the one scenarios/livestream.ts drives
+// in k6: test/k6.test.ts runs that where the user has k6) on livestream-spike
+// resolved at a tiny scale (10 s, a few dozen arrivals/s).
 // Also the shopper file (harness/shoppers.ts) and the pure helpers the script
 // and the harness share (scenarios/lib/).
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { runK6, type K6Result } from '../harness/k6.ts';
+import { EmbeddedEngine } from '../harness/engine/embedded.ts';
+import type { SummaryMetric } from '../harness/engine/metrics.ts';
+import type { LoadPlan } from '../harness/engine/types.ts';
 import { loadPreset, resolvePreset, type ResolvedPreset } from '../harness/preset.ts';
 import { counterRows, scrape, type Row } from '../harness/prom.ts';
 import { startRedis, type RedisHandle } from '../harness/redis.ts';
 import { makeShoppers, writeShoppers, type ShoppersFile } from '../harness/shoppers.ts';
-import { PROJECT_ROOT } from '../harness/tools.ts';
-import { shopperCount } from '../scenarios/lib/preset.ts';
+import { gracefulStopS, shopperCount } from '../scenarios/lib/preset.ts';
 import { Rng, mixSeed } from '../scenarios/lib/rng.ts';
 import {
   bestOutcome,
@@ -37,7 +40,6 @@ import {
 import { call } from './support/http.ts';
 import { binomialInterval } from './support/stats.ts';
 
-const SCRIPT = join(PROJECT_ROOT, 'scenarios', 'livestream.ts');
 const SEED = 4242;
 
 /** livestream-spike at a tiny scale, with more re-clickers so duplicates surely happen. */
@@ -47,9 +49,21 @@ function tinyPreset(): ResolvedPreset {
   return resolvePreset(p, { seed: SEED, timeScale: 1 / 120, loadScale: 0.03 });
 }
 
-interface K6Metric {
-  type: string;
-  values: Record<string, number>;
+/** The livestream journey as `flashcrowd run` hands it to the engine. */
+function livestreamPlan(preset: ResolvedPreset, target: string, couponUrl: string): LoadPlan {
+  return {
+    journey: { name: 'livestream', config: { preset, target, couponUrl } },
+    shape: preset.traffic,
+    preAllocatedVUs: preset.traffic.preAllocatedVUs,
+    maxVUs: preset.traffic.maxVUs,
+    gracefulStopS: gracefulStopS(preset),
+  };
+}
+
+async function runEngine(plan: LoadPlan) {
+  const engine = new EmbeddedEngine({ workers: 2 });
+  await engine.start(plan);
+  return engine.result();
 }
 
 describe('livestream scenario on a real stack', () => {
@@ -58,8 +72,7 @@ describe('livestream scenario on a real stack', () => {
   let stack: Stack;
   let dir: string;
   let preset: ResolvedPreset;
-  let k6: K6Result;
-  let metrics: Record<string, K6Metric>;
+  let metrics: Record<string, SummaryMetric>;
   let checkoutRows: Row[];
 
   beforeAll(async () => {
@@ -80,27 +93,10 @@ describe('livestream scenario on a real stack', () => {
       expect(
         (await call(m.url, 'PUT', '/__chaos', { latency: { dist: 'fixed', ms: 80 } })).status,
       ).toBe(200);
-    const presetFile = join(dir, 'preset.json');
-    const shoppersFile = join(dir, 'shoppers.json');
-    const summaryFile = join(dir, 'summary.json');
-    writeFileSync(presetFile, JSON.stringify(preset));
-    await writeShoppers(shoppersFile, { seed: SEED, preset });
-    k6 = await runK6({
-      script: SCRIPT,
-      env: {
-        TARGET_URL: stack.url,
-        COUPON_URL: mocks.urls.coupon,
-        PRESET_FILE: presetFile,
-        SHOPPERS_FILE: shoppersFile,
-        SUMMARY_FILE: summaryFile,
-        SEED,
-      },
-      capture: true,
-    });
-    expect(k6.code, `k6 failed:\n${k6.stdout}\n${k6.stderr}`).toBe(0);
-    metrics = (
-      JSON.parse(readFileSync(summaryFile, 'utf8')) as { metrics: Record<string, K6Metric> }
-    ).metrics;
+    const r = await runEngine(livestreamPlan(preset, stack.url, mocks.urls.coupon));
+    expect(r.warnings).toEqual([]);
+    expect(r.started).toBe(r.scheduled);
+    metrics = r.summary!.metrics;
     checkoutRows = counterRows(await scrape(stack.url), 'flashcrowd_checkout_');
   }, 90_000);
 
@@ -118,7 +114,6 @@ describe('livestream scenario on a real stack', () => {
       .reduce((s, r) => s + r.value, 0);
 
   it('runs every stage and writes the custom metrics and per-stage submetrics to the summary', () => {
-    expect(k6.stdout).toContain('flashcrowd livestream: preset livestream-spike');
     for (const m of ['fc_shoppers', 'fc_orders', 'fc_pay', 'fc_order_failed', 'fc_pay_failed'])
       expect(metrics[m], m).toBeDefined();
     expect(count('fc_shoppers')).toBeGreaterThan(50);
@@ -169,7 +164,7 @@ describe('livestream scenario on a real stack', () => {
     );
   });
 
-  it('used the shoppers file: arrival n is shopper n, with its id, SKU, channel and coupon', async () => {
+  it("arrival n is shopper n of the shoppers file (the seed's draws), with its id, SKU, channel and coupon", async () => {
     expect(count('dropped_iterations')).toBe(0);
     const n = count('fc_shoppers');
     const shoppers = makeShoppers({ seed: SEED, preset, count: n });
@@ -219,37 +214,19 @@ describe('livestream scenario on a real stack', () => {
       sumRows('flashcrowd_checkout_order_events_total', { event: 'paid' }),
     );
   });
-  it('runs by hand without a resolved preset or a shoppers file: PRESET, TIME_SCALE, LOAD_SCALE, drawn shoppers, seed 0', async () => {
-    const summaryFile = join(dir, 'plain-summary.json');
-    // Seed 0 is a seed like any other (`flashcrowd run --seed 0`); k6 once refused it.
+  it('seed 0 is a seed like any other: its shoppers are the ones drawn from it', async () => {
     const seed = 0;
-    const r = await runK6({
-      script: SCRIPT,
-      env: {
-        TARGET_URL: stack.url,
-        COUPON_URL: mocks.urls.coupon,
-        PRESET: 'livestream-spike',
-        TIME_SCALE: 1 / 240,
-        LOAD_SCALE: 0.02,
-        SEED: seed,
-        SUMMARY_FILE: summaryFile,
-      },
-      capture: true,
-    });
-    expect(r.code, `k6 failed:\n${r.stdout}\n${r.stderr}`).toBe(0);
-    const m = (
-      JSON.parse(readFileSync(summaryFile, 'utf8')) as { metrics: Record<string, K6Metric> }
-    ).metrics;
-    // The same arithmetic as resolvePreset, done inside k6.
     const { preset: raw } = loadPreset('livestream-spike');
     const same = resolvePreset(raw, { seed, timeScale: 1 / 240, loadScale: 0.02 });
-    expect(r.stdout).toContain(`${same.durationS} s of traffic`);
-    for (const s of same.traffic.stages)
-      expect(m[`fc_pay_failed{stage:${s.label}}`], s.label).toBeDefined();
+    const r = await runEngine(livestreamPlan(same, stack.url, mocks.urls.coupon));
+    const m = r.summary!.metrics;
+    for (const st of same.traffic.stages)
+      expect(m[`fc_shoppers{stage:${st.label}}`], st.label).toBeDefined();
     const n = m.fc_shoppers?.values.count ?? 0;
     expect(n).toBeGreaterThan(10);
+    expect(n).toBe(r.started);
     expect(m['fc_shoppers{kind:browse}']?.values.count ?? 0).toBe(
-      Array.from({ length: n }, (_, i) => drawShopper(seed, i, same)).filter((s) => s.browseOnly)
+      Array.from({ length: n }, (_, i) => drawShopper(seed, i, same)).filter((x) => x.browseOnly)
         .length,
     );
   }, 60_000);

@@ -177,12 +177,15 @@ function decode(b64: string): hdr.Histogram {
 }
 
 function mergeTrend(a: TrendState, b: TrendState): TrendState {
-  const h = decode(a.histogram);
-  const other = decode(b.histogram);
-  h.add(other);
+  // Into a fresh auto-resizing histogram: a decoded one keeps its own range.
+  const h = newHistogram();
+  for (const part of [a, b]) {
+    const d = decode(part.histogram);
+    h.add(d);
+    d.destroy();
+  }
   const histogram = hdr.encodeIntoCompressedBase64(h);
   h.destroy();
-  other.destroy();
   return {
     count: a.count + b.count,
     sum: a.sum + b.sum,
