@@ -1,5 +1,4 @@
 // Types of scripts/versions.mjs for the TypeScript that imports it.
-export declare const K6_MODULE: string;
 export declare const K6_VERSION: string;
 export declare const K6_IMAGE: string;
 export declare const VEGETA_MODULE: string;

@@ -1,9 +1,10 @@
-// Pinned versions of the external tools, in one place: scripts/setup.mjs builds
-// k6 at K6_VERSION, and the harness runs the grafana/k6 image of the same
-// version when no k6 binary is found (harness/k6.ts). docker-compose.yml pins
-// the same image tag (test/compose.test.ts checks it). Plain JavaScript with no
-// imports: setup.mjs loads it before `npm ci`.
-export const K6_MODULE = 'go.k6.io/k6';
+// Pinned versions of the external tools, in one place. flashcrowd never
+// installs k6 (AGPL-3.0): K6_VERSION is the k6 it is tested with, named in
+// messages, and the grafana/k6 image tag `--engine k6` runs through
+// testcontainers on a user's own Docker engine when they have no k6 binary
+// (harness/k6.ts). docker-compose.yml pins the same image tag
+// (test/compose.test.ts checks it). Plain JavaScript with no imports:
+// setup.mjs loads it before `npm ci`.
 export const K6_VERSION = 'v1.8.1';
 /** The official k6 image of K6_VERSION (its tags have no "v"). */
 export const K6_IMAGE = `grafana/k6:${K6_VERSION.replace(/^v/, '')}`;
