@@ -10,7 +10,6 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { HttpClient } from '../harness/engine/http.ts';
 import { MetricStore, summarize } from '../harness/engine/metrics.ts';
 import type { Journey, JourneyAnswer, JourneyContext } from '../scenarios/lib/journey.ts';
-import { expectedStatus } from '../scenarios/lib/journey.ts';
 import { journeyKind, type JourneySpec } from '../scenarios/lib/journeys.ts';
 
 export interface ClosedLoopInput {
@@ -78,10 +77,7 @@ async function main() {
     st: MetricStore,
   ) => {
     const a = await http.send(r);
-    const tags = r.tags;
-    st.add('http_reqs', 1, { ...tags, status: String(a.status) });
-    st.add('http_req_duration', a.durationMs, tags);
-    st.add('http_req_failed', !expectedStatus(a.status, expected), tags);
+    st.answered(r, a, expected);
     return a;
   };
 

@@ -108,6 +108,16 @@ export const selfCpuSeconds = () => {
 
 export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
+/** SIGTERM a server child, SIGKILL after 5 s; resolves on 'close' (exited and its output drained). */
+export async function stopChild(child: import('node:child_process').ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const closed = new Promise<void>((r) => child.once('close', () => r()));
+  child.kill('SIGTERM');
+  const t = setTimeout(() => child.kill('SIGKILL'), 5_000);
+  await closed;
+  clearTimeout(t);
+}
+
 /** CPU the rest of the machine uses over `ms` (this runner excluded; call it while no server or generator runs). */
 export async function otherLoad(ms: number): Promise<number | undefined> {
   const m0 = machineBusySeconds();

@@ -45,6 +45,7 @@ import {
   selfCpuSeconds,
   setUpPinning,
   sleep,
+  stopChild,
   table,
   type Pinning,
 } from './common.ts';
@@ -213,14 +214,8 @@ async function startServer(kind: 'get' | 'stub-checkout', pin: Pinning): Promise
   return { kind, url: info.url, pid: info.pid, child };
 }
 
-async function stopServer(s: Server) {
-  if (s.child.exitCode !== null || s.child.signalCode !== null) return;
-  const exited = new Promise<void>((r) => s.child.once('exit', () => r()));
-  s.child.kill('SIGTERM');
-  const t = setTimeout(() => s.child.kill('SIGKILL'), 5_000);
-  await exited;
-  clearTimeout(t);
-}
+/** 'close': exited and its stdout drained (the last lines come at exit). */
+const stopServer = (s: Server) => stopChild(s.child);
 
 // ---------------------------------------------------------------- CPU sampling
 

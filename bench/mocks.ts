@@ -46,6 +46,7 @@ import {
   setUpPinning,
   signed,
   sleep,
+  stopChild,
   table,
   type Pinning,
 } from './common.ts';
@@ -338,15 +339,8 @@ async function startServer(
   return { kind, url: info.url, pid: info.pid, child, lines, ...(profDir ? { profDir } : {}) };
 }
 
-async function stopServer(s: Server): Promise<void> {
-  if (s.child.exitCode !== null) return;
-  // 'close': exited and its stdout drained (the --eld line comes last).
-  const exited = new Promise<void>((r) => s.child.once('close', () => r()));
-  s.child.kill('SIGTERM');
-  const t = setTimeout(() => s.child.kill('SIGKILL'), 5_000);
-  await exited;
-  clearTimeout(t);
-}
+/** 'close': exited and its stdout drained (the last lines come at exit). */
+const stopServer = (s: Server) => stopChild(s.child);
 
 // ---------------------------------------------------------------- one load phase against one server
 

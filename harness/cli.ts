@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { flashcrowdVersion } from './tools.ts';
 // The `flashcrowd` command line.
 import { Argument, Command, InvalidArgumentError, Option } from 'commander';
 import { UsageError } from './errors.ts';
@@ -7,14 +7,6 @@ import { UsageError } from './errors.ts';
 import type { CheckoutCommandOptions } from './checkout-cmd.ts';
 import type { MockTarget } from './mocks.ts';
 import type { RunOptions } from './run.ts';
-
-function pkgVersion(): string {
-  return (
-    JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as {
-      version: string;
-    }
-  ).version;
-}
 
 function intArg(name: string, min: number, max: number) {
   return (v: string) => {
@@ -77,7 +69,7 @@ export function buildCli(): Command {
     .description(
       "Flash-sale load simulator and chaos testbed: open-model livestream traffic (flashcrowd's own engine, or the k6 you bring) against a reference checkout on Redis and mock bank, wallet and coupon gateways under a chaos engine; budgets, invariant audit and reports. Start with `flashcrowd demo` or `flashcrowd list`.",
     )
-    .version(pkgVersion(), '-V, --version')
+    .version(flashcrowdVersion(), '-V, --version')
     .showHelpAfterError('(run with --help for usage)')
     .exitOverride();
 

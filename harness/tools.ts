@@ -1,12 +1,19 @@
 // Find the external programs flashcrowd drives (k6, redis-server, promtool):
 // the project's .tools/bin first, then PATH.
-import { statSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import { delimiter, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { UsageError } from './errors.ts';
 
 export const PROJECT_ROOT = fileURLToPath(new URL('..', import.meta.url));
 export const TOOLS_BIN = join(PROJECT_ROOT, '.tools', 'bin');
+
+/** flashcrowd's version (package.json): the CLI's, the summary's tool and engine version. */
+export function flashcrowdVersion(): string {
+  return (
+    JSON.parse(readFileSync(join(PROJECT_ROOT, 'package.json'), 'utf8')) as { version: string }
+  ).version;
+}
 
 /** The folders searched for a tool: .tools/bin, then PATH. */
 export function toolDirs(path = process.env.PATH): string[] {

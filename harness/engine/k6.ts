@@ -36,10 +36,18 @@ export async function resolveK6Engine(): Promise<K6Engine> {
   }
 }
 
+const versions = new Map<string, string>();
+
+/** The k6's version, asked once per binary (a run makes one engine per variant). */
 function k6Version(k6: K6Runner): string {
   if (k6.kind === 'container') return k6.image.split(':')[1] ?? 'unknown';
-  const out = spawnSync(k6.path, ['version'], { encoding: 'utf8' }).stdout ?? '';
-  return out.match(/v\d+\.\d+\.\d+\S*/)?.[0] ?? 'unknown';
+  let v = versions.get(k6.path);
+  if (v === undefined) {
+    const out = spawnSync(k6.path, ['version'], { encoding: 'utf8' }).stdout ?? '';
+    v = out.match(/v\d+\.\d+\.\d+\S*/)?.[0] ?? 'unknown';
+    versions.set(k6.path, v);
+  }
+  return v;
 }
 
 export class K6Engine implements LoadEngine {

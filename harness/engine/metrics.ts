@@ -8,7 +8,14 @@
 // (`metrics["fc_pay_failed{stage:spike}"].values.rate`), so the rest of the
 // run does not know which engine ran.
 import * as hdr from 'hdr-histogram-js';
-import type { MetricDef, MetricSink, Tags } from '../../scenarios/lib/journey.ts';
+import {
+  expectedStatus,
+  type JourneyAnswer,
+  type JourneyRequest,
+  type MetricDef,
+  type MetricSink,
+  type Tags,
+} from '../../scenarios/lib/journey.ts';
 
 /** Trend values are recorded in microseconds: ms x 1000, whole. */
 const US = 1000;
@@ -131,6 +138,14 @@ export class MetricStore implements MetricSink {
     if (v < c.min) c.min = v;
     if (v > c.max) c.max = v;
     c.encoded = undefined;
+  }
+
+  /** The built-in metrics of one answer (k6's http_reqs, http_req_duration, http_req_failed). */
+  answered(r: JourneyRequest, a: JourneyAnswer, expected: readonly number[]): void {
+    const tags = r.tags;
+    this.add('http_reqs', 1, { ...tags, status: String(a.status) });
+    this.add('http_req_duration', a.durationMs, tags);
+    this.add('http_req_failed', !expectedStatus(a.status, expected), tags);
   }
 
   gauge(name: string, value: number): void {

@@ -5,6 +5,7 @@
 // records every metric. After the last stage, running journeys get
 // `gracefulStopS` to finish; the rest are interrupted (their requests
 // aborted) and counted. Used by a worker thread (worker.ts) or inline.
+import { setMaxListeners } from 'node:events';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type {
   Journey,
@@ -12,7 +13,6 @@ import type {
   JourneyContext,
   JourneyRequest,
 } from '../../scenarios/lib/journey.ts';
-import { expectedStatus } from '../../scenarios/lib/journey.ts';
 import { journeyKind, type JourneySpec } from '../../scenarios/lib/journeys.ts';
 import { HttpClient } from './http.ts';
 import { MetricStore, type MetricSnapshot } from './metrics.ts';
@@ -69,6 +69,8 @@ class SegmentRun {
 
   constructor(readonly plan: SegmentPlan) {
     this.kind = journeyKind(plan.journey);
+    // Every pausing journey waits on this signal (each listener goes when its pause ends).
+    setMaxListeners(0, this.hardStop.signal);
     this.store = new MetricStore(this.kind.metrics);
     this.expected = this.kind.expectedStatuses;
   }
@@ -120,11 +122,7 @@ class SegmentRun {
 
   private async send(r: JourneyRequest): Promise<JourneyAnswer> {
     const a = await this.http.send(r);
-    if (this.hardStop.signal.aborted) return a;
-    const tags = r.tags;
-    this.store.add('http_reqs', 1, { ...tags, status: String(a.status) });
-    this.store.add('http_req_duration', a.durationMs, tags);
-    this.store.add('http_req_failed', !expectedStatus(a.status, this.expected), tags);
+    if (!this.hardStop.signal.aborted) this.store.answered(r, a, this.expected);
     return a;
   }
 

@@ -1,21 +1,12 @@
 // The segments of one run side by side (worker threads, runner processes):
 // the latest report of each, the live snapshot they add up to, and the run's
 // result from their final reports (metric snapshots merged).
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
-import { PROJECT_ROOT } from '../tools.ts';
+import { flashcrowdVersion } from '../tools.ts';
 import { BUILTIN_METRICS, mergeSnapshots, summarize } from './metrics.ts';
 import type { SegmentReport } from './runner.ts';
 import { scheduledCount, type Segment } from './schedule.ts';
 import type { LoadPlan, LoadResult, LoadSnapshot } from './types.ts';
 import { journeyKind } from '../../scenarios/lib/journeys.ts';
-
-/** flashcrowd's version: the engine's. */
-export function engineVersion(): string {
-  return (
-    JSON.parse(readFileSync(join(PROJECT_ROOT, 'package.json'), 'utf8')) as { version: string }
-  ).version;
-}
 
 /** `k/N`, 1-based, as the CLI writes it. */
 export function segmentName(s: Segment): string {
@@ -86,7 +77,7 @@ export class SegmentSet {
         .map((d) => d.name),
     );
     return {
-      engine: { name: 'flashcrowd', version: engineVersion(), detail },
+      engine: { name: 'flashcrowd', version: flashcrowdVersion(), detail },
       summary: summarize(merged, durationS, time),
       scheduled: scheduledCount(plan.shape),
       started: reports.reduce((a, f) => a + f.started, 0),

@@ -1,10 +1,9 @@
 // `flashcrowd run`, the summary: every stage's result in summary.json's shape
 // (harness/summary.ts), which the report files are written from.
-import { readFileSync } from 'node:fs';
-import { join, relative } from 'node:path';
+import { relative } from 'node:path';
 import { INVARIANT_NAMES, type AuditReport, type InvariantId } from '../audit.ts';
 import { SUMMARY_SCHEMA_VERSION, type FaultBand, type RunSummary } from '../summary.ts';
-import { PROJECT_ROOT } from '../tools.ts';
+import { flashcrowdVersion, PROJECT_ROOT } from '../tools.ts';
 import type { LoadRun } from './load.ts';
 import { failuresOf, injectedOf, type Readings } from './metrics.ts';
 import type { OneRun, RunContext } from './preset.ts';
@@ -34,7 +33,7 @@ export function buildSummary(ctx: RunContext, p: SummaryParts): RunSummary {
   return {
     schemaVersion: SUMMARY_SCHEMA_VERSION,
     runId: r.runId,
-    tool: { name: 'flashcrowd', version: toolVersion() },
+    tool: { name: 'flashcrowd', version: flashcrowdVersion() },
     engine: load.engine,
     traffic,
     preset: presetOf(r),
@@ -72,12 +71,6 @@ export function buildSummary(ctx: RunContext, p: SummaryParts): RunSummary {
     warnings: ctx.warnings,
     files: {},
   };
-}
-
-function toolVersion(): string {
-  return (
-    JSON.parse(readFileSync(join(PROJECT_ROOT, 'package.json'), 'utf8')) as { version: string }
-  ).version;
 }
 
 function presetOf(r: OneRun): RunSummary['preset'] {
