@@ -309,9 +309,8 @@ export function buildCli(): Command {
     )
     .option(
       '--runner-timeout <s>',
-      'with --runners: longest wait for every runner to register; a runner silent for 10 s is dead',
+      'with --runners: longest wait for every runner to register (default 120); a runner silent for 10 s is dead',
       intArg('--runner-timeout', 1, 3600),
-      120,
     )
     .option(
       '--budget <expr>',
@@ -335,9 +334,10 @@ export function buildCli(): Command {
     .action(
       async (
         preset: string,
-        o: Omit<RunOptions, 'preset' | 'budgets' | 'quiescenceS'> & {
+        o: Omit<RunOptions, 'preset' | 'budgets' | 'quiescenceS' | 'runnerTimeoutS'> & {
           budget: string[];
           quiescence?: number;
+          runnerTimeout?: number;
         },
       ) => {
         let stopping = false;
@@ -359,6 +359,7 @@ export function buildCli(): Command {
           preset,
           budgets: o.budget,
           quiescenceS: o.quiescence,
+          runnerTimeoutS: o.runnerTimeout,
           signal: interrupted.signal,
         });
         process.exitCode = stopping ? 130 : code;

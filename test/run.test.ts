@@ -15,10 +15,12 @@ import {
   readFileSync,
   writeFileSync,
 } from 'node:fs';
+import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { validateXML } from 'xmllint-wasm';
+import { scheduledCount, type Shape } from '../harness/engine/schedule.ts';
 import { runSummarySchema, timeSeriesSchema, type RunSummary } from '../harness/summary.ts';
 
 const BIN = join(import.meta.dirname, '..', 'bin', 'flashcrowd.js');
@@ -59,6 +61,18 @@ function cliAsync(args: string[], timeoutMs: number, env: NodeJS.ProcessEnv = pr
     child.on('exit', (status) => {
       clearTimeout(t);
       resolve({ status, out });
+    });
+  });
+}
+
+/** A port nothing listens on now (the OS's pick, released). */
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address() as AddressInfo;
+      srv.close(() => resolve(port));
     });
   });
 }
@@ -163,6 +177,21 @@ describe('flashcrowd run: usage errors exit 2 before anything starts', () => {
     expect(r.stderr).toMatch(/FLASHCROWD_K6=\/no\/such\/k6: no such file/);
   });
 
+  it('--runners refuses k6, a preset with several variants and no --variant, and --listen without --runners (exit 2)', () => {
+    const k6 = cli(['run', 'livestream-spike', '--ci', '--engine', 'k6', '--runners', '2']);
+    expect(k6.status, k6.stderr).toBe(2);
+    expect(k6.stderr).toMatch(/--runners .*does not apply to --engine k6/);
+    const variants = cli(['run', 'retry-storm', '--ci', '--runners', '2']);
+    expect(variants.status, variants.stderr).toBe(2);
+    expect(variants.stderr).toMatch(/give --variant \(naive, hardened\) with --runners/);
+    const listen = cli(['run', 'livestream-spike', '--ci', '--listen', '127.0.0.1:0']);
+    expect(listen.status, listen.stderr).toBe(2);
+    expect(listen.stderr).toMatch(/--listen and --runner-timeout go with --runners/);
+    const bad = cli(['run', 'livestream-spike', '--ci', '--runners', '2', '--listen', 'nowhere']);
+    expect(bad.status, bad.stderr).toBe(2);
+    expect(bad.stderr).toMatch(/--listen must be host:port/);
+  });
+
   it('list shows every shipped preset', () => {
     const r = cli(['list', '--json']);
     expect(r.status, r.stderr).toBe(0);
@@ -239,6 +268,57 @@ describe("flashcrowd run end to end (flashcrowd's engine, Redis, mocks and check
     expect(readFileSync(join(out, 'summary.md'), 'utf8')).toMatch(/FAIL/);
     expect(readFileSync(join(out, 'index.html'), 'utf8')).not.toMatch(/(src|href)="https?:/);
     expect(r.out).toMatch(/\[\d+\/\d+s\]/); // plain progress lines
+  }, 300_000);
+
+  it('livestream-spike with --runners 2: two `flashcrowd load` processes run the schedule between them, merged by the harness, and it passes', async () => {
+    const port = await freePort();
+    const out = join(tmp, 'runners');
+    const harness = `http://127.0.0.1:${port}`;
+    const run = cliAsync(
+      [
+        'run',
+        'livestream-spike',
+        '--ci',
+        '--seed',
+        '7',
+        '--out',
+        out,
+        '--progress',
+        'plain',
+      ].concat(['--runners', '2', '--listen', `127.0.0.1:${port}`, '--runner-timeout', '120']),
+      240_000,
+    );
+    // The runners may start before the harness listens: they retry until it answers.
+    const runners = ['1/2', '2/2'].map((seg, i) =>
+      cliAsync(
+        ['load', '--harness', harness, '--segment', seg, '--name', `r${i + 1}`, '--wait', '180'],
+        240_000,
+      ),
+    );
+    const r = await run;
+    const rs = await Promise.all(runners);
+    expect(r.status, r.out.slice(-6_000)).toBe(0);
+    for (const x of rs) expect(x.status, x.out).toBe(0);
+    expect(r.out).toContain(`flashcrowd load --harness ${harness} --segment 2/2`);
+    const s = readSummary(out);
+    expect(s.verdict).toBe('pass');
+    expect(s.engine!.detail).toMatch(/2 runner processes: 1\/2 r1 \(clock [+-]\d+ ms\), 2\/2 r2/);
+    // The schedule is the preset's, whoever runs it; each runner took its share, once.
+    const resolved = JSON.parse(readFileSync(join(out, 'preset.resolved.json'), 'utf8')) as {
+      traffic: Shape;
+    };
+    expect(s.traffic!.scheduled).toBe(scheduledCount(resolved.traffic));
+    expect(s.traffic).toMatchObject({ unaccounted: 0, tolerance: 0 });
+    const started = rs.map((x) => Number(/done, (\d+) started, (\d+) dropped/.exec(x.out)![1]));
+    const dropped = rs.map((x) => Number(/done, (\d+) started, (\d+) dropped/.exec(x.out)![2]));
+    expect(started[0]! + started[1]!).toBe(s.traffic!.started);
+    expect(dropped[0]! + dropped[1]!).toBe(s.traffic!.dropped);
+    // Segment i mod 2: the two shares differ by at most one arrival plus what each dropped.
+    expect(Math.abs(started[0]! + dropped[0]! - (started[1]! + dropped[1]!))).toBeLessThanOrEqual(
+      1,
+    );
+    expect(s.metrics.arrivals).toBe(s.traffic!.started);
+    expect(s.invariants.filter((i) => i.ok === false)).toEqual([]);
   }, 300_000);
 
   it('retry-storm: the naive build fails its budgets with leaks the audit finds, the hardened build passes, so the run exits 0', async () => {

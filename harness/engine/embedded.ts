@@ -60,14 +60,24 @@ export class EmbeddedEngine implements LoadEngine {
     return `flashcrowd engine (${w} worker thread${w === 1 ? '' : 's'}${this.o.segment ? `, segment ${segmentName(this.o.segment)}` : ''})`;
   }
 
+  private booted: Promise<void> | undefined;
+
+  /** Boot the worker threads (each with its segment of the plan) and wait until all say ready. */
+  ready(plan: LoadPlan): Promise<void> {
+    this.booted ??= (async () => {
+      const segs = splitSegment(this.o.segment ?? WHOLE, this.o.workers ?? 1);
+      const set = (this.set = new SegmentSet(segs));
+      const finals = segs.map((seg) => this.spawn(plan, seg, set));
+      await this.allReady();
+      this.done = Promise.all(finals).then(() => set.result(plan, this.describe(), this.errors));
+    })();
+    return this.booted;
+  }
+
   async start(plan: LoadPlan): Promise<void> {
-    const segs = splitSegment(this.o.segment ?? WHOLE, this.o.workers ?? 1);
-    const set = (this.set = new SegmentSet(segs));
-    const finals = segs.map((seg) => this.spawn(plan, seg, set));
-    await this.allReady();
+    await this.ready(plan);
     const startAtMs = this.o.startAtMs ?? Date.now() + (this.o.leadMs ?? 100);
     for (const w of this.workers) w.postMessage({ type: 'go', startAtMs });
-    this.done = Promise.all(finals).then(() => set.result(plan, this.describe(), this.errors));
   }
 
   private readyCount = 0;

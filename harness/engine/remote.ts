@@ -113,7 +113,22 @@ export class RemoteEngine implements LoadEngine {
     return this.url;
   }
 
+  private registered: Promise<void> | undefined;
+
+  /** Listen, print how to start each runner, and wait until all have registered. */
+  ready(plan: LoadPlan): Promise<void> {
+    this.registered ??= this.listenAndWait(plan);
+    return this.registered;
+  }
+
+  /** Set the start instant (a lead time from now); runners polling /start begin there. */
   async start(plan: LoadPlan): Promise<void> {
+    await this.ready(plan);
+    this.startAtMs = Date.now() + (this.o.leadMs ?? 1000);
+    this.watchdog = setInterval(() => this.watch(), 500);
+  }
+
+  private async listenAndWait(plan: LoadPlan): Promise<void> {
     this.plan = plan;
     this.server = http.createServer((req, res) => void this.handle(req, res));
     const [host = '127.0.0.1', port = '0'] = (this.o.listen ?? '127.0.0.1:0').split(/:(?=\d+$)/);
@@ -131,7 +146,6 @@ export class RemoteEngine implements LoadEngine {
       print(`  flashcrowd load --harness ${this.url} --segment ${k}/${this.o.runners}`);
     await this.allRegistered();
     print(`runners: ${this.describeRunners()} registered`);
-    this.watchdog = setInterval(() => this.watch(), 500);
   }
 
   private describeRunners(): string {
@@ -139,7 +153,7 @@ export class RemoteEngine implements LoadEngine {
       .sort((a, b) => a.segment.index - b.segment.index)
       .map(
         (r) =>
-          `${segmentName(r.segment)} ${r.name}${r.skewMs === null ? '' : ` (clock ${r.skewMs >= 0 ? '+' : ''}${Math.round(r.skewMs)} ms)`}`,
+          `${segmentName(r.segment)} ${r.name}${r.skewMs === null ? '' : ` (clock ${signedMs(r.skewMs)})`}`,
       )
       .join(', ');
   }
@@ -151,7 +165,6 @@ export class RemoteEngine implements LoadEngine {
       const check = setInterval(() => {
         if (this.runners.size === this.o.runners) {
           clearInterval(check);
-          this.startAtMs = Date.now() + (this.o.leadMs ?? 1000);
           resolve();
         } else if (Date.now() - since > limitMs) {
           clearInterval(check);
@@ -283,4 +296,10 @@ export class RemoteEngine implements LoadEngine {
     s.closeAllConnections();
     await new Promise<void>((r) => s.close(() => r()));
   }
+}
+
+/** "+3 ms", "-12 ms", "+0 ms": rounded first, so -0.3 is "+0", never "0" or "-0". */
+function signedMs(ms: number): string {
+  const n = Math.round(ms);
+  return `${n < 0 ? '-' : '+'}${Math.abs(n)} ms`;
 }

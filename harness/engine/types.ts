@@ -55,6 +55,12 @@ export interface LoadEngine {
   readonly name: EngineName;
   /** One line: which engine, where from. */
   describe(): string;
+  /**
+   * Get ready to start at once (worker threads booted, runner processes
+   * registered), so the chaos timeline applied next starts with the traffic;
+   * start() does it when it was not called. Rejects with EngineStartError.
+   */
+  ready?(plan: LoadPlan): Promise<void>;
   /** Start the traffic; rejects with EngineStartError when it cannot start. */
   start(plan: LoadPlan): Promise<void>;
   /** The latest snapshot (undefined before the first). */

@@ -18,12 +18,13 @@
 // did not do what it `expect`s); 2 usage or set-up error.
 import { join, relative, resolve } from 'node:path';
 import type { Store } from '../../checkout/store.ts';
+import { UsageError } from '../errors.ts';
 import { loadPreset, type Variant } from '../preset.ts';
 import { writeReports } from '../report/index.ts';
 import type { RunSummary } from '../summary.ts';
 import { PROJECT_ROOT } from '../tools.ts';
 import { applyChaos, clearChaos } from './chaos.ts';
-import { engineFactory, prepareLoad, runLoad, timeSeries } from './load.ts';
+import { engineFactory, prepareLoad, readyEngine, runLoad, timeSeries } from './load.ts';
 import { finalReadings, runMetrics } from './metrics.ts';
 import { checkTargetFlags, runScales, type Print, type RunOptions } from './options.ts';
 import { budgetsOf, cliBudgets, resolveRun, variantsOf, type OneRun } from './preset.ts';
@@ -41,7 +42,12 @@ export async function runCommand(o: RunOptions, print: Print = console.log): Pro
   const cli = cliBudgets(o.budgets);
   const variants = variantsOf(preset, o.variant);
   // Which engine (and for k6, which binary or container) is settled before anything starts.
-  const engine = await engineFactory(o);
+  if (o.runners !== undefined && variants.length > 1)
+    throw new UsageError(
+      `preset ${preset.name} runs ${variants.length} variants, and runner processes serve one run: ` +
+        `give --variant (${variants.map((v) => v?.name).join(', ')}) with --runners`,
+    );
+  const engine = await engineFactory(o, print);
   print(`engine: ${engine().describe()}`);
   const runId = `${preset.name}-${stamp(new Date())}-s${o.seed}`;
   const base = resolve(o.out ?? join(PROJECT_ROOT, 'reports', runId));
@@ -84,6 +90,7 @@ async function runOne(r: OneRun, o: RunOptions, print: Print): Promise<RunSummar
     const sale = await seedSale(ctx, target);
     const plan = await prepareLoad(ctx, target);
     const engine = r.engine();
+    await readyEngine(engine, plan, o.signal);
     // Chaos is applied just before the traffic, so its clock starts with it.
     const bands = await applyChaos(ctx, target);
     const loadRun = await runLoad(ctx, target, { engine, plan, bands });

@@ -10,12 +10,14 @@ import { gracefulStopS } from '../../scenarios/lib/preset.ts';
 import { Collector } from '../collect.ts';
 import { EmbeddedEngine } from '../engine/embedded.ts';
 import { K6Engine, resolveK6Engine } from '../engine/k6.ts';
+import { RemoteEngine } from '../engine/remote.ts';
 import type { LoadEngine, LoadPlan, LoadResult } from '../engine/types.ts';
 import type { ResolvedPreset } from '../preset.ts';
 import type { StackUrls } from '../stack.ts';
 import type { BudgetResult, FaultBand, RunSummary, TimeSeries } from '../summary.ts';
 import { PROJECT_ROOT } from '../tools.ts';
-import type { RunOptions } from './options.ts';
+import type { Print, RunOptions } from './options.ts';
+import { UsageError } from '../errors.ts';
 import type { RunContext } from './preset.ts';
 import { showProgress, trafficLine } from './progress.ts';
 import type { Target } from './target.ts';
@@ -24,13 +26,40 @@ const SCENARIO = join(PROJECT_ROOT, 'scenarios', 'livestream.ts');
 
 export type Traffic = NonNullable<RunSummary['traffic']>;
 
-/** How each run gets its engine; k6 is resolved here, before the stack starts (exit 2 without one). */
-export async function engineFactory(o: RunOptions): Promise<() => LoadEngine> {
+/**
+ * How each run gets its engine: k6 is resolved here, before the stack starts
+ * (exit 2 without one); with --runners, flashcrowd's engine in runner
+ * processes that register with this one.
+ */
+export async function engineFactory(o: RunOptions, print: Print): Promise<() => LoadEngine> {
   if (o.engine === 'k6') {
+    if (o.runners !== undefined)
+      throw new UsageError(
+        "--runners spreads flashcrowd's engine over runner processes; it does not apply to --engine k6",
+      );
     const k6 = (await resolveK6Engine()).k6;
     return () => new K6Engine(k6);
   }
+  if (o.runners !== undefined) {
+    const remote = {
+      runners: o.runners,
+      ...(o.listen !== undefined ? { listen: checkListen(o.listen) } : {}),
+      registerTimeoutS: o.runnerTimeoutS ?? 120,
+      print,
+    };
+    return () => new RemoteEngine(remote);
+  }
+  if (o.listen !== undefined || o.runnerTimeoutS !== undefined)
+    throw new UsageError('--listen and --runner-timeout go with --runners');
   return () => new EmbeddedEngine({ workers: o.workers ?? 1 });
+}
+
+/** host:port with a port 0-65535 (0: a free one), or a usage error naming --listen. */
+function checkListen(v: string): string {
+  const m = /^(.+):(\d+)$/.exec(v);
+  if (!m || Number(m[2]) > 65535)
+    throw new UsageError(`--listen must be host:port (e.g. 0.0.0.0:7070), got "${v}"`);
+  return v;
 }
 
 /** The load engine's inputs, written to the run's folder (k6 reads them as files), and the plan. */
@@ -142,6 +171,29 @@ function startCollector({ urls, haveMocks }: Target, engine: LoadEngine): Collec
     adminToken: process.env.FLASHCROWD_ADMIN_TOKEN,
     startedAtMs: Date.now(),
   });
+}
+
+/**
+ * The engine made ready before the chaos timeline starts (worker threads
+ * booted, runner processes registered), so faults and traffic share a clock.
+ * Ctrl-C while waiting stops the engine and gives up.
+ */
+export async function readyEngine(engine: LoadEngine, plan: LoadPlan, signal?: AbortSignal) {
+  if (!engine.ready) return;
+  if (signal?.aborted) throw new Error('interrupted before the load started');
+  let onAbort = () => undefined as void;
+  const aborted = new Promise<never>((_, reject) => {
+    onAbort = () => {
+      void engine.stop();
+      reject(new Error('interrupted before the load started'));
+    };
+    signal?.addEventListener('abort', onAbort, { once: true });
+  });
+  try {
+    await Promise.race([engine.ready(plan), aborted]);
+  } finally {
+    signal?.removeEventListener('abort', onAbort);
+  }
 }
 
 async function driveEngine(engine: LoadEngine, plan: LoadPlan, signal: AbortSignal | undefined) {

@@ -27,6 +27,12 @@ export interface RunOptions {
   engine?: EngineName;
   /** Worker threads of flashcrowd's engine (default 1). */
   workers?: number;
+  /** Spread flashcrowd's engine over N runner processes (`flashcrowd load --segment k/N`). */
+  runners?: number;
+  /** With runners: host:port the harness listens on for them (default 127.0.0.1 and a free port). */
+  listen?: string;
+  /** With runners: the longest wait for all of them to register (s, default 120). */
+  runnerTimeoutS?: number;
   /** Ctrl-C: the load stops early (the run then reports what it saw). */
   signal?: AbortSignal;
 }
