@@ -14,6 +14,7 @@
 // A runner measures its clock against the harness's from these answers (NTP's
 // midpoint of the quickest round trip) and sends it with its reports.
 import http from 'node:http';
+import { hostname } from 'node:os';
 import type { AddressInfo } from 'node:net';
 import { z } from 'zod';
 import type { SegmentPlan, SegmentReport } from './runner.ts';
@@ -139,7 +140,9 @@ export class RemoteEngine implements LoadEngine {
       this.server!.listen(Number(port), host, resolve);
     });
     const addr = this.server.address() as AddressInfo;
-    this.url = `http://${this.o.advertise ?? `${host.includes(':') ? `[${host}]` : host}:${addr.port}`}`;
+    // Listening on every address: runners elsewhere reach it by this host's name.
+    const shownHost = host === '0.0.0.0' || host === '::' ? hostname() : host;
+    this.url = `http://${this.o.advertise ?? `${shownHost.includes(':') ? `[${shownHost}]` : shownHost}:${addr.port}`}`;
     const print = this.o.print ?? (() => undefined);
     print(`waiting for ${this.o.runners} runner(s) at ${this.url}; start each with:`);
     for (let k = 1; k <= this.o.runners; k += 1)
