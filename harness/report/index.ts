@@ -184,10 +184,9 @@ export async function renderFromDir(
   dir: string,
   opts: WriteReportsOptions = {},
 ): Promise<Record<'markdown' | 'junit' | 'html', string>> {
-  const [rawSummary, rawSeries] = await Promise.all([
-    readJson(dir, REPORT_FILES.summary),
-    readJson(dir, REPORT_FILES.timeseries),
-  ]);
+  // One after the other: a folder missing both is reported as missing its summary, every time.
+  const rawSummary = await readJson(dir, REPORT_FILES.summary);
+  const rawSeries = await readJson(dir, REPORT_FILES.timeseries);
   let s: RunSummary;
   let ts: TimeSeries;
   try {
