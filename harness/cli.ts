@@ -340,16 +340,21 @@ export function buildCli(): Command {
           runnerTimeout?: number;
         },
       ) => {
-        let stopping = false;
+        // Ctrl-C or SIGTERM: stop the load, skip quiescence, audit what is there and
+        // write every report, marked interrupted (exit 130 / 143). The stack runs in
+        // process groups of its own, so the signal reaches this process only. A second
+        // signal, or 120 s more, ends it at once.
+        let stopping: NodeJS.Signals | undefined;
         const interrupted = new AbortController();
-        const onInt = () => {
-          if (stopping) process.exit(130);
-          stopping = true;
-          interrupted.abort();
-          console.error('\ninterrupted: stopping the load and the stack...');
-          // Children (k6, mocks, checkout) got the same signal and stop themselves;
-          // the stack's children also stop when this process exits.
-          setTimeout(() => process.exit(130), 15_000).unref();
+        const onInt = (signal: NodeJS.Signals) => {
+          const code = signal === 'SIGTERM' ? 143 : 130;
+          if (stopping) process.exit(code);
+          stopping = signal;
+          interrupted.abort(signal);
+          console.error(
+            `\ninterrupted (${signal}): stopping the load; auditing and writing the reports (again to quit now)...`,
+          );
+          setTimeout(() => process.exit(code), 120_000).unref();
         };
         process.on('SIGINT', onInt);
         process.on('SIGTERM', onInt);
@@ -362,7 +367,7 @@ export function buildCli(): Command {
           runnerTimeoutS: o.runnerTimeout,
           signal: interrupted.signal,
         });
-        process.exitCode = stopping ? 130 : code;
+        process.exitCode = stopping ? (stopping === 'SIGTERM' ? 143 : 130) : code;
       },
     );
 

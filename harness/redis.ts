@@ -9,7 +9,9 @@ import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { UsageError } from './errors.ts';
-import { findTool } from './tools.ts';
+import { findTool, PROJECT_ROOT } from './tools.ts';
+
+const GUARD = join(PROJECT_ROOT, 'harness', 'guard.mjs');
 
 export interface RedisHandle {
   url: string;
@@ -62,6 +64,12 @@ export async function waitForRedis(
 
 export interface LocalRedisOptions {
   port?: number;
+  /**
+   * In a process group of its own, under harness/guard.mjs (which stops it when
+   * this process ends, even killed): a Ctrl-C or SIGTERM to this process's
+   * group does not take Redis away before the run has audited it.
+   */
+  apart?: boolean;
   /** Extra redis-server arguments, e.g. ['--cluster-enabled', 'yes']. */
   args?: string[];
 }
@@ -74,25 +82,27 @@ export async function startLocalRedis(
   if (!bin) throw new UsageError(noRedisMessage());
   const port = opts.port ?? (await freePort());
   const dir = mkdtempSync(join(tmpdir(), 'flashcrowd-redis-'));
-  const child = spawn(
-    bin,
-    [
-      '--port',
-      String(port),
-      '--bind',
-      '127.0.0.1',
-      '--save',
-      '',
-      '--appendonly',
-      'no',
-      '--dir',
-      dir,
-      '--loglevel',
-      'warning',
-      ...(opts.args ?? []),
-    ],
-    { stdio: ['ignore', 'ignore', 'pipe'] },
-  );
+  const redisArgs = [
+    '--port',
+    String(port),
+    '--bind',
+    '127.0.0.1',
+    '--save',
+    '',
+    '--appendonly',
+    'no',
+    '--dir',
+    dir,
+    '--loglevel',
+    'warning',
+    ...(opts.args ?? []),
+  ];
+  const child = opts.apart
+    ? spawn(process.execPath, [GUARD, bin, ...redisArgs], {
+        stdio: ['pipe', 'ignore', 'pipe'],
+        detached: true,
+      })
+    : spawn(bin, redisArgs, { stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
   child.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
   const exited = once(child, 'exit');
@@ -141,10 +151,10 @@ export function noRedisMessage(): string {
 }
 
 /** REDIS_URL, else a local redis-server, else a testcontainers Redis, else a UsageError saying what to install. */
-export async function startRedis(): Promise<RedisHandle> {
+export async function startRedis(opts: { apart?: boolean } = {}): Promise<RedisHandle> {
   const env = process.env.REDIS_URL;
   if (env) return { url: env, kind: 'env', close: async () => undefined };
-  if (findTool('redis-server')) return startLocalRedis();
+  if (findTool('redis-server')) return startLocalRedis(opts);
   if (dockerAnswers()) {
     const { GenericContainer, Wait } = await import('testcontainers');
     const c = await new GenericContainer('redis:7-alpine')

@@ -56,6 +56,9 @@ async function startChild(
   const proc = spawn(process.execPath, [CLI, ...args, '--json', '--exit-with-stdin'], {
     cwd: PROJECT_ROOT,
     stdio: ['pipe', 'pipe', 'pipe'],
+    // A process group of its own: a Ctrl-C or SIGTERM meant for the run reaches the run only,
+    // which stops the load and still audits and reports; the child ends when its stdin closes.
+    detached: true,
     env: { ...process.env, FORCE_COLOR: '0' },
   });
   const log = logDir ? createWriteStream(join(logDir, `${name}.log`)) : undefined;
@@ -133,7 +136,7 @@ export async function startStack(o: StackOptions): Promise<Stack> {
   };
   try {
     log('starting Redis...');
-    redis = await startRedis();
+    redis = await startRedis({ apart: true });
     log(`  redis    ${redis.url} (${redis.kind})`);
     log('starting the mock gateways...');
     const mocks = await startChild(

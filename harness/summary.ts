@@ -107,8 +107,13 @@ export const runSummarySchema = z
     /** Seconds of traffic (k6), then of quiescence. */
     durations: z.object({ trafficS: num, quiescenceS: num, totalS: num }).strict(),
     verdict: z.enum(['pass', 'fail']),
-    /** 0 pass, 1 a budget or an invariant failed. */
-    exitCode: z.union([z.literal(0), z.literal(1)]),
+    /** 0 pass, 1 a budget or an invariant failed, 130 / 143 interrupted by SIGINT / SIGTERM. */
+    exitCode: z.union([z.literal(0), z.literal(1), z.literal(130), z.literal(143)]),
+    /** Set when Ctrl-C or SIGTERM cut the run short: the load stopped, quiescence was skipped. */
+    interrupted: z
+      .object({ signal: z.enum(['SIGINT', 'SIGTERM']), afterTrafficS: num })
+      .strict()
+      .optional(),
     checkout: z
       .object({
         mode: z.enum(['naive', 'hardened']),

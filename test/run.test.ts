@@ -321,6 +321,53 @@ describe("flashcrowd run end to end (flashcrowd's engine, Redis, mocks and check
     expect(s.invariants.filter((i) => i.ok === false)).toEqual([]);
   }, 300_000);
 
+  it("SIGTERM to the run's process group mid-traffic stops the load, still audits and writes every report marked interrupted, exit 143, nothing left running", async () => {
+    const out = join(tmp, 'interrupted');
+    const mark = `FLASHCROWD_TEST_MARK=${randomUUID()}`;
+    const [k, v] = mark.split('=') as [string, string];
+    const child = spawn(
+      process.execPath,
+      [BIN, 'run', 'livestream-spike', '--ci', '--seed', '3', '--out', out, '--progress', 'plain'],
+      { stdio: ['ignore', 'pipe', 'pipe'], detached: true, env: { ...process.env, [k]: v } },
+    );
+    let text = '';
+    const seen = new Promise<void>((resolve) => {
+      const onData = (d: Buffer) => {
+        text += d.toString();
+        // A few seconds into the traffic: progress lines after the traffic line.
+        if (/traffic: [\s\S]*\n.*\n.*\n.*\n/.test(text)) resolve();
+      };
+      child.stdout.on('data', onData);
+      child.stderr.on('data', (d: Buffer) => (text += d.toString()));
+    });
+    const exited = new Promise<number | null>((resolve) => child.on('exit', (c) => resolve(c)));
+    await Promise.race([seen, exited]);
+    process.kill(-child.pid!, 'SIGTERM');
+    const code = await exited;
+    expect(code, text.slice(-4_000)).toBe(143);
+    expect(text).not.toMatch(/ECONNREFUSED|Unhandled|at .*\.ts:\d+/);
+    const s = readSummary(out);
+    expect(s.interrupted).toMatchObject({ signal: 'SIGTERM' });
+    expect(s.interrupted!.afterTrafficS).toBeGreaterThan(0);
+    expect(s.exitCode).toBe(143);
+    expect(s.verdict).toBe('fail');
+    expect(s.warnings[0]).toMatch(/^interrupted by SIGTERM after [\d.]+ s of traffic/);
+    // The audit still ran against the stack (Redis and the mocks outlived the signal).
+    expect(s.invariants.length).toBe(11);
+    expect(s.invariants.filter((i) => i.id !== 'I10').every((i) => i.ok !== null)).toBe(true);
+    expect(s.quiescence).toMatchObject({
+      settled: false,
+      note: expect.stringMatching(/interrupted/),
+    });
+    for (const f of Object.values(s.files)) expect(existsSync(join(out, f)), f).toBe(true);
+    expect(readFileSync(join(out, 'summary.md'), 'utf8')).toMatch(/interrupted by SIGTERM/);
+    expect(readFileSync(join(out, 'index.html'), 'utf8')).toMatch(/interrupted by SIGTERM/);
+    expect(readFileSync(join(out, 'junit.xml'), 'utf8')).toMatch(/interrupted by SIGTERM/);
+    // The stack's process groups ended with the run.
+    await new Promise((r) => setTimeout(r, 1_000));
+    expect(processesMarked(mark)).toEqual([]);
+  }, 240_000);
+
   it('retry-storm: the naive build fails its budgets with leaks the audit finds, the hardened build passes, so the run exits 0', async () => {
     const out = join(tmp, 'storm');
     const r = await cliAsync(

@@ -76,6 +76,7 @@ export async function runCommand(o: RunOptions, print: Print = console.log): Pro
     );
     results.push({ variant, summary });
     printVerdict(summary, shown(dir), print);
+    if (summary.interrupted) return summary.exitCode;
   }
   if (results.length === 1) return results[0]!.summary.exitCode;
   return printExpectations(results, print) ? 0 : 1;
@@ -96,7 +97,14 @@ async function runOne(r: OneRun, o: RunOptions, print: Print): Promise<RunSummar
     const loadRun = await runLoad(ctx, target, { engine, plan, bands });
     await clearChaos(target);
     store = openStore(ctx, target, sale);
-    const settling = await quiesce(ctx, target, sale, store);
+    const interrupted = interruption(o.signal, loadRun.trafficS);
+    if (interrupted)
+      ctx.warnings.unshift(
+        `interrupted by ${interrupted.signal} after ${interrupted.afterTrafficS.toFixed(1)} s of traffic: ` +
+          'the load was stopped and quiescence skipped, so the audit saw the state at that moment; ' +
+          'an interrupted run never passes',
+      );
+    const settling = await quiesce(ctx, target, sale, store, interrupted !== undefined);
     const series = await timeSeries(loadRun.collector, bands, ctx.resolved);
     const readings = await finalReadings(target);
     const stages = series.stages.map((s) => s.label);
@@ -105,7 +113,7 @@ async function runOne(r: OneRun, o: RunOptions, print: Print): Promise<RunSummar
       { load: loadRun.load.summary, audit: settling.report, stages },
       loadRun.traffic,
     );
-    const judgement = judge(r.budgets, metrics, loadRun.traffic, settling.report);
+    const judgement = judge(r.budgets, metrics, loadRun.traffic, settling.report, interrupted);
     const summary = buildSummary(ctx, {
       target,
       sale,
@@ -115,6 +123,7 @@ async function runOne(r: OneRun, o: RunOptions, print: Print): Promise<RunSummar
       readings,
       metrics,
       judgement,
+      interrupted,
     });
     summary.files = await writeReports(r.dir, summary, series);
     return summary;
@@ -122,6 +131,15 @@ async function runOne(r: OneRun, o: RunOptions, print: Print): Promise<RunSummar
     store?.redis.disconnect();
     await target.stack?.stop();
   }
+}
+
+/** The signal that cut the run short (the abort reason the CLI gives), if one did. */
+function interruption(
+  signal: AbortSignal | undefined,
+  afterTrafficS: number,
+): RunSummary['interrupted'] {
+  if (!signal?.aborted) return undefined;
+  return { signal: signal.reason === 'SIGTERM' ? 'SIGTERM' : 'SIGINT', afterTrafficS };
 }
 
 function stamp(d: Date): string {

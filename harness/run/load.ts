@@ -215,7 +215,10 @@ function checkLoad(ctx: RunContext, load: LoadResult): Traffic {
   if (traffic.unaccounted > traffic.tolerance)
     ctx.warnings.push(
       `the engine started ${traffic.started ?? 'no'} of ${traffic.scheduled} scheduled arrivals and dropped ${traffic.dropped}: ` +
-        `${traffic.unaccounted} are unaccounted for, so the run cannot pass (a load generator that sent no traffic?)`,
+        `${traffic.unaccounted} are unaccounted for, so the run cannot pass` +
+        (ctx.o.signal?.aborted
+          ? ' (the run was interrupted before the schedule ended)'
+          : ' (a load generator that sent no traffic?)'),
     );
   return traffic;
 }

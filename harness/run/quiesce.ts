@@ -38,14 +38,18 @@ export async function quiesce(
   target: Target,
   sale: Sale,
   store: Store | undefined,
+  interrupted = false,
 ): Promise<Settling> {
   const ttlS = (Number(sale.config.params.paymentTtlMs ?? 900_000) * ctx.r.timeScale) / 1000;
-  const limitS = ctx.o.quiescenceS ?? Math.max(15, Math.ceil(ttlS * 2 + 10));
+  // Interrupted: no wait, one audit of the state as it is.
+  const limitS = interrupted ? 0 : (ctx.o.quiescenceS ?? Math.max(15, Math.ceil(ttlS * 2 + 10)));
   const qStart = Date.now();
   let report: AuditReport | undefined;
   let settled = false;
   ctx.print(
-    `settling: waiting up to ${limitS} s for deadlines, sweeper, reconciler and notifications...`,
+    interrupted
+      ? 'interrupted: no settling; auditing the state as it is...'
+      : `settling: waiting up to ${limitS} s for deadlines, sweeper, reconciler and notifications...`,
   );
   while (store && target.haveMocks) {
     const open = await openOrders(target.urls.checkout);

@@ -21,6 +21,7 @@ export interface SummaryParts {
   readings: Readings;
   metrics: Record<string, number | null>;
   judgement: Judgement;
+  interrupted?: RunSummary['interrupted'];
 }
 
 /** summary.json, without its `files` (writeReports fills them in). */
@@ -51,7 +52,14 @@ export function buildSummary(ctx: RunContext, p: SummaryParts): RunSummary {
       totalS: (endedAt.getTime() - startedAt.getTime()) / 1000,
     },
     verdict,
-    exitCode: verdict === 'pass' ? 0 : 1,
+    exitCode: p.interrupted
+      ? p.interrupted.signal === 'SIGTERM'
+        ? 143
+        : 130
+      : verdict === 'pass'
+        ? 0
+        : 1,
+    ...(p.interrupted ? { interrupted: p.interrupted } : {}),
     checkout: {
       mode: p.sale.config.mode,
       features: p.sale.config.features,
@@ -66,7 +74,13 @@ export function buildSummary(ctx: RunContext, p: SummaryParts): RunSummary {
     quiescence: {
       settled,
       waitedS: quiescenceS,
-      ...(settled ? {} : { note: `not settled within ${limitS} s: leaks counted as found` }),
+      ...(settled
+        ? {}
+        : {
+            note: p.interrupted
+              ? 'skipped: the run was interrupted; leaks counted as found'
+              : `not settled within ${limitS} s: leaks counted as found`,
+          }),
     },
     warnings: ctx.warnings,
     files: {},

@@ -21,6 +21,7 @@ export function judge(
   metrics: Record<string, number | null>,
   traffic: Traffic,
   report: AuditReport | undefined,
+  interrupted?: RunSummary['interrupted'],
 ): Judgement {
   const results = [
     ...evaluateBudgets(
@@ -30,7 +31,7 @@ export function judge(
     trafficBudget(traffic),
   ];
   const invariantsBroken = report ? report.violated.length > 0 : false;
-  const verdict = results.every((b) => b.ok) && !invariantsBroken ? 'pass' : 'fail';
+  const verdict = results.every((b) => b.ok) && !invariantsBroken && !interrupted ? 'pass' : 'fail';
   return { budgets: results, verdict };
 }
 
