@@ -20,6 +20,8 @@ export interface EngineChildInput {
   warmupS: number;
   /** Requests after which to note the RSS (e.g. 1e6, 1e7). */
   rssAt?: number[];
+  /** Stop the engine once the last `rssAt` mark is noted (the RSS run's shape is longer than needed). */
+  stopAfterRss?: boolean;
   /** Trend metrics to report over the window besides arrival_lateness and http_req_duration. */
   trends?: string[];
 }
@@ -159,6 +161,7 @@ async function main() {
   const latest = new Map<number, SegmentReport>();
   let from: Mark | undefined;
   let to: Mark | undefined;
+  let stopping = false;
 
   const onReport = (r: SegmentReport, final: boolean) => {
     latest.set(r.segment.index, r);
@@ -185,6 +188,10 @@ async function main() {
         elapsedS: tick.elapsedS,
       });
     if (final) return;
+    if (input.stopAfterRss && rssAt.length === 0 && !stopping) {
+      stopping = true;
+      void engine.stop();
+    }
     if (!from && tick.elapsedS >= warmupS) from = { tick, snaps };
     if (from && tick.elapsedS <= endS + 0.05) to = { tick, snaps };
   };

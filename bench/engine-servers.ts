@@ -69,7 +69,10 @@ async function main() {
     process.exit(2);
   }
   const server = kind === 'get' ? getServer() : stubCheckout();
-  server.listen(0, '127.0.0.1');
+  // The accept queue as deep as the kernel allows (net.core.somaxconn; Node's default is 511): a
+  // generator that opens a thousand connections at once after a stall must not meet SYN drops and
+  // their 1 s retransmit, which would measure the kernel's backlog, not the generator.
+  server.listen({ port: 0, host: '127.0.0.1', backlog: 4096 });
   await once(server, 'listening');
   const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   process.stdout.write(`${JSON.stringify({ kind, url, pid: process.pid })}\n`);

@@ -69,12 +69,12 @@ const HELP = `usage: npm run bench:engine -- [options]
   --warmup S            warm-up seconds (a ramp from a tenth of the rate) before each window (default 2)
   --duration S          measured seconds per rate (default 8)
   --search-from N       the sustained-rate search's first rate (default 8000; livestream a tenth)
-  --search-steps N      most steps of each search (default 5)
+  --search-steps N      most steps of each search (default 7)
   --rss-reqs a,b        requests after which to note the engine's RSS (default 1000000,10000000)
   --rss-rate N          arrival rate of the RSS run (default: 95% of the highest sustained rate found,
                         at most 40000)
   --skip-rss            no RSS run
-  --budget S            wall-time budget (default 900; --quick 240): the RSS run is cut short to fit
+  --budget S            wall-time budget (default 1800; --quick 240): the RSS run is cut short to fit
                         it, and its RSS compared at the most requests it reached
   --only a,b            parts: engine-get,engine-livestream,vegeta,wrk,k6,search,rss (default all)
   --engine-child FILE   the engine's process (default bench/engine-child.ts; a copy that imports a
@@ -128,13 +128,13 @@ const LS_RATES = nums(
 const WARMUP_S = num('warmup', opt.warmup, 2);
 const DURATION_S = num('duration', opt.duration, QUICK ? 4 : 8);
 const SEARCH_FROM = num('search-from', opt['search-from'], 8_000);
-const SEARCH_STEPS = num('search-steps', opt['search-steps'], QUICK ? 3 : 5);
+const SEARCH_STEPS = num('search-steps', opt['search-steps'], QUICK ? 3 : 7);
 const SEARCH_DURATION_S = QUICK ? 3 : 4;
 const RSS_REQS = nums(
   'rss-reqs',
   opt['rss-reqs'] ?? (QUICK ? '100000,1000000' : '1000000,10000000'),
 );
-const BUDGET_S = num('budget', opt.budget, QUICK ? 240 : 900);
+const BUDGET_S = num('budget', opt.budget, QUICK ? 240 : 1800);
 const RSS_RATE = opt['rss-rate'] === undefined ? undefined : num('rss-rate', opt['rss-rate'], 0);
 const PARTS = ['engine-get', 'engine-livestream', 'vegeta', 'wrk', 'k6', 'search', 'rss'] as const;
 type Part = (typeof PARTS)[number];
@@ -363,6 +363,7 @@ async function runEngine(
   warmupS: number,
   durationS: number,
   rssAt: number[] = [],
+  stopAfterRss = false,
 ): Promise<Measurement> {
   const isGet = gen === 'engine-get';
   const plan: LoadPlan = {
@@ -374,7 +375,7 @@ async function runEngine(
     maxVUs: isGet ? getMaxVUs(rate) : Math.max(4000, rate * 4),
     gracefulStopS: isGet ? 2 : 10,
   };
-  const input: EngineChildInput = { plan, workers: 1, warmupS, rssAt };
+  const input: EngineChildInput = { plan, workers: 1, warmupS, rssAt, stopAfterRss };
   const [cmd, args] = pinned(pin.loadCpu, process.execPath, [
     RUN_TS,
     ENGINE_CHILD,
@@ -908,7 +909,9 @@ async function main() {
       const best = searches.find((s) => s.generator === 'engine-get')?.best;
       const rate = RSS_RATE ?? Math.min(40_000, Math.round(((best ?? 8_000) * 0.95) / 100) * 100);
       const total = Math.max(...RSS_REQS);
-      const needed = Math.ceil((total * 1.01) / rate) + 1;
+      // A fifth longer than the requests need at the rate (arrivals dropped, requests still in
+      // flight), and stopped as soon as the last mark is noted.
+      const needed = Math.ceil((total * 1.2) / rate) + WARMUP_S;
       // What is left of the budget (the report takes a few seconds), two minutes at least.
       const seconds = Math.min(needed, Math.max(120, Math.floor(BUDGET_S - elapsedS() - 10)));
       log(
@@ -927,6 +930,7 @@ async function main() {
         WARMUP_S,
         seconds - WARMUP_S,
         RSS_REQS,
+        true,
       );
       log(`  ${describe(rssRun)}`);
       for (const r of rssRun.rss ?? [])

@@ -7,8 +7,11 @@
 // request/response stream objects, no AbortController, no timer per request):
 // the body's chunks are kept and decoded once at the end, and timeouts sit in
 // one FIFO queue per distinct timeout (deadlines in a queue are in order), each
-// with a single timer armed at its head's deadline. bench:engine measured the
-// difference (docs/PERFORMANCE.md, "Load engine").
+// with a single timer armed at its head's deadline. `dispatch` hands the answer
+// to a sink (no promise per request: the runner's hot path); `send` is the
+// promise form. Answers are delivered after undici's callback has returned, all
+// those of one turn in one microtask. bench:engine measured the difference
+// (docs/PERFORMANCE.md, "Load engine").
 import { Agent, type Dispatcher } from 'undici';
 import type { JourneyAnswer, JourneyRequest } from '../../scenarios/lib/journey.ts';
 
@@ -29,6 +32,20 @@ export function splitUrl(url: string): { origin: string; path: string } {
 
 const NO_HEADERS: Record<string, string> = Object.freeze({}) as Record<string, string>;
 
+/** Where `dispatch` delivers an answer: `slot` is the caller's own number for the request. */
+export interface AnswerSink {
+  answer(a: JourneyAnswer, slot: number): void;
+}
+
+/** The promise form of a sink (`send`). */
+class PromiseSink implements AnswerSink {
+  resolve!: (a: JourneyAnswer) => void;
+  readonly promise = new Promise<JourneyAnswer>((r) => (this.resolve = r));
+  answer(a: JourneyAnswer): void {
+    this.resolve(a);
+  }
+}
+
 /** One request in flight: undici's handler, and the answer's promise. */
 class Exchange implements Dispatcher.DispatchHandler {
   status = 0;
@@ -37,12 +54,15 @@ class Exchange implements Dispatcher.DispatchHandler {
   private cut = false;
   private first: Buffer | undefined;
   private rest: Buffer[] | undefined;
-  resolve!: (a: JourneyAnswer) => void;
+  answer: JourneyAnswer | undefined;
 
   constructor(
     private readonly client: HttpClient,
     readonly started: number,
     readonly deadline: number,
+    /** Dropped once the answer is delivered: a finished exchange holds nothing of its journey. */
+    public sink: AnswerSink | undefined,
+    readonly slot: number,
   ) {}
 
   onConnect(abort: (err?: Error) => void): void {
@@ -77,17 +97,19 @@ class Exchange implements Dispatcher.DispatchHandler {
   abort(): void {
     if (this.done) return;
     this.cut = true;
+    const abort = this.abortFn;
     this.finish(0, '');
-    this.abortFn?.();
+    abort?.();
   }
 
   private finish(status: number, body: string) {
     if (this.done) return;
     this.done = true;
-    this.client.inFlight -= 1;
     this.first = undefined;
     this.rest = undefined;
-    this.resolve({ status, body, durationMs: performance.now() - this.started });
+    this.abortFn = undefined;
+    this.answer = { status, body, durationMs: performance.now() - this.started };
+    this.client.answered(this);
   }
 }
 
@@ -98,6 +120,8 @@ class DeadlineQueue {
   private timer: NodeJS.Timeout | undefined;
 
   push(x: Exchange) {
+    // Answered exchanges leave from the head as they go (they mostly end in the order they began).
+    this.skipDone();
     this.items.push(x);
     if (!this.timer) this.arm();
   }
@@ -152,6 +176,19 @@ export class HttpClient {
   private readonly deadlines = new Map<number, DeadlineQueue>();
   /** Requests sent and not answered yet. */
   inFlight = 0;
+  /** Answers to deliver (in the microtask `deliver`). */
+  private ready: Exchange[] = [];
+  private readonly deliver = () => {
+    const xs = this.ready;
+    this.ready = [];
+    for (const x of xs) {
+      const sink = x.sink!;
+      const a = x.answer!;
+      x.sink = undefined;
+      x.answer = undefined;
+      sink.answer(a, x.slot);
+    }
+  };
 
   constructor(o: HttpClientOptions = {}) {
     this.agent = new Agent({
@@ -164,13 +201,19 @@ export class HttpClient {
     });
   }
 
-  /** Send one request. */
+  /** Send one request; its answer comes as a promise. */
   send(r: JourneyRequest): Promise<JourneyAnswer> {
+    const sink = new PromiseSink();
+    this.dispatch(r, sink, 0);
+    return sink.promise;
+  }
+
+  /** Send one request; its answer goes to `sink.answer(answer, slot)`, never before this returns. */
+  dispatch(r: JourneyRequest, sink: AnswerSink, slot: number): void {
     const { origin, path } = splitUrl(r.url);
     const started = performance.now();
     const timeoutMs = r.timeoutS * 1000;
-    const x = new Exchange(this, started, started + timeoutMs);
-    const answer = new Promise<JourneyAnswer>((resolve) => (x.resolve = resolve));
+    const x = new Exchange(this, started, started + timeoutMs, sink, slot);
     this.inFlight += 1;
     let q = this.deadlines.get(timeoutMs);
     if (!q) this.deadlines.set(timeoutMs, (q = new DeadlineQueue()));
@@ -185,7 +228,12 @@ export class HttpClient {
       },
       x,
     );
-    return answer;
+  }
+
+  /** An exchange is over: its answer goes out with the others of this turn. */
+  answered(x: Exchange): void {
+    this.inFlight -= 1;
+    if (this.ready.push(x) === 1) queueMicrotask(this.deliver);
   }
 
   /** End every request in flight now (the run's hard stop): each answers status 0. */

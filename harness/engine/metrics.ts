@@ -50,14 +50,36 @@ export function parseTagsKey(key: string): Tags {
   return t;
 }
 
-interface TrendCell {
-  h: hdr.Histogram;
-  count: number;
-  sum: number;
-  min: number;
-  max: number;
+/** One trend series: its histogram (µs) and exact count, sum, min and max (ms). */
+export class TrendCell {
+  readonly h = newHistogram();
+  count = 0;
+  sum = 0;
+  min = Infinity;
+  max = -Infinity;
   /** The encoded histogram as of the last snapshot (undefined: changed since). */
-  encoded?: string;
+  encoded: string | undefined;
+
+  record(v: number): void {
+    const us = Math.round(v * US);
+    this.h.recordValue(us > 0 ? us : 0);
+    this.count += 1;
+    this.sum += v;
+    if (v < this.min) this.min = v;
+    if (v > this.max) this.max = v;
+    this.encoded = undefined;
+  }
+}
+
+/** One counter series. */
+export interface CounterCell {
+  n: number;
+}
+
+/** One rate series. */
+export interface RateCell {
+  passes: number;
+  fails: number;
 }
 
 export interface TrendState {
@@ -95,57 +117,89 @@ export const BUILTIN_METRICS: readonly MetricDef[] = [
   { name: 'arrival_lateness', type: 'trend', time: true },
 ];
 
+/** A series of one metric by tag-set key, made on first use. */
+class Series<C> extends Map<string, C> {
+  constructor(private readonly make: () => C) {
+    super();
+  }
+  cell(key: string): C {
+    let c = this.get(key);
+    if (c === undefined) this.set(key, (c = this.make()));
+    return c;
+  }
+}
+
+const newCounter = (): CounterCell => ({ n: 0 });
+const newRate = (): RateCell => ({ passes: 0, fails: 0 });
+const newTrend = () => new TrendCell();
+
 export class MetricStore implements MetricSink {
   private readonly types = new Map<string, MetricDef['type']>();
-  private readonly counters = new Map<string, Map<string, number>>();
-  private readonly rates = new Map<string, Map<string, { passes: number; fails: number }>>();
-  private readonly trends = new Map<string, Map<string, TrendCell>>();
+  private readonly counters = new Map<string, Series<CounterCell>>();
+  private readonly rates = new Map<string, Series<RateCell>>();
+  private readonly trends = new Map<string, Series<TrendCell>>();
   private readonly gauges = new Map<string, { value: number; max: number }>();
+  // The built-in http metrics (every answer records them), and the key of a tag set plus a status.
+  private readonly httpReqs: Series<CounterCell>;
+  private readonly httpDuration: Series<TrendCell>;
+  private readonly httpFailed: Series<RateCell>;
+  private readonly statusKeys = new Map<string, Map<number, string>>();
 
   constructor(defs: readonly MetricDef[]) {
     for (const d of [...BUILTIN_METRICS, ...defs]) {
       this.types.set(d.name, d.type);
-      const by =
-        d.type === 'counter' ? this.counters : d.type === 'rate' ? this.rates : this.trends;
-      (by as Map<string, Map<string, unknown>>).set(d.name, new Map());
+      if (d.type === 'counter') this.counters.set(d.name, new Series(newCounter));
+      else if (d.type === 'rate') this.rates.set(d.name, new Series(newRate));
+      else this.trends.set(d.name, new Series(newTrend));
     }
+    this.httpReqs = this.counters.get('http_reqs')!;
+    this.httpDuration = this.trends.get('http_req_duration')!;
+    this.httpFailed = this.rates.get('http_req_failed')!;
   }
 
   add(name: string, value: number | boolean, tags: Tags): void {
     const type = this.types.get(name);
     if (type === undefined) throw new Error(`metric ${name} is not declared`);
     const key = tagsKey(tags);
-    if (type === 'counter') {
-      const m = this.counters.get(name)!;
-      m.set(key, (m.get(key) ?? 0) + Number(value));
-    } else if (type === 'rate') {
-      const m = this.rates.get(name)!;
-      let c = m.get(key);
-      if (!c) m.set(key, (c = { passes: 0, fails: 0 }));
-      if (value === true || (typeof value === 'number' && value !== 0)) c.passes += 1;
-      else c.fails += 1;
-    } else this.trend(name, key, Number(value));
+    if (type === 'counter') this.counters.get(name)!.cell(key).n += Number(value);
+    else if (type === 'rate')
+      rateSample(
+        this.rates.get(name)!.cell(key),
+        value === true || (typeof value === 'number' && value !== 0),
+      );
+    else this.trends.get(name)!.cell(key).record(Number(value));
   }
 
-  private trend(name: string, key: string, v: number) {
-    const m = this.trends.get(name)!;
-    let c = m.get(key);
-    if (!c)
-      m.set(key, (c = { h: newHistogram(), count: 0, sum: 0, min: Infinity, max: -Infinity }));
-    c.h.recordValue(Math.max(0, Math.round(v * US)));
-    c.count += 1;
-    c.sum += v;
-    if (v < c.min) c.min = v;
-    if (v > c.max) c.max = v;
-    c.encoded = undefined;
+  /** A counter series to add to directly (the runner's built-ins: no look-up per value). */
+  counterCell(name: string, tags: Tags = {}): CounterCell {
+    const m = this.counters.get(name);
+    if (!m) throw new Error(`counter ${name} is not declared`);
+    return m.cell(tagsKey(tags));
+  }
+
+  /** A trend series to record into directly. */
+  trendCell(name: string, tags: Tags = {}): TrendCell {
+    const m = this.trends.get(name);
+    if (!m) throw new Error(`trend ${name} is not declared`);
+    return m.cell(tagsKey(tags));
   }
 
   /** The built-in metrics of one answer (k6's http_reqs, http_req_duration, http_req_failed). */
   answered(r: JourneyRequest, a: JourneyAnswer, expected: readonly number[]): void {
     const tags = r.tags;
-    this.add('http_reqs', 1, { ...tags, status: String(a.status) });
-    this.add('http_req_duration', a.durationMs, tags);
-    this.add('http_req_failed', !expectedStatus(a.status, expected), tags);
+    const key = tagsKey(tags);
+    this.httpReqs.cell(this.statusKey(key, tags, a.status)).n += 1;
+    this.httpDuration.cell(key).record(a.durationMs);
+    rateSample(this.httpFailed.cell(key), !expectedStatus(a.status, expected));
+  }
+
+  /** The key of `tags` with `status` added (cached: a series' statuses are few). */
+  private statusKey(key: string, tags: Tags, status: number): string {
+    let m = this.statusKeys.get(key);
+    if (!m) this.statusKeys.set(key, (m = new Map()));
+    let k = m.get(status);
+    if (k === undefined) m.set(status, (k = tagsKey({ ...tags, status: String(status) })));
+    return k;
   }
 
   gauge(name: string, value: number): void {
@@ -159,13 +213,14 @@ export class MetricStore implements MetricSink {
   /** One counter's total over every tag set. */
   total(name: string): number {
     let n = 0;
-    for (const v of this.counters.get(name)?.values() ?? []) n += v;
+    for (const c of this.counters.get(name)?.values() ?? []) n += c.n;
     return n;
   }
 
   snapshot(): MetricSnapshot {
     const s = emptySnapshot();
-    for (const [name, m] of this.counters) s.counters[name] = Object.fromEntries(m);
+    for (const [name, m] of this.counters)
+      s.counters[name] = Object.fromEntries([...m].map(([k, c]) => [k, c.n]));
     for (const [name, m] of this.rates)
       s.rates[name] = Object.fromEntries([...m].map(([k, c]) => [k, { ...c }]));
     for (const [name, m] of this.trends) {
@@ -183,6 +238,11 @@ export class MetricStore implements MetricSink {
   destroy(): void {
     for (const m of this.trends.values()) for (const c of m.values()) c.h.destroy();
   }
+}
+
+function rateSample(c: RateCell, pass: boolean) {
+  if (pass) c.passes += 1;
+  else c.fails += 1;
 }
 
 // ---------------------------------------------------------------- merging

@@ -5,17 +5,17 @@
 // records every metric. After the last stage, running journeys get
 // `gracefulStopS` to finish; the rest are interrupted (their requests
 // aborted) and counted. Used by a worker thread (worker.ts) or inline.
-import { setMaxListeners } from 'node:events';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type {
   Journey,
   JourneyAnswer,
   JourneyContext,
   JourneyRequest,
+  JourneyStep,
 } from '../../scenarios/lib/journey.ts';
 import { journeyKind, type JourneySpec } from '../../scenarios/lib/journeys.ts';
-import { HttpClient } from './http.ts';
-import { MetricStore, type MetricSnapshot } from './metrics.ts';
+import { HttpClient, type AnswerSink } from './http.ts';
+import { MetricStore, type CounterCell, type MetricSnapshot, type TrendCell } from './metrics.ts';
 import { arrivals, segmentCount, scheduledCount, type Segment, type Shape } from './schedule.ts';
 
 export interface SegmentPlan {
@@ -58,19 +58,26 @@ const nowMs = () => performance.timeOrigin + performance.now();
 
 class SegmentRun {
   readonly store: MetricStore;
-  private readonly http = new HttpClient();
-  private readonly expected: readonly number[];
-  private readonly hardStop = new AbortController();
+  readonly http = new HttpClient();
+  readonly expected: readonly number[];
   private readonly kind;
+  private readonly ctxElapsedS = () => this.elapsedS();
+  /** The hard stop: no journey goes on, sleeping ones wake, requests in flight are aborted. */
+  stopped = false;
+  private readonly sleeping = new Set<Iteration>();
   started = 0;
   dropped = 0;
   active = 0;
   private idle: () => void = () => undefined;
+  // The built-in series the runner records into, made on first use (a snapshot lists only those used).
+  private lateness: TrendCell | undefined;
+  private droppedCell: CounterCell | undefined;
+  private iterationsCell: CounterCell | undefined;
+  private interruptedCell: CounterCell | undefined;
+  private durationCell: TrendCell | undefined;
 
   constructor(readonly plan: SegmentPlan) {
     this.kind = journeyKind(plan.journey);
-    // Every pausing journey waits on this signal (each listener goes when its pause ends).
-    setMaxListeners(0, this.hardStop.signal);
     this.store = new MetricStore(this.kind.metrics);
     this.expected = this.kind.expectedStatuses;
   }
@@ -79,51 +86,40 @@ class SegmentRun {
     return (nowMs() - this.plan.startAtMs) / 1000;
   }
 
-  /** Start arrival i now, or drop it when every VU is busy. */
+  /** Start arrival i now, or drop it when every VU is busy; `lateMs` after its instant. */
   arrive(i: number, lateMs: number) {
-    this.store.add('arrival_lateness', Math.max(0, lateMs), {});
+    (this.lateness ??= this.store.trendCell('arrival_lateness')).record(lateMs > 0 ? lateMs : 0);
     if (this.active >= this.plan.maxVUs) {
       this.dropped += 1;
-      this.store.add('dropped_iterations', 1, {});
+      (this.droppedCell ??= this.store.counterCell('dropped_iterations')).n += 1;
       return;
     }
     this.started += 1;
     this.active += 1;
     this.store.gauge('vus', this.active);
-    const ctx: JourneyContext = { index: i, elapsedS: () => this.elapsedS(), metrics: this.store };
-    void this.drive(this.kind.start(this.plan.journey.config, ctx)).finally(() => {
-      this.active -= 1;
-      this.store.gauge('vus', this.active);
-      if (this.active === 0) this.idle();
-    });
+    const ctx: JourneyContext = { index: i, elapsedS: this.ctxElapsedS, metrics: this.store };
+    new Iteration(this, this.kind.start(this.plan.journey.config, ctx)).advance(undefined);
   }
 
-  private async drive(j: Journey) {
-    const t0 = performance.now();
-    const stop = this.hardStop.signal;
-    let answers: JourneyAnswer[] | undefined;
-    for (;;) {
-      const next = j.next(answers);
-      if (next.done) break;
-      const step = next.value;
-      if (step.kind === 'sleep') {
-        await sleep(step.seconds * 1000, undefined, { signal: stop }).catch(() => undefined);
-        answers = undefined;
-      } else answers = await Promise.all(step.requests.map((r) => this.send(r)));
-      // Interrupted (k6 alike): the journey sees no more answers, and requests cut short count nowhere.
-      if (stop.aborted) {
-        this.store.add('interrupted_iterations', 1, {});
-        return;
-      }
+  /** An iteration is over: completed (with its duration) or interrupted. */
+  ended(durationMs: number | undefined) {
+    if (durationMs === undefined)
+      (this.interruptedCell ??= this.store.counterCell('interrupted_iterations')).n += 1;
+    else {
+      (this.iterationsCell ??= this.store.counterCell('iterations')).n += 1;
+      (this.durationCell ??= this.store.trendCell('iteration_duration')).record(durationMs);
     }
-    this.store.add('iterations', 1, {});
-    this.store.add('iteration_duration', performance.now() - t0, {});
+    this.active -= 1;
+    this.store.gauge('vus', this.active);
+    if (this.active === 0) this.idle();
   }
 
-  private async send(r: JourneyRequest): Promise<JourneyAnswer> {
-    const a = await this.http.send(r);
-    if (!this.hardStop.signal.aborted) this.store.answered(r, a, this.expected);
-    return a;
+  sleep(it: Iteration, ms: number): NodeJS.Timeout {
+    this.sleeping.add(it);
+    return setTimeout(() => {
+      this.sleeping.delete(it);
+      it.advance(undefined);
+    }, ms);
   }
 
   /** Wait for running journeys up to `ms`, then interrupt the rest. */
@@ -133,13 +129,74 @@ class SegmentRun {
       const timer = new Promise<void>((r) => setTimeout(r, ms).unref());
       await Promise.race([idle, timer]);
     }
-    this.hardStop.abort();
+    this.stopped = true;
+    for (const it of this.sleeping) it.wake();
+    this.sleeping.clear();
     this.http.abortAll();
     while (this.active > 0) await sleep(5);
   }
 
   async close() {
     await this.http.close();
+  }
+}
+
+/**
+ * One arrival's journey, driven by callbacks (no promise per step or request):
+ * each http step's requests go out together, and the journey gets their answers
+ * once the last one came; a sleep step is a timer. After the hard stop the
+ * journey sees no more answers, and requests cut short count nowhere (k6 alike).
+ */
+class Iteration implements AnswerSink {
+  private readonly t0 = performance.now();
+  private requests: readonly JourneyRequest[] = [];
+  private answers: JourneyAnswer[] = [];
+  private pending = 0;
+  private timer: NodeJS.Timeout | undefined;
+
+  constructor(
+    private readonly run: SegmentRun,
+    private readonly journey: Journey,
+  ) {}
+
+  advance(answers: JourneyAnswer[] | undefined): void {
+    const run = this.run;
+    if (run.stopped) return run.ended(undefined);
+    let next: IteratorResult<JourneyStep, void>;
+    try {
+      next = this.journey.next(answers);
+    } catch (e) {
+      // A journey's bug ends the run as an unhandled error did before (not swallowed here).
+      process.nextTick(() => {
+        throw e;
+      });
+      return run.ended(undefined);
+    }
+    if (next.done) return run.ended(performance.now() - this.t0);
+    const step = next.value;
+    if (step.kind === 'sleep') {
+      this.timer = run.sleep(this, step.seconds * 1000);
+      return;
+    }
+    const rs = step.requests;
+    this.requests = rs;
+    this.answers = new Array<JourneyAnswer>(rs.length);
+    this.pending = rs.length;
+    if (rs.length === 0) return this.advance(this.answers);
+    for (let k = 0; k < rs.length; k++) run.http.dispatch(rs[k]!, this, k);
+  }
+
+  answer(a: JourneyAnswer, slot: number): void {
+    const run = this.run;
+    if (!run.stopped) run.store.answered(this.requests[slot]!, a, run.expected);
+    this.answers[slot] = a;
+    if (--this.pending === 0) this.advance(this.answers);
+  }
+
+  /** The hard stop during a sleep. */
+  wake(): void {
+    clearTimeout(this.timer);
+    this.advance(undefined);
   }
 }
 
@@ -165,6 +222,7 @@ export async function runSegment(
   const ticker = setInterval(() => o.onReport?.(report(false)), o.reportEveryMs ?? 1000);
   try {
     await walkSchedule(run, o.signal);
+    await waitForEnd(run, o.signal);
     await run.drain(o.signal?.aborted ? 0 : plan.gracefulStopS * 1000);
   } finally {
     clearInterval(ticker);
@@ -175,26 +233,46 @@ export async function runSegment(
   return final;
 }
 
-/** Start each arrival at its instant: a timer to the next one, then every arrival now due. */
-async function walkSchedule(run: SegmentRun, signal: AbortSignal | undefined) {
+/** The longest the schedule's timer waits at once (a stop is seen within it). */
+const MAX_WAIT_MS = 250;
+
+/**
+ * Start each arrival at its instant, never before: a timer to the next
+ * arrival's instant (Node's timers: 1 ms at least, so above about 1,000/s a
+ * wake-up starts a batch), then every arrival due, each with its own lateness
+ * (its start minus its instant, the time the batch's earlier arrivals took
+ * included). No spinning: between arrivals the thread is idle.
+ */
+function walkSchedule(run: SegmentRun, signal: AbortSignal | undefined): Promise<void> {
   const plan = run.plan;
+  const base = plan.startAtMs;
   const it = arrivals(plan.shape, plan.segment);
   let next = it.next();
   let vusMax = plan.preAllocatedVUs;
-  while (!next.done) {
-    if (signal?.aborted) return;
-    const dueMs = plan.startAtMs + next.value.atS * 1000;
-    const wait = dueMs - nowMs();
-    if (wait > 1) await sleep(Math.min(wait - 0.5, 250));
-    else if (wait > 0) await new Promise((r) => setImmediate(r));
-    const now = nowMs();
-    while (!next.done && plan.startAtMs + next.value.atS * 1000 <= now) {
-      run.arrive(next.value.i, now - (plan.startAtMs + next.value.atS * 1000));
-      next = it.next();
-    }
-    if (run.active > vusMax) run.store.gauge('vus_max', (vusMax = run.active));
-  }
-  // The traffic lasts the whole shape even when the last arrival came early.
+  return new Promise<void>((resolve) => {
+    const tick = () => {
+      if (signal?.aborted) return resolve();
+      let now = nowMs();
+      while (!next.done) {
+        const due = base + next.value.atS * 1000;
+        if (due > now) break;
+        run.arrive(next.value.i, now - due);
+        next = it.next();
+        now = nowMs();
+      }
+      if (run.active > vusMax) run.store.gauge('vus_max', (vusMax = run.active));
+      if (next.done) return resolve();
+      const wait = base + next.value.atS * 1000 - now;
+      setTimeout(tick, wait < MAX_WAIT_MS ? wait : MAX_WAIT_MS);
+    };
+    tick();
+  });
+}
+
+/** The traffic lasts the whole shape even when the last arrival came early. */
+async function waitForEnd(run: SegmentRun, signal: AbortSignal | undefined) {
+  const plan = run.plan;
   const endMs = plan.startAtMs + plan.shape.stages.reduce((s, st) => s + st.durationS, 0) * 1000;
-  while (Date.now() < endMs && !signal?.aborted) await sleep(Math.min(250, endMs - Date.now()));
+  while (Date.now() < endMs && !signal?.aborted)
+    await sleep(Math.min(MAX_WAIT_MS, endMs - Date.now()));
 }
