@@ -59,6 +59,12 @@ export const KNOWN_METRICS: readonly KnownMetric[] = [
     'scheduled arrivals neither started nor dropped (a run that sent no traffic); every run checks it',
   ),
   m(
+    'quiescence.unsettled',
+    'count',
+    none,
+    'what still moved when the quiescence bound ran out (reserved units, watched orders, payments processing); every run checks it',
+  ),
+  m(
     'dropped_iterations',
     'count',
     none,

@@ -270,6 +270,28 @@ describe("flashcrowd run end to end (flashcrowd's engine, Redis, mocks and check
     expect(r.out).toMatch(/\[\d+\/\d+s\]/); // plain progress lines
   }, 300_000);
 
+  it('a system that has not settled when the quiescence bound runs out fails the run: --quiescence 0 leaves open orders, quiescence.unsettled names them (exit 1)', async () => {
+    const out = join(tmp, 'unsettled');
+    const r = await cliAsync(
+      ['run', 'livestream-spike', '--ci', '--seed', '7', '--quiescence', '0', '--out', out],
+      240_000,
+    );
+    expect(r.status, r.out.slice(-4_000)).toBe(1);
+    const s = readSummary(out);
+    expect(s.verdict).toBe('fail');
+    const b = s.budgets.find((x) => x.metric === 'quiescence.unsettled')!;
+    expect(b).toMatchObject({ ok: false, source: 'harness', expr: 'quiescence.unsettled==0' });
+    expect(b.value).toBeGreaterThan(0);
+    expect(b.note).toMatch(
+      /not settled within 0 s: .*(reserved by open orders|watched for a late payment)/,
+    );
+    expect(s.metrics['quiescence.unsettled']).toBe(b.value);
+    expect(s.warnings.join('\n')).toMatch(/not settled within 0 s: still moving/);
+    // The failure is the harness's alone: every preset budget held.
+    expect(s.budgets.filter((x) => x.source === 'preset').every((x) => x.ok)).toBe(true);
+    expect(readFileSync(join(out, 'summary.md'), 'utf8')).toMatch(/quiescence\.unsettled/);
+  }, 300_000);
+
   it('livestream-spike with --runners 2: two `flashcrowd load` processes run the schedule between them, merged by the harness, and it passes', async () => {
     const port = await freePort();
     const out = join(tmp, 'runners');

@@ -28,7 +28,7 @@ import { engineFactory, prepareLoad, readyEngine, runLoad, timeSeries } from './
 import { finalReadings, runMetrics } from './metrics.ts';
 import { checkTargetFlags, runScales, type Print, type RunOptions } from './options.ts';
 import { budgetsOf, cliBudgets, resolveRun, variantsOf, type OneRun } from './preset.ts';
-import { openStore, quiesce } from './quiesce.ts';
+import { openStore, quiesce, quiescenceBudget } from './quiesce.ts';
 import { seedSale } from './sale.ts';
 import { buildSummary } from './summary.ts';
 import { startTarget } from './target.ts';
@@ -113,7 +113,18 @@ async function runOne(r: OneRun, o: RunOptions, print: Print): Promise<RunSummar
       { load: loadRun.load.summary, audit: settling.report, stages },
       loadRun.traffic,
     );
-    const judgement = judge(r.budgets, metrics, loadRun.traffic, settling.report, interrupted);
+    const settledCheck = interrupted
+      ? undefined
+      : quiescenceBudget(settling, store !== undefined && target.haveMocks);
+    if (settledCheck) metrics['quiescence.unsettled'] = settledCheck.value;
+    const judgement = judge(
+      r.budgets,
+      metrics,
+      loadRun.traffic,
+      settling.report,
+      interrupted,
+      settledCheck ? [settledCheck] : [],
+    );
     const summary = buildSummary(ctx, {
       target,
       sale,

@@ -8,10 +8,14 @@ import { http } from './http.ts';
 import type { RunContext } from './preset.ts';
 import type { Sale } from './sale.ts';
 import type { Target } from './target.ts';
+import type { BudgetResult } from '../summary.ts';
 
 export interface Settling {
   report: AuditReport | undefined;
   settled: boolean;
+  /** What was still moving at the last look (empty when settled), and how many things. */
+  moving: string[];
+  movingCount: number;
   /** Seconds waited, and the longest wait allowed. */
   quiescenceS: number;
   limitS: number;
@@ -51,13 +55,17 @@ export async function quiesce(
       ? 'interrupted: no settling; auditing the state as it is...'
       : `settling: waiting up to ${limitS} s for deadlines, sweeper, reconciler and notifications...`,
   );
+  let moving: string[] = [];
+  let movingCount = 0;
   while (store && target.haveMocks) {
     const open = await openOrders(target.urls.checkout);
     let watched = 0;
     for (const sku of sale.skuIds) watched += await store.redis.zcard(store.keys(sku).watch);
     const timeUp = (Date.now() - qStart) / 1000 >= limitS;
+    [moving, movingCount] = movingParts(open, watched, undefined);
     if ((open === 0 && watched === 0) || timeUp) {
       report = await auditSale(ctx, target, sale, store);
+      [moving, movingCount] = movingParts(open, watched, report);
       if (report?.quiescent && open === 0 && watched === 0) {
         settled = true;
         break;
@@ -66,7 +74,52 @@ export async function quiesce(
     }
     await sleep(1_000);
   }
-  return { report, settled, quiescenceS: (Date.now() - qStart) / 1000, limitS };
+  if (!settled && !interrupted && store && target.haveMocks)
+    ctx.warnings.push(`not settled within ${limitS} s: still moving: ${moving.join('; ')}`);
+  return {
+    report,
+    settled,
+    moving,
+    movingCount,
+    quiescenceS: (Date.now() - qStart) / 1000,
+    limitS,
+  };
+}
+
+/** What keeps the system from being settled, one phrase each. */
+function movingParts(
+  open: number,
+  watched: number,
+  report: AuditReport | undefined,
+): [string[], number] {
+  const parts: string[] = [];
+  const pending = report && !report.quiescent ? Math.max(1, report.totals.pendingAtGateway) : 0;
+  if (open) parts.push(`${open} unit(s) reserved by open orders`);
+  if (watched) parts.push(`${watched} ended order(s) watched for a late payment`);
+  if (pending) parts.push(`${pending} order(s) with a payment still processing at a gateway`);
+  return [parts, open + watched + pending];
+}
+
+/**
+ * The check every run makes after the traffic: the system settled within
+ * the quiescence bound, so the audit judged a final state (an interrupted run,
+ * or one whose audit could not run, is judged elsewhere).
+ */
+export function quiescenceBudget(s: Settling, audited: boolean): BudgetResult | undefined {
+  if (!audited) return undefined;
+  const value = s.settled ? 0 : Math.max(1, s.movingCount);
+  return {
+    expr: 'quiescence.unsettled==0',
+    metric: 'quiescence.unsettled',
+    op: '==',
+    threshold: 0,
+    value,
+    ok: s.settled,
+    source: 'harness',
+    note: s.settled
+      ? `settled in ${s.quiescenceS.toFixed(1)} s (bound ${s.limitS} s)`
+      : `not settled within ${s.limitS} s: ${s.moving.join('; ') || 'the audit did not run'}`,
+  };
 }
 
 /** The invariants audit of this sale (undefined, and a warning, when it fails). */

@@ -22,6 +22,7 @@ export function judge(
   traffic: Traffic,
   report: AuditReport | undefined,
   interrupted?: RunSummary['interrupted'],
+  harnessChecks: BudgetResult[] = [],
 ): Judgement {
   const results = [
     ...evaluateBudgets(
@@ -29,6 +30,7 @@ export function judge(
       metrics,
     ),
     trafficBudget(traffic),
+    ...harnessChecks,
   ];
   const invariantsBroken = report ? report.violated.length > 0 : false;
   const verdict = results.every((b) => b.ok) && !invariantsBroken && !interrupted ? 'pass' : 'fail';
