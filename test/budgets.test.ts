@@ -168,6 +168,7 @@ describe('parsing', () => {
       'stock.sold_ratio',
       'arrivals.scheduled',
       'arrivals.unaccounted',
+      'quiescence.unsettled',
     ];
     for (let i = 1; i <= 11; i++) plain.push(`invariants.I${i}`);
     for (const n of plain) expect(byName.get(n), n).toEqual([]);
