@@ -116,9 +116,20 @@ export const KNOWN_METRICS: readonly KnownMetric[] = [
   m('late_payments', 'count', none, 'captures that landed after their order ended (I9)'),
   m('stuck_processing', 'count', none, 'orders still in paying after quiescence'),
   m('oversold', 'count', none, 'units sold beyond the initial stock, plus available below 0 (I2)'),
-  m('invariants.broken', 'count', none, 'invariants I1-I11 broken'),
+  m(
+    'invariants.broken',
+    'count',
+    none,
+    "invariants I1-I11 broken, plus undecided ones the preset's allowUndecided does not list",
+  ),
+  m('invariants.undecided', 'count', none, 'invariants I1-I11 the run could not decide'),
   ...Array.from({ length: 11 }, (_, i) =>
-    m(`invariants.I${i + 1}`, 'flag', none, `1 when I${i + 1} holds, 0 when broken`),
+    m(
+      `invariants.I${i + 1}`,
+      'flag',
+      none,
+      `1 when I${i + 1} holds, 0 when broken, none undecided`,
+    ),
   ),
   m('stock.sold', 'count', none, 'units sold at the end, every SKU'),
   m('stock.sold_ratio', 'ratio', none, 'units sold / initial stock, every SKU'),

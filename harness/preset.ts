@@ -27,6 +27,7 @@ import {
   type ResolvedPreset as ScaledPreset,
 } from '../scenarios/lib/preset.ts';
 import { stageLabels } from '../scenarios/lib/shape.ts';
+import { INVARIANT_IDS } from './audit/report.ts';
 import { parseBudget } from './budgets.ts';
 import { UsageError } from './errors.ts';
 import { PROJECT_ROOT } from './tools.ts';
@@ -226,6 +227,11 @@ export const presetSchema = z
     checkout: checkoutBuildSchema.default({ mode: 'hardened', set: {} }),
     chaos: chaosSchema.default({}),
     budgets: z.array(z.string()).default([]),
+    /**
+     * Invariants this preset accepts undecided: they do not count in
+     * invariants.broken (an undecided invariant does, by default).
+     */
+    allowUndecided: z.array(z.enum(INVARIANT_IDS)).default([]),
     variants: z.array(variantSchema).min(1).optional(),
   })
   .strict()

@@ -164,6 +164,7 @@ describe('parsing', () => {
       'stuck_processing',
       'oversold',
       'invariants.broken',
+      'invariants.undecided',
       'stock.sold',
       'stock.sold_ratio',
       'arrivals.scheduled',

@@ -440,3 +440,42 @@ describe("flashcrowd run end to end (flashcrowd's engine, Redis, mocks and check
     expect(r.out).toMatch(/FAIL: ambiguous-capture/);
   }, 300_000);
 });
+
+describe('flashcrowd run --target: an audit that cannot run never passes', () => {
+  it('a target without mocks or Redis: the run still loads it, every invariant is undecided saying why, and invariants.broken==0 fails with 11 (exit 1)', async () => {
+    const { startStack } = await import('../harness/stack.ts');
+    const logDir = mkdtempSync(join(tmpdir(), 'flashcrowd-target-'));
+    const stack = await startStack({ seed: 4, mode: 'hardened', set: [], logDir });
+    try {
+      const out = join(tmp, 'unaudited');
+      const r = await cliAsync(
+        ['run', 'livestream-spike', '--ci', '--out', out, '--progress', 'none'].concat([
+          '--target',
+          stack.urls.checkout,
+        ]),
+        240_000,
+      );
+      expect(r.status, r.out.slice(-4_000)).toBe(1);
+      const s = readSummary(out);
+      expect(s.invariants).toHaveLength(11);
+      for (const i of s.invariants) {
+        expect(i.ok, i.id).toBeNull();
+        expect(i.note).toBe('not audited: no Redis URL for the target (--redis)');
+      }
+      expect(s.metrics['invariants.undecided']).toBe(11);
+      const b = s.budgets.find((x) => x.expr === 'invariants.broken==0')!;
+      expect(b).toMatchObject({ ok: false, value: 11 });
+      // What the audit would have measured has no value, so its budgets fail too.
+      expect(s.budgets.find((x) => x.expr === 'leaks.stock==0')).toMatchObject({
+        ok: false,
+        value: null,
+      });
+      expect(s.warnings.join('\n')).toMatch(
+        /the audit was skipped, so every invariant is undecided/,
+      );
+      expect(s.traffic!.scheduled).toBeGreaterThan(100);
+    } finally {
+      await stack.stop();
+    }
+  }, 300_000);
+});

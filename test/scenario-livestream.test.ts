@@ -133,8 +133,12 @@ describe('livestream scenario on a real stack', () => {
     expect(sumRows('flashcrowd_checkout_requests_total', { route: 'skus' })).toBe(
       count('fc_shoppers'),
     );
+    // Re-clickers double-submit their orders: every copy is answered on a healthy
+    // stack, so the copies beyond the first are fc_idem_replays, and none mismatched.
+    expect(count('fc_idem_replays')).toBeGreaterThan(0);
+    expect(count('fc_idem_mismatch')).toBe(0);
     expect(sumRows('flashcrowd_checkout_requests_total', { route: 'orders.create' })).toBe(
-      count('fc_orders'),
+      count('fc_orders') + count('fc_idem_replays'),
     );
     expect(sumRows('flashcrowd_checkout_requests_total', { route: 'orders.pay' })).toBe(
       count('fc_pay'),

@@ -24,6 +24,7 @@
 //   orders-and-users.ts  order counts; I4 (per-user limit)
 //   coupons.ts           I8
 //   idempotency.ts       I10 (not observable here)
+import { undecided } from './breaks.ts';
 import { CaptureCheck } from './captures.ts';
 import { CouponCheck } from './coupons.ts';
 import { idempotencyResult } from './idempotency.ts';
@@ -48,6 +49,11 @@ import {
 import { StockCheck } from './stock.ts';
 
 export * from './report.ts';
+
+/** Every invariant undecided, for a run whose audit could not run (and why). */
+export function notAudited(reason: string): InvariantResult[] {
+  return INVARIANT_IDS.map((id) => undecided(id, `not audited: ${reason}`));
+}
 export { snapshotI1, type I1Snapshot } from './stock.ts';
 
 /**

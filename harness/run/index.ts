@@ -10,6 +10,7 @@
 //   chaos.ts     clear the chaos
 //   quiesce.ts   wait for the system to settle, auditing the invariants
 //   metrics.ts   the final readings and the flat metrics
+//   probe.ts     I10: the shoppers' replays and an idempotency probe
 //   verdict.ts   the budgets and the verdict
 //   summary.ts   summary.json, and the report files (harness/report/)
 //
@@ -18,6 +19,7 @@
 // did not do what it `expect`s); 2 usage or set-up error.
 import { join, relative, resolve } from 'node:path';
 import type { Store } from '../../checkout/store.ts';
+import { notAudited } from '../audit.ts';
 import { UsageError } from '../errors.ts';
 import { loadPreset, type Variant } from '../preset.ts';
 import { writeReports } from '../report/index.ts';
@@ -26,6 +28,7 @@ import { PROJECT_ROOT } from '../tools.ts';
 import { applyChaos, clearChaos } from './chaos.ts';
 import { engineFactory, prepareLoad, readyEngine, runLoad, timeSeries } from './load.ts';
 import { finalReadings, runMetrics } from './metrics.ts';
+import { decideI10 } from './probe.ts';
 import { checkTargetFlags, runScales, type Print, type RunOptions } from './options.ts';
 import { budgetsOf, cliBudgets, resolveRun, variantsOf, type OneRun } from './preset.ts';
 import { openStore, quiesce, quiescenceBudget } from './quiesce.ts';
@@ -107,10 +110,27 @@ async function runOne(r: OneRun, o: RunOptions, print: Print): Promise<RunSummar
     const settling = await quiesce(ctx, target, sale, store, interrupted !== undefined);
     const series = await timeSeries(loadRun.collector, bands, ctx.resolved);
     const readings = await finalReadings(target);
+    // I10 from the shoppers' double-submitted orders and a probe, after the
+    // final readings so the probe's orders are not in them.
+    if (settling.report)
+      await decideI10(
+        ctx,
+        target,
+        settling.report,
+        loadRun.load.summary,
+        interrupted !== undefined,
+      );
     const stages = series.stages.map((s) => s.label);
+    const invariants = settling.report?.invariants ?? notAudited(settling.skipped ?? 'no audit');
     const metrics = runMetrics(
       readings,
-      { load: loadRun.load.summary, audit: settling.report, stages },
+      {
+        load: loadRun.load.summary,
+        audit: settling.report,
+        invariants,
+        allowUndecided: r.preset.allowUndecided,
+        stages,
+      },
       loadRun.traffic,
     );
     const settledCheck = interrupted
@@ -135,6 +155,7 @@ async function runOne(r: OneRun, o: RunOptions, print: Print): Promise<RunSummar
       metrics,
       judgement,
       interrupted,
+      invariants,
     });
     summary.files = await writeReports(r.dir, summary, series);
     return summary;

@@ -1,7 +1,7 @@
 // `flashcrowd run`, metrics: the final readings (stock, the checkout's and the
 // mocks' Prometheus counters) and the flat metrics budgets name
 // (docs/BUDGETS.md), with the failures and injected faults summary.json lists.
-import type { AuditReport } from '../audit.ts';
+import type { AuditReport, InvariantId, InvariantResult } from '../audit.ts';
 import type { EngineSummary } from '../engine/metrics.ts';
 import { counterRows, scrape } from '../prom.ts';
 import { seriesKey, type RunSummary } from '../summary.ts';
@@ -47,13 +47,21 @@ export async function finalReadings({ urls, haveMocks }: Target): Promise<Readin
 /** The run's metrics: computeMetrics, and the schedule's arrivals. */
 export function runMetrics(
   readings: Readings,
-  a: { load: EngineSummary | undefined; audit: AuditReport | undefined; stages: string[] },
+  a: {
+    load: EngineSummary | undefined;
+    audit: AuditReport | undefined;
+    invariants: InvariantResult[];
+    allowUndecided: readonly InvariantId[];
+    stages: string[];
+  },
   traffic: Traffic,
 ): Metrics {
   const metrics = computeMetrics({
     load: a.load,
     checkoutProm: readings.checkoutProm,
     audit: a.audit,
+    invariants: a.invariants,
+    allowUndecided: a.allowUndecided,
     stock: readings.stock,
     stages: a.stages,
   });
@@ -67,12 +75,18 @@ export function computeMetrics(a: {
   load: EngineSummary | undefined;
   checkoutProm: string | undefined;
   audit: AuditReport | undefined;
+  /** The run's invariants (default: the audit's); every one undecided when the audit could not run. */
+  invariants?: InvariantResult[];
+  /** Invariants the preset accepts undecided (`allowUndecided`): not counted in invariants.broken. */
+  allowUndecided?: readonly InvariantId[];
   stock: RunSummary['stock'];
   stages: string[];
 }): Metrics {
   const m: Metrics = loadMetrics(a.load, a.stages);
   if (a.checkoutProm !== undefined) Object.assign(m, checkoutMetrics(a.checkoutProm));
   if (a.audit) Object.assign(m, auditMetrics(a.audit));
+  const invariants = a.invariants ?? a.audit?.invariants ?? [];
+  if (invariants.length) Object.assign(m, invariantMetrics(invariants, a.allowUndecided ?? []));
   if (a.stock.length) Object.assign(m, stockMetrics(a.stock));
   return m;
 }
@@ -144,7 +158,7 @@ function checkoutMetrics(checkoutProm: string): Metrics {
   return m;
 }
 
-/** From the audit: leaks, double charges, late payments, and each invariant (1 held, 0 broken). */
+/** From the audit: leaks, double charges, late payments, processing payments. */
 function auditMetrics(audit: AuditReport): Metrics {
   const m: Metrics = {};
   const t = audit.totals;
@@ -156,9 +170,23 @@ function auditMetrics(audit: AuditReport): Metrics {
   m.paid_without_capture = t.paidWithoutCapture;
   m.late_payments = t.latePayments;
   m.stuck_processing = t.stuckProcessing;
-  m['invariants.broken'] = audit.violated.length;
-  for (const inv of audit.invariants)
-    m[`invariants.${inv.id}`] = inv.ok === null ? null : inv.ok ? 1 : 0;
+  return m;
+}
+
+/**
+ * Each invariant (1 held, 0 broken, no value undecided); how many are broken,
+ * an undecided one counting as broken unless the preset allows it undecided
+ * (a check that could not be made never passes by accident); how many are
+ * undecided.
+ */
+function invariantMetrics(invariants: InvariantResult[], allow: readonly InvariantId[]): Metrics {
+  const m: Metrics = {};
+  const undecided = invariants.filter((i) => i.ok === null);
+  m['invariants.broken'] =
+    invariants.filter((i) => i.ok === false).length +
+    undecided.filter((i) => !allow.includes(i.id)).length;
+  m['invariants.undecided'] = undecided.length;
+  for (const inv of invariants) m[`invariants.${inv.id}`] = inv.ok === null ? null : inv.ok ? 1 : 0;
   return m;
 }
 

@@ -12,6 +12,8 @@ import type { BudgetResult } from '../summary.ts';
 
 export interface Settling {
   report: AuditReport | undefined;
+  /** Why there is no audit at all (no Redis, or no mocks to read the ledgers from). */
+  skipped?: string;
   settled: boolean;
   /** What was still moving at the last look (empty when settled), and how many things. */
   moving: string[];
@@ -26,7 +28,10 @@ export function openStore(ctx: RunContext, { urls }: Target, sale: Sale): Store 
   const store = urls.redis
     ? new Store(connectRedis(urls.redis), sale.config.keyPrefix ?? 'fc')
     : undefined;
-  if (!store) ctx.warnings.push('no Redis URL for the target (--redis): the audit was skipped');
+  if (!store)
+    ctx.warnings.push(
+      'no Redis URL for the target (--redis): the audit was skipped, so every invariant is undecided (invariants.broken counts them)',
+    );
   return store;
 }
 
@@ -76,8 +81,14 @@ export async function quiesce(
   }
   if (!settled && !interrupted && store && target.haveMocks)
     ctx.warnings.push(`not settled within ${limitS} s: still moving: ${moving.join('; ')}`);
+  const skipped = !store
+    ? 'no Redis URL for the target (--redis)'
+    : !target.haveMocks
+      ? 'no mock gateways for the target (--bank, --wallet, --coupon), so no ledgers to read'
+      : undefined;
   return {
     report,
+    ...(skipped ? { skipped } : {}),
     settled,
     moving,
     movingCount,

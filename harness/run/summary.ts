@@ -1,7 +1,7 @@
 // `flashcrowd run`, the summary: every stage's result in summary.json's shape
 // (harness/summary.ts), which the report files are written from.
 import { relative } from 'node:path';
-import { INVARIANT_NAMES, type AuditReport, type InvariantId } from '../audit.ts';
+import { INVARIANT_NAMES, type InvariantId, type InvariantResult } from '../audit.ts';
 import { SUMMARY_SCHEMA_VERSION, type FaultBand, type RunSummary } from '../summary.ts';
 import { flashcrowdVersion, PROJECT_ROOT } from '../tools.ts';
 import type { LoadRun } from './load.ts';
@@ -22,6 +22,8 @@ export interface SummaryParts {
   metrics: Record<string, number | null>;
   judgement: Judgement;
   interrupted?: RunSummary['interrupted'];
+  /** The run's invariants: the audit's (I10 decided by the probe), or every one undecided when it could not run. */
+  invariants: InvariantResult[];
 }
 
 /** summary.json, without its `files` (writeReports fills them in). */
@@ -67,7 +69,7 @@ export function buildSummary(ctx: RunContext, p: SummaryParts): RunSummary {
     },
     metrics: p.metrics,
     budgets: p.judgement.budgets,
-    invariants: invariantsOf(p.settling.report),
+    invariants: invariantsOf(p.invariants),
     stock: p.readings.stock,
     failures: failuresOf(p.readings.checkoutProm),
     chaos: { bands: p.bands, injected: injectedOf(p.readings.mockProms) },
@@ -96,8 +98,8 @@ function presetOf(r: OneRun): RunSummary['preset'] {
   };
 }
 
-function invariantsOf(report: AuditReport | undefined): RunSummary['invariants'] {
-  return (report?.invariants ?? []).map((i) => ({
+function invariantsOf(invariants: InvariantResult[]): RunSummary['invariants'] {
+  return invariants.map((i) => ({
     id: i.id,
     name: i.name ?? INVARIANT_NAMES[i.id as InvariantId],
     ok: i.ok,

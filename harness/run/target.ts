@@ -23,7 +23,7 @@ export async function startTarget(ctx: RunContext): Promise<Target> {
     const urls = targetUrls(o, o.target);
     if (!urls.bank || !urls.wallet || !urls.coupon)
       ctx.warnings.push(
-        '--target without --bank, --wallet and --coupon: no chaos applied, ledger invariants undecided',
+        '--target without --bank, --wallet and --coupon: no chaos applied, and the audit was skipped, so every invariant is undecided (invariants.broken counts them)',
       );
     ctx.print(
       `target: checkout ${urls.checkout} (the harness did not start it; --set and the preset's checkout build do not apply)`,

@@ -1,9 +1,10 @@
 // The livestream shopper's journey, for both engines (scenarios/lib/journey.ts):
-// browse, maybe leave; take a coupon; order; abandon, or pay now or later;
-// re-click; poll while paying; retry after a human pause, maybe on another
-// channel, ordering again when the order closed. Every decision comes from the
-// shopper (drawn from the seed, scenarios/lib/shopper.ts) and the shopper's
-// own PRNG; the metrics are the ones budgets read (docs/BUDGETS.md).
+// browse, maybe leave; take a coupon; order (a re-clicker double-submits it);
+// abandon, or pay now or later; re-click; poll while paying; retry after a
+// human pause, maybe on another channel, ordering again when the order
+// closed. Every decision comes from the shopper (drawn from the seed,
+// scenarios/lib/shopper.ts) and the shopper's own PRNG; the metrics are the
+// ones budgets read (docs/BUDGETS.md).
 // No imports except sibling files (k6 loads this file by relative path).
 import {
   jsonBody,
@@ -16,6 +17,7 @@ import {
   type MetricDef,
 } from './journey.ts';
 import type { Channel, ResolvedPreset } from './preset.ts';
+import { compareReplays } from './replays.ts';
 import { Rng } from './rng.ts';
 import { stageIndexAt, stageLabels } from './shape.ts';
 import {
@@ -43,7 +45,13 @@ export const LIVESTREAM_METRICS: readonly MetricDef[] = [
   { name: 'fc_abandoned', type: 'counter' },
   { name: 'fc_paid_later', type: 'counter' },
   { name: 'fc_coupons', type: 'counter' },
+  /** Double-submitted orders: answers compared with the first (scenarios/lib/replays.ts), and those that broke I10. */
+  { name: 'fc_idem_replays', type: 'counter' },
+  { name: 'fc_idem_mismatch', type: 'counter' },
 ];
+
+/** The `route` tag of fc_idem_replays and fc_idem_mismatch (and the order request's `name`). */
+export const ORDER_ROUTE = 'POST /v1/orders';
 
 /** Business refusals (402 declined or coupon refused, 409 sold out, limit, wrong state) are answers, not failures. */
 export const LIVESTREAM_EXPECTED_STATUSES: readonly number[] = [402, 409];
@@ -147,23 +155,37 @@ export function* livestreamJourney(c: LivestreamConfig, ctx: JourneyContext): Jo
     if (r!.status === 201) coupon = b.code;
   }
 
-  /** POST /v1/orders; the new order's id, or undefined when none was made. */
+  /**
+   * POST /v1/orders, sent 1 + re-clicks times at once under one Idempotency-Key
+   * (a double-submitted order): the new order's id, or undefined when none was
+   * made. The shopper outcome metrics count the click once, from the answer
+   * the shopper sees; the copies are compared (scenarios/lib/replays.ts) into
+   * fc_idem_replays and fc_idem_mismatch.
+   */
   function* placeOrder(
     channel: Channel,
     k: number,
   ): Generator<JourneyStep, string | undefined, JourneyAnswer[] | undefined> {
     const stage = stageNow();
     const body = { user: sh.id, sku: sh.sku, quantity: 1, channel, ...(coupon ? { coupon } : {}) };
-    const [r] = (yield one(
-      req('POST', `${target}/v1/orders`, 'checkout', 'POST /v1/orders', stage, body, {
-        'Idempotency-Key': `${sh.id}-order-${k}`,
-      }),
-    ))!;
-    const b = jsonBody<Body>(r);
-    const outcome = orderOutcome(r!.status, b.reason);
-    m.add('fc_orders', 1, { stage, outcome, reason: reasonOf(r!.status, b) });
-    m.add('fc_order_failed', orderFailed(r!.status, b.reason), { stage });
-    if (r!.status !== 0) m.add('fc_order_ms', r!.durationMs, { stage });
+    const r = req('POST', `${target}/v1/orders`, 'checkout', ORDER_ROUTE, stage, body, {
+      'Idempotency-Key': `${sh.id}-order-${k}`,
+    });
+    const answers = (yield {
+      kind: 'http',
+      requests: Array.from({ length: 1 + sh.reclicks }, () => r),
+    })!;
+    const check = compareReplays(answers);
+    if (answers.length > 1) {
+      m.add('fc_idem_replays', check.replays, { route: ORDER_ROUTE, stage });
+      m.add('fc_idem_mismatch', check.mismatches, { route: ORDER_ROUTE, stage });
+    }
+    const a = answers[check.shown]!;
+    const b = jsonBody<Body>(a);
+    const outcome = orderOutcome(a.status, b.reason);
+    m.add('fc_orders', 1, { stage, outcome, reason: reasonOf(a.status, b) });
+    m.add('fc_order_failed', orderFailed(a.status, b.reason), { stage });
+    if (a.status !== 0) m.add('fc_order_ms', a.durationMs, { stage });
     return outcome === 'created' && b.id ? b.id : undefined;
   }
 
