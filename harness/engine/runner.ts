@@ -21,7 +21,7 @@ import { arrivals, segmentCount, scheduledCount, type Segment, type Shape } from
 export interface SegmentPlan {
   journey: JourneySpec;
   shape: Shape;
-  /** This segment's VUs: started with `preAllocatedVUs` idle, at most `maxVUs` busy at once. */
+  /** This segment's VUs: `preAllocatedVUs` is only the first value of the vus_max gauge (nothing is pre-allocated); at most `maxVUs` journeys run at once. */
   preAllocatedVUs: number;
   maxVUs: number;
   gracefulStopS: number;

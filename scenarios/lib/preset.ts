@@ -175,11 +175,12 @@ export function shopperCount(p: ResolvedPreset): number {
 }
 
 /**
- * How long k6 lets running shoppers finish after the last stage (seconds):
+ * How long an engine lets running shoppers finish after the last stage (seconds):
  * the longest pauses a shopper can take after arriving (pay later, every
  * retry pause, every poll) plus one request timeout per pay click and two
  * more (order, catalogue), capped at 10 minutes. Shoppers still running then
- * are interrupted (k6 counts them in `iterations` as interrupted).
+ * are interrupted (flashcrowd's engine counts them as started; k6's
+ * `iterations` counts completed ones only: harness/run/load.ts trafficCheck).
  */
 export function gracefulStopS(p: ResolvedPreset): number {
   const b = p.behaviour;
