@@ -1,8 +1,9 @@
 // Run the user's k6 (`flashcrowd run --engine k6`): the binary named by
 // FLASHCROWD_K6, else k6 on PATH, else the grafana/k6 image of the pinned
-// version through testcontainers where a Docker engine answers, else a UsageError saying how to get k6. flashcrowd never downloads,
-// builds or installs k6 (AGPL-3.0; flashcrowd is MIT): a k6 left in
-// .tools/bin by an older set-up is not used unless FLASHCROWD_K6 names it.
+// version through testcontainers where a Docker engine answers, else a
+// UsageError saying how to get k6. flashcrowd never downloads, builds or
+// installs k6 (AGPL-3.0; flashcrowd is MIT): a k6 left in .tools/bin by an
+// older set-up is not used unless FLASHCROWD_K6 names it.
 //
 // The container shares this machine's network (`--network host`), so the
 // loopback URLs the harness passes (the stack, k6's REST API) mean the same
