@@ -105,6 +105,18 @@ export class Checkout {
     this.notifyUrl = url;
   }
 
+  /**
+   * Back to a fresh start (POST /admin/reset): every key of this checkout in
+   * Redis, the metrics, and what the gateway clients learnt (breakers,
+   * latencies, retry budgets), so a run on a running checkout starts where a
+   * run on a new one does.
+   */
+  async reset(): Promise<void> {
+    await this.store.clear();
+    for (const g of [this.gw.bank, this.gw.wallet, this.gw.coupon]) g.dep.reset();
+    this.metrics.reset();
+  }
+
   // ---------------------------------------------------------------- sale
   async seedSale(sale: SaleInput): Promise<Answer> {
     await this.store.seedSale(

@@ -97,6 +97,12 @@ export class CheckoutMetrics {
     };
   }
 
+  /** Every counter, histogram and gauge back to nothing (POST /admin/reset). */
+  reset(): void {
+    this.pending.clear();
+    this.registry.resetMetrics();
+  }
+
   private flushPending(): void {
     for (const p of this.pending.values()) this.requests.inc(p.labels, p.n);
     this.pending.clear();

@@ -102,7 +102,7 @@ export class Dependency {
   }
   private readonly breakers = new Map<string, CircuitBreakerPolicy>();
   private readonly bulkhead: BulkheadPolicy | undefined;
-  private readonly budget: RetryBudget;
+  private budget: RetryBudget;
   private readonly retryPolicy: RetryPolicy | undefined;
   private readonly callCounters = new Map<string, { inc(): void }>();
 
@@ -131,6 +131,13 @@ export class Dependency {
                   : new ExponentialBackoff({ initialDelay: 0, maxDelay: 0, exponent: 1 }),
             },
           );
+  }
+
+  /** Forget what earlier calls taught: latencies, breakers (closed again), the retry budget (full). */
+  reset(): void {
+    this.latencies.clear();
+    this.breakers.clear();
+    this.budget = new RetryBudget(this.cfg.params.retryBudgetRatio);
   }
 
   private breaker(key: string): CircuitBreakerPolicy | undefined {

@@ -250,7 +250,7 @@ export function buildCheckoutApp(
     send(res, await checkout.seedSale(parseInput(saleInput, req.body)));
   });
   app.post('/admin/reset', admin, async (_req, res) => {
-    await store.clear();
+    await checkout.reset();
     res.json({ status: 'reset' });
   });
   app.get('/admin/stock', admin, async (_req, res) => {

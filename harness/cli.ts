@@ -319,6 +319,10 @@ export function buildCli(): Command {
       [] as string[],
     )
     .option(
+      '--no-reset',
+      'do not reset the checkout and the mocks first (POST /admin/reset, /__reset); run on what they hold, with a warning when it is not clean',
+    )
+    .option(
       '--quiescence <s>',
       'longest wait for the system to settle after the traffic',
       intArg('--quiescence', 0, 3600),

@@ -71,6 +71,12 @@ export class MockMetrics {
     };
   }
 
+  /** Every counter, histogram and gauge back to nothing (POST /__reset). */
+  reset(): void {
+    this.pending.clear();
+    this.registry.resetMetrics();
+  }
+
   private flushPending(): void {
     for (const p of this.pending.values()) if (p.n > 0) this.requests.inc(p.labels, p.n);
     this.pending.clear();

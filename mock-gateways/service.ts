@@ -135,6 +135,7 @@ export function buildApp<E>(def: ServiceDefinition<E>, opts: ServiceOptions = {}
   app.post('/__reset', admin, (req, res) => {
     const seed = seedParam(req);
     def.reset();
+    metrics.reset();
     if (seed !== undefined) engine.reseed(seed);
     res.json({ status: 'reset', service: def.name, seed: engine.seed });
   });

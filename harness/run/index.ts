@@ -3,6 +3,7 @@
 //
 //   preset.ts    resolve the preset (variants, budgets, scales, seed)
 //   target.ts    start the stack, or take the user's --target
+//   reset.ts     reset the target, and refuse it when it is not clean
 //   sale.ts      seed the sale
 //   load.ts      the load engine's inputs (shoppers, plan)
 //   chaos.ts     apply the preset's chaos to the mocks
@@ -32,6 +33,7 @@ import { decideI10 } from './probe.ts';
 import { checkTargetFlags, runScales, type Print, type RunOptions } from './options.ts';
 import { budgetsOf, cliBudgets, resolveRun, variantsOf, type OneRun } from './preset.ts';
 import { openStore, quiesce, quiescenceBudget } from './quiesce.ts';
+import { resetTarget } from './reset.ts';
 import { seedSale } from './sale.ts';
 import { buildSummary } from './summary.ts';
 import { startTarget } from './target.ts';
@@ -91,6 +93,7 @@ async function runOne(r: OneRun, o: RunOptions, print: Print): Promise<RunSummar
   const target = await startTarget(ctx);
   let store: Store | undefined;
   try {
+    await resetTarget(ctx, target);
     const sale = await seedSale(ctx, target);
     const plan = await prepareLoad(ctx, target);
     const engine = r.engine();

@@ -18,6 +18,8 @@ export interface RunOptions {
   coupon?: string;
   redis?: string;
   allowRemoteTarget: boolean;
+  /** false (--no-reset): do not reset the checkout and mocks first; a dirty target is a warning, not a refusal. */
+  reset?: boolean;
   out?: string;
   budgets: string[];
   /** Longest wait for the system to settle after the traffic (seconds; default from the payment deadline). */
