@@ -159,7 +159,9 @@ describe('writeReports', () => {
     expect(md).toContain('| `pay.failure_rate<0.02` | 13.7% |');
     expect(md).toContain('| pay | `upstream_timeout` | 1,840 |');
     expect(md).toMatch(/\| `dropped_iterations==0` \| _no data_ \|/);
-    expect(md).toContain('and 3 more'); // I3 has 8 examples, 5 shown
+    // "and N more" counts the breaks (I3: 12, 8 examples kept), not the kept examples.
+    expect(md).toContain('and 7 more');
+    expect(read(failDir, 'index.html')).toContain('and 4 more'); // 8 of 12 shown (up to 10)
     expect(md).toContain('| seed | `7` |');
     // text that would be Markdown or HTML is escaped
     expect(md).toContain('outage \\<all operations\\>');

@@ -154,3 +154,11 @@ export function xmlEscape(s: string): string {
     .replace(/"/g, '&quot;')
     .replace(/'/g, '&#39;');
 }
+
+/**
+ * How many breaks an invariant's row leaves unshown: from its count (every
+ * break), not from the examples summary.json keeps (a few of them).
+ */
+export function unshownBreaks(i: { count: number; examples: string[] }, shown: number): number {
+  return Math.max(i.count, i.examples.length) - shown;
+}

@@ -13,6 +13,7 @@ import {
   fmtPercent,
   fmtScale,
   fmtSeconds,
+  unshownBreaks,
   xmlEscape as e,
 } from './format.ts';
 import { budgetMessage, presetTitle, verdictCounts, verdictLine } from './markdown.ts';
@@ -212,7 +213,7 @@ export function renderHtml(s: RunSummary, ts: TimeSeries): string {
       ],
       s.invariants.map((i) => {
         const shown = i.examples.slice(0, HTML_MAX_EXAMPLES).map(code);
-        const more = i.examples.length - shown.length;
+        const more = unshownBreaks(i, shown.length);
         if (more > 0) shown.push(`<span class="muted">and ${fmtInt(more)} more</span>`);
         return {
           cls: i.ok === false ? 'fail' : undefined,

@@ -12,6 +12,7 @@ import {
   fmtScale,
   fmtSeconds,
   plural,
+  unshownBreaks,
 } from './format.ts';
 
 /** How many example ids an invariant row shows (the rest are counted). */
@@ -165,7 +166,7 @@ export function renderMarkdown(s: RunSummary): string {
         ['id', 'invariant', 'verdict', 'count', 'examples'],
         s.invariants.map((i) => {
           const shown = i.examples.slice(0, MD_MAX_EXAMPLES).map(mdCode);
-          const more = i.examples.length - shown.length;
+          const more = unshownBreaks(i, shown.length);
           if (more > 0) shown.push(`and ${fmtInt(more)} more`);
           const note = i.note ? ` (${mdText(i.note)})` : '';
           return [
