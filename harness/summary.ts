@@ -133,6 +133,23 @@ export const runSummarySchema = z
     failures: z.array(
       z.object({ step: z.string(), reason: z.string(), count: z.number().int() }).strict(),
     ),
+    /**
+     * What happened to orders and payments beyond the shoppers' answers (absent
+     * in older summaries): the checkout's order events (created, paid, expired,
+     * failover, late_refunded...) and the gateways' declines by reason (risk
+     * control: card_velocity_exceeded...), from their metrics.
+     */
+    events: z
+      .object({
+        orders: z.array(z.object({ event: z.string(), count: num }).strict()),
+        declines: z.array(
+          z
+            .object({ service: z.string(), operation: z.string(), reason: z.string(), count: num })
+            .strict(),
+        ),
+      })
+      .strict()
+      .optional(),
     chaos: z
       .object({
         bands: z.array(faultBandSchema),

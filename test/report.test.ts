@@ -163,6 +163,14 @@ describe('writeReports', () => {
     expect(md).toContain('and 7 more');
     expect(read(failDir, 'index.html')).toContain('and 4 more'); // 8 of 12 shown (up to 10)
     expect(md).toContain('| seed | `7` |');
+    // order events and gateway declines (risk control), from the checkout's and the mocks' metrics
+    for (const row of ['| `expired` | 212 |', '| `failover` | 57 |', '| `late_refunded` | 9 |'])
+      expect(md).toContain(row);
+    expect(md).toContain('| bank | `payments.create` | `card_velocity_exceeded` | 41 |');
+    const html = read(failDir, 'index.html');
+    expect(html).toMatch(/<section id="events">[\s\S]*<code>failover<\/code>[\s\S]*57/);
+    expect(html).toMatch(/<code>card_velocity_exceeded<\/code><\/td><td[^>]*>41/);
+    expect(read(passDir, 'summary.md')).toContain('The gateways declined nothing.');
     // text that would be Markdown or HTML is escaped
     expect(md).toContain('outage \\<all operations\\>');
     expect(md).not.toContain('\u0007');

@@ -257,6 +257,12 @@ describe("flashcrowd run end to end (flashcrowd's engine, Redis, mocks and check
       ok: true,
     });
     expect(s.metrics['stock.sold']).toBeGreaterThan(0);
+    // The checkout's order events are in the summary: every unit sold was an order paid.
+    const event = (name: string) => s.events!.orders.find((x) => x.event === name)?.count ?? 0;
+    expect(event('created')).toBeGreaterThanOrEqual(s.metrics['stock.sold']!);
+    const paid = ['paid', 'paid_by_notify', 'paid_by_reconciler', 'late_rereserved'];
+    expect(paid.reduce((n, e) => n + event(e), 0)).toBe(s.metrics['stock.sold']); // one unit an order
+    expect(readFileSync(join(out, 'summary.md'), 'utf8')).toMatch(/\| `created` \| [\d,]+ \|/);
     // Every file the summary lists exists; the time series parses and covers the traffic.
     for (const f of Object.values(s.files)) expect(existsSync(join(out, f)), f).toBe(true);
     const series = timeSeriesSchema.parse(

@@ -135,7 +135,7 @@ export function renderHtml(s: RunSummary, ts: TimeSeries): string {
   o.push(`<p><strong>${e(verdictLine(s))}.</strong> Exit code ${s.exitCode}.</p>`);
   if (s.preset.description) o.push(`<p>${e(s.preset.description)}</p>`);
   o.push(
-    '<nav><a href="#run">Run</a><a href="#budgets">Budgets</a><a href="#invariants">Invariants</a><a href="#charts">Charts</a><a href="#stock">Stock</a><a href="#failures">Failures</a><a href="#faults">Faults</a><a href="#metrics">Metrics</a></nav>',
+    '<nav><a href="#run">Run</a><a href="#budgets">Budgets</a><a href="#invariants">Invariants</a><a href="#charts">Charts</a><a href="#stock">Stock</a><a href="#failures">Failures</a><a href="#events">Orders and payments</a><a href="#faults">Faults</a><a href="#metrics">Metrics</a></nav>',
   );
   o.push('</div></header>');
   o.push('<main>');
@@ -307,6 +307,36 @@ export function renderHtml(s: RunSummary, ts: TimeSeries): string {
       'No shopper saw a failure.',
     ),
   );
+  o.push('</section>');
+
+  // ---- order events and declines
+  o.push('<section id="events"><h2>Orders and payments</h2>');
+  if (!s.events) o.push('<p class="muted">Not recorded (a summary from before order events).</p>');
+  else {
+    o.push('<h3>Order events</h3>');
+    o.push(
+      dataTable(
+        [{ head: 'event' }, { head: 'count', num: true }],
+        s.events.orders.map((x) => ({ cells: [code(x.event), e(fmtNumber(x.count))] })),
+        'The checkout counted no order events.',
+      ),
+    );
+    o.push('<h3>Gateway declines</h3>');
+    o.push(
+      dataTable(
+        [
+          { head: 'service' },
+          { head: 'operation' },
+          { head: 'declined for' },
+          { head: 'count', num: true },
+        ],
+        s.events.declines.map((x) => ({
+          cells: [e(x.service), code(x.operation), code(x.reason), e(fmtNumber(x.count))],
+        })),
+        'The gateways declined nothing.',
+      ),
+    );
+  }
   o.push('</section>');
 
   // ---- faults

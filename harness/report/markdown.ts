@@ -224,6 +224,38 @@ export function renderMarkdown(s: RunSummary): string {
   }
 
   out.push('');
+  out.push('### Orders and payments');
+  out.push('');
+  const ev = s.events;
+  if (!ev) out.push('Not recorded (a summary from before order events).');
+  else {
+    out.push(
+      ev.orders.length
+        ? table(
+            ['order event', 'count'],
+            ev.orders.map((x) => [mdCode(x.event), fmtNumber(x.count)]),
+            ['l', 'r'],
+          )
+        : 'The checkout counted no order events.',
+    );
+    out.push('');
+    out.push(
+      ev.declines.length
+        ? table(
+            ['service', 'operation', 'declined for', 'count'],
+            ev.declines.map((x) => [
+              mdText(x.service),
+              mdCode(x.operation),
+              mdCode(x.reason),
+              fmtNumber(x.count),
+            ]),
+            ['l', 'l', 'l', 'r'],
+          )
+        : 'The gateways declined nothing.',
+    );
+  }
+
+  out.push('');
   out.push('### Injected faults');
   out.push('');
   if (!s.chaos.bands.length && !s.chaos.injected.length) out.push('No faults were injected.');

@@ -208,7 +208,12 @@ function stockMetrics(stock: RunSummary['stock']): Metrics {
 export function failuresOf(checkoutProm: string | undefined): RunSummary['failures'] {
   if (checkoutProm === undefined) return [];
   const rows = counterRows(checkoutProm, 'flashcrowd_checkout_').filter(
-    (r) => r.name === 'flashcrowd_checkout_requests_total' && Number(r.labels.status) >= 400,
+    (r) =>
+      r.name === 'flashcrowd_checkout_requests_total' &&
+      Number(r.labels.status) >= 400 &&
+      // The answer to a copy of a double-submitted order while the first runs:
+      // the shopper sees the first's answer (I10 compares them: fc_idem_replays).
+      r.labels.reason !== 'idempotency_key_in_use',
   );
   const by = new Map<string, number>();
   for (const r of rows) {
@@ -228,6 +233,37 @@ export function failuresOf(checkoutProm: string | undefined): RunSummary['failur
     })
     .filter((f) => f.count > 0)
     .sort((a, b) => b.count - a.count);
+}
+
+/** The checkout's order events (flashcrowd_checkout_order_events_total), most first. */
+export function orderEventsOf(checkoutProm: string | undefined) {
+  if (checkoutProm === undefined) return [];
+  return counterRows(checkoutProm, 'flashcrowd_checkout_')
+    .filter((r) => r.name === 'flashcrowd_checkout_order_events_total' && r.value > 0)
+    .map((r) => ({ event: r.labels.event ?? '?', count: r.value }))
+    .sort((a, b) => b.count - a.count || a.event.localeCompare(b.event));
+}
+
+/** The gateways' declines (402 answers) by service, operation and reason, most first. */
+export function declinesOf(proms: Partial<Record<Service, string>>) {
+  const out: NonNullable<RunSummary['events']>['declines'] = [];
+  for (const service of SERVICES) {
+    const text = proms[service];
+    if (!text) continue;
+    for (const r of counterRows(text, 'flashcrowd_mock_'))
+      if (
+        r.name === 'flashcrowd_mock_requests_total' &&
+        r.labels.outcome === 'declined' &&
+        r.value > 0
+      )
+        out.push({
+          service,
+          operation: r.labels.operation ?? '?',
+          reason: r.labels.reason ?? '?',
+          count: r.value,
+        });
+  }
+  return out.sort((a, b) => b.count - a.count);
 }
 
 /** Faults the mocks injected, by service, operation and kind, most first. */

@@ -5,7 +5,7 @@ import { INVARIANT_NAMES, type InvariantId, type InvariantResult } from '../audi
 import { SUMMARY_SCHEMA_VERSION, type FaultBand, type RunSummary } from '../summary.ts';
 import { flashcrowdVersion, PROJECT_ROOT } from '../tools.ts';
 import type { LoadRun } from './load.ts';
-import { failuresOf, injectedOf, type Readings } from './metrics.ts';
+import { declinesOf, failuresOf, injectedOf, orderEventsOf, type Readings } from './metrics.ts';
 import type { OneRun, RunContext } from './preset.ts';
 import type { Settling } from './quiesce.ts';
 import type { Sale } from './sale.ts';
@@ -72,6 +72,10 @@ export function buildSummary(ctx: RunContext, p: SummaryParts): RunSummary {
     invariants: invariantsOf(p.invariants),
     stock: p.readings.stock,
     failures: failuresOf(p.readings.checkoutProm),
+    events: {
+      orders: orderEventsOf(p.readings.checkoutProm),
+      declines: declinesOf(p.readings.mockProms),
+    },
     chaos: { bands: p.bands, injected: injectedOf(p.readings.mockProms) },
     quiescence: {
       settled,

@@ -91,6 +91,7 @@ export function baseSummary(): RunSummary {
       { step: 'pay', reason: 'card_declined', count: 31 },
       { step: 'order', reason: 'sold_out', count: 7 },
     ],
+    events: { orders: [{ event: 'created', count: 3900 }], declines: [] },
     chaos: { bands: [], injected: [] },
     quiescence: { settled: true, waitedS: 4.5 },
     warnings: [],
@@ -196,6 +197,22 @@ export function failingSummary(): RunSummary {
     { step: 'pay', reason: 'upstream_unavailable', count: 920 },
     { step: 'order', reason: 'sold_out', count: 3010 },
   ];
+  s.events = {
+    orders: [
+      { event: 'created', count: 3448 },
+      { event: 'expired', count: 212 },
+      { event: 'failover', count: 57 },
+      { event: 'late_refunded', count: 9 },
+    ],
+    declines: [
+      {
+        service: 'bank',
+        operation: 'payments.create',
+        reason: 'card_velocity_exceeded',
+        count: 41,
+      },
+    ],
+  };
   s.chaos = {
     bands: [
       { service: 'bank', label: 'brownout p99 x4 & 20% 503', fromS: 6, toS: 16 },
