@@ -44,7 +44,13 @@ export const paramsSchema = z
   .object({
     /** How long an unpaid order holds its stock (15 min, like the platforms in the seeds). */
     paymentTtlMs: msAtLeast(1),
-    /** Multiplies every duration of the checkout (TTL, sweeper, reconciler) so tests take seconds. */
+    /**
+     * Multiplies the checkout's durations that model the world (payment TTL,
+     * sweeper, reconciler, staleness, breaker window and half-open wait) so a
+     * short run tells the same story; request-level ones (timeouts, retry
+     * backoff, request budget) follow real latency and are not scaled
+     * (docs/CHECKOUT.md, "Time-scale").
+     */
     timeScale: z.number().positive().max(1),
     /** Attempts per gateway call, the first included. */
     maxAttempts: pos.max(10),

@@ -16,7 +16,7 @@ import {
   retry,
   type RetryPolicy,
 } from 'cockatiel';
-import type { CheckoutConfig } from './config.ts';
+import { scaled, type CheckoutConfig } from './config.ts';
 import type { CheckoutMetrics } from './metrics.ts';
 
 /** A failure of a dependency call. `ambiguous`: it may have taken effect (5xx, reset, timeout). */
@@ -145,13 +145,16 @@ export class Dependency {
     let b = this.breakers.get(key);
     if (!b) {
       const p = this.cfg.params;
+      // The window and the half-open wait are measured against outages, whose
+      // length the time-scale shrinks: scaled, so a short run trips and probes
+      // as often per outage as a full one.
       b = circuitBreaker(
         handleWhen((e) => e instanceof DependencyError && e.retryable),
         {
-          halfOpenAfter: p.breakerHalfOpenMs,
+          halfOpenAfter: scaled(this.cfg, p.breakerHalfOpenMs),
           breaker: new SamplingBreaker({
             threshold: p.breakerThreshold,
-            duration: p.breakerWindowMs,
+            duration: scaled(this.cfg, p.breakerWindowMs),
             minimumRps: p.breakerMinimumRps,
           }),
         },

@@ -11,6 +11,7 @@ import { formatAudit, type AuditReport, type I1Snapshot } from '../harness/audit
 import { startRedis, type RedisHandle } from '../harness/redis.ts';
 import { Rng } from '../mock-gateways/chaos/rng.ts';
 import { pool } from './support/stats.ts';
+import { counterRows } from '../harness/prom.ts';
 import { call } from './support/http.ts';
 import {
   createOrder,
@@ -316,4 +317,52 @@ describe('an ambiguous attempt followed by a refused retry (hardened)', () => {
       await s.close();
     }
   });
+});
+
+describe('the breaker waits follow the time-scale (hardened)', () => {
+  it('an open breaker half-opens after breakerHalfOpenMs x timeScale: at 0.01 a 500 s wait is 5 s, so a healed bank is reached again well within a minute', async () => {
+    const s = await startStack({
+      redisUrl: redis.url,
+      mocks,
+      mode: 'hardened',
+      prefix: `${PREFIX}-halfopen`,
+      set: [...SET, 'breakerMinimumRps=0.1', 'breakerHalfOpenMs=500000', 'maxAttempts=1'],
+    });
+    const breakerOpen = async () => {
+      const text = await (await fetch(`${s.url}/metrics`)).text();
+      return counterRows(text, 'flashcrowd_checkout_breaker_state').some(
+        (r) => r.labels.dependency === 'bank' && r.value === 1, // cockatiel: 1 open
+      );
+    };
+    try {
+      await seedSale(s.url, [{ id: 'lip', stock: 500 }]);
+      const down = await call(mocks.urls.bank, 'PUT', '/__chaos', {
+        operations: { 'payments.create': { errors: [{ rate: 1, kind: 'http', status: 503 }] } },
+      });
+      expect(down.status, down.text).toBe(200);
+      const pay = async (user: string) => {
+        const o = await createOrder(s.url, { user, sku: 'lip' });
+        expect(o.status, o.text).toBe(201);
+        return payOrder(s.url, o.body.id);
+      };
+      for (let i = 0; i < 3 && !(await breakerOpen()); i++) await pay(`down-${i}`);
+      // The gauge changes only when a call comes, so this holds however slow the machine is.
+      expect(await breakerOpen(), 'the breaker opened on the failing bank').toBe(true);
+      expect((await call(mocks.urls.bank, 'DELETE', '/__chaos')).status).toBe(200);
+      // Unscaled, the breaker would refuse every payment for 500 s.
+      const healed = await waitFor(
+        'a payment through the healed bank',
+        async () => {
+          const p = await pay(`up-${Date.now()}`);
+          return p.status === 200 ? p : undefined;
+        },
+        60_000,
+        500,
+      );
+      expect(healed.body.state).toBe('paid');
+      expect(await breakerOpen()).toBe(false);
+    } finally {
+      await s.close();
+    }
+  }, 90_000);
 });
