@@ -9,7 +9,7 @@ import { connectRedis, Store, type RedisClient } from '../checkout/store.ts';
 import { audit, formatAudit, snapshotI1, type AuditReport } from '../harness/audit.ts';
 import { freePort, startRedis, type RedisHandle } from '../harness/redis.ts';
 import { call } from './support/http.ts';
-import { startAllMocks, type Mocks } from './support/checkout.ts';
+import { sleep, startAllMocks, type Mocks } from './support/checkout.ts';
 
 const PREFIX = 'tco-audit';
 const PRICE = 5_000;
@@ -161,7 +161,8 @@ describe('the audit', () => {
     const r = await run();
     expectOnly(r, ['I1', 'I3']);
     expect(r.totals.stockLeakUnits).toBe(2);
-    expect(r.byId.I3.examples).toEqual(['lip: 2 reserved units held by no open order']);
+    expect(r.byId.I3.examples).toEqual(['lip: 2 reserved units held by no order']);
+    expect(r.totals).toMatchObject({ stockLeaks: 1, stockLeakUnitsUnknown: 2 });
   });
 
   it('finds reservations held past their deadline (I3), with a grace period', async () => {
@@ -174,6 +175,110 @@ describe('the audit', () => {
     expectOnly(await run({ graceMs: 10_000 }), []);
   });
 
+  it('attributes every leaked unit to the ended order holding it (I3), or to no order', async () => {
+    const k = store.keys('lip');
+    // Ended without release.lua (no endedAt): what a skipped release leaves.
+    const noEnd = await reserve('alice');
+    expect(
+      (await store.transition(noEnd, 'payment_failed', 'declined', Date.now(), ['pending_payment']))
+        .status,
+    ).toBe('ok');
+    // Ended with endedAt, but still in the deadlines queue (release.lua never ran on it).
+    const queued = await reserve('bob');
+    await client.hset(k.order(queued), 'state', 'expired', 'endedAt', Date.now());
+    // Released, then the stock and the shopper's count put back: only `bought` tells.
+    const counted = await reserve('carol');
+    await store.release(counted, 'cancelled', 'cancelled_by_shopper', Date.now());
+    await client.hincrby(k.stock, 'reserved', 1);
+    await client.hincrby(k.stock, 'available', -1);
+    await client.hincrby(k.bought, 'carol', 1);
+    // Released cleanly: holds nothing.
+    const clean = await reserve('dave');
+    await store.release(clean, 'expired', 'payment_deadline_passed', Date.now());
+    // An open order past its deadline, and 3 units no order explains.
+    const late = await reserve('erin', 'lip', -1_000);
+    await client.hincrby(k.stock, 'reserved', 3);
+    await client.hincrby(k.stock, 'available', -3);
+
+    const r = await run();
+    expectOnly(r, ['I1', 'I3']);
+    expect(r.byId.I3.examples.sort()).toEqual(
+      [noEnd, queued, counted, late, 'lip: 3 reserved units held by no order'].sort(),
+    );
+    expect(r.byId.I3.count).toBe(5);
+    expect(r.totals).toMatchObject({
+      stockLeaks: 5,
+      stockLeakUnits: 7,
+      stockLeakOrdersOpen: 1,
+      stockLeakOrdersEnded: 3,
+      stockLeakUnitsUnknown: 3,
+    });
+    expect(r.byId.I3.note).toMatch(
+      /^7 reserved units leaked: 1 open .*, 3 ended .*, 3 units no order explains/,
+    );
+  });
+
+  it('names the orders holding oversold units (I2) and counts each oversold unit once', async () => {
+    const a = await paid('alice');
+    await sleep(3);
+    const b = await paid('bob');
+    await sleep(3);
+    const c = await reserve('carol');
+    // The stock was 2: carol's reservation is beyond it (sold 2 + reserved 1 + available -1 = 2).
+    await client.hset(store.keys('lip').stock, 'initial', 2, 'available', -1);
+    let r = await run();
+    expectOnly(r, ['I2']);
+    expect(r.byId.I2.examples).toEqual([c]);
+    expect(r.totals.oversoldUnits).toBe(1);
+    expect(r.byId.I2.note).toMatch(/^1 units sold or reserved beyond the initial stock/);
+    // Carol pays too: 3 sold of 2, available -1: one unit over, not two.
+    const ref = await bankCapture(c);
+    await store.startPayment(c, '', Date.now(), false);
+    expect((await store.confirm(c, ref, PRICE, Date.now(), false, 'card')).status).toBe('paid');
+    r = await run();
+    expectOnly(r, ['I2']);
+    expect(r.totals.oversoldUnits).toBe(1);
+    expect(r.byId.I2.examples).toEqual([c]);
+    expect([a.id, b.id]).not.toContain(r.byId.I2.examples[0]);
+  });
+
+  it('finds an ended order a late capture turned paid without re-reserving it (I9)', async () => {
+    const id = await reserve('alice');
+    await store.release(id, 'expired', 'payment_deadline_passed', Date.now() - 1);
+    const ref = await bankCapture(id);
+    // What a confirm that ignores the order's end would write: paid, endedAt kept, no lateFrom.
+    const k = store.keys('lip');
+    await client.hset(k.order(id), 'state', 'paid', 'paymentRef', ref, 'paidAt', Date.now());
+    await client.hincrby(k.stock, 'available', -1);
+    await client.hincrby(k.stock, 'sold', 1);
+    const r = await run();
+    expectOnly(r, ['I9']);
+    expect(r.byId.I9.examples).toEqual([id]);
+    expect(r.byId.I9.count).toBe(2); // revived, and not counted by the checkout
+    expect(r.totals).toMatchObject({ latePayments: 1, latePaymentsRevived: 1 });
+    expect(r.byId.I9.note).toMatch(/1 revived an ended order/);
+  });
+
+  it('counts every break however few examples it keeps (maxExamples)', async () => {
+    const ids: string[] = [];
+    for (const u of ['u1', 'u2', 'u3', 'u4', 'u5']) {
+      const p = await paid(u);
+      await bankCapture(p.id);
+      ids.push(p.id);
+    }
+    const r = await run({ maxExamples: 2 });
+    expect(r.byId.I5.count).toBe(5);
+    expect(r.byId.I5.examples).toHaveLength(2);
+    expect(ids).toEqual(expect.arrayContaining(r.byId.I5.examples));
+    expect(r.totals.doubleCharges).toBe(5);
+    for (const i of r.invariants) {
+      expect(i.examples.length, i.id).toBeLessThanOrEqual(Math.min(2, i.count));
+      expect(new Set(i.examples).size, i.id).toBe(i.examples.length);
+    }
+    expect(r.byId.I6.count).toBe(5);
+    expect(r.byId.I11.count).toBe(5);
+  });
+
   it('finds a shopper with more than the limit paid (I4)', async () => {
     const a = await paid('alice', 'mask');
     const b = await paid('alice', 'mask');
@@ -181,7 +286,8 @@ describe('the audit', () => {
     await client.hset(store.keys('mask').stock, 'limit', 1);
     const r = await run();
     expectOnly(r, ['I4']);
-    expect(r.byId.I4.count).toBe(1);
+    expect(r.byId.I4.count).toBe(2); // the pair's paid orders, one example each
+    expect(r.byId.I4.note).toMatch(/1 \(user, SKU\) pairs over it/);
     expect(r.byId.I4.examples.sort()).toEqual([a.id, b.id].sort());
   });
 
@@ -217,6 +323,12 @@ describe('the audit', () => {
     const r = await run();
     expect(r.violated, formatAudit(r)).toEqual(['I5', 'I11']);
     expect(r.byId.I5.examples).toEqual([id]);
+    // I11: the count is the mismatch, and the note and the totals say so, with the money.
+    expect(r.byId.I11).toMatchObject({ count: 1, examples: [id] });
+    expect(r.byId.I11.note).toMatch(
+      /overage: 0 captures .*shortage: 0 paid orders .*amount mismatches: 1 paid orders .*\(1: 0 captured over, 1 under\)/,
+    );
+    expect(r.totals).toMatchObject({ amountMismatches: 1, amountMismatchAmount: 1, overage: 0 });
   });
 
   it('finds a paid order with no capture (I7, I11 shortage)', async () => {

@@ -1,6 +1,7 @@
 // How every invariant family counts what it finds: `Breaks` counts each break
-// once (by key) and keeps a few examples; `decided` and `undecided` turn that
-// into the invariant's result.
+// once (by key) and keeps the first few as examples, one example per break, so
+// a report may say "and N more" from `count`; `decided` and `undecided` turn
+// that into the invariant's result.
 import { INVARIANT_NAMES, type InvariantId, type InvariantResult } from './report.ts';
 
 export class Breaks {
@@ -8,13 +9,20 @@ export class Breaks {
   private readonly seen = new Set<string>();
   count = 0;
   constructor(private readonly max: number) {}
-  /** Count one break under `key` (once per key); `example` is what to show (default the key). */
+  /**
+   * Count one break under `key` (once per key); `example` is what to show for it
+   * (default the key). Only a new break adds an example, and an example already
+   * shown (another break of the same order) is not repeated.
+   */
   add(key: string, example = key) {
-    if (!this.seen.has(key)) {
-      this.seen.add(key);
-      this.count += 1;
-    }
+    if (this.seen.has(key)) return;
+    this.seen.add(key);
+    this.count += 1;
     if (this.ids.length < this.max && !this.ids.includes(example)) this.ids.push(example);
+  }
+  /** Count `n` breaks that have no example of their own (e.g. late payments the checkout did not count). */
+  addUnnamed(n: number) {
+    this.count += n;
   }
   examples() {
     return [...this.ids];

@@ -2,7 +2,8 @@
 // net capture per order, of the order's amount), I6 (every net capture is the
 // payment of a paid order), I7 (every paid order has exactly one net capture,
 // its own) and I11 (reconciliation: the overage is I6's captures, the shortage
-// I7's paid orders without one). The same walk over an order's captures hands
+// I7's paid orders without one, and paid orders whose one capture is of another
+// amount). The same walk over an order's captures hands
 // each capture to I9 (./late-payments.ts).
 //
 // A capture is "net" while it is not refunded in full. When a statement could
@@ -22,6 +23,8 @@ type CaptureTotals = Pick<
   | 'overageAmount'
   | 'shortage'
   | 'shortageAmount'
+  | 'amountMismatches'
+  | 'amountMismatchAmount'
   | 'captures'
 >;
 
@@ -51,6 +54,10 @@ export class CaptureCheck {
   private readonly late: LatePayments;
   private paidWithoutCapture = 0;
   private shortageAmount = 0;
+  private amountMismatches = 0;
+  /** Captured more, and less, than the order amount, summed over the amount mismatches. */
+  private overcharged = 0;
+  private undercharged = 0;
 
   constructor(
     ctx: AuditContext,
@@ -67,6 +74,7 @@ export class CaptureCheck {
   order(o: AuditedOrder): number {
     if (this.ledgers.error !== undefined) return -1;
     const { cap } = this.ledgers;
+    this.late.order(o);
     const found: OwnCaptures = { live: 0, owned: 0, own: -1 };
     for (const i of cap.of(o.id)) {
       this.late.capture(o, i);
@@ -92,7 +100,13 @@ export class CaptureCheck {
       this.i11.add(`short:${o.id}`, o.id);
     }
     if (owned !== 1 || live !== 1) this.i7.add(o.id);
-    else if (this.ledgers.cap.left(own) !== o.amount) this.i11.add(`amount:${o.id}`, o.id);
+    else if (this.ledgers.cap.left(own) !== o.amount) {
+      const diff = this.ledgers.cap.left(own) - o.amount;
+      this.amountMismatches += 1;
+      if (diff > 0) this.overcharged += diff;
+      else this.undercharged -= diff;
+      this.i11.add(`amount:${o.id}`, o.id);
+    }
   }
 
   /** I5, I6, I7, I11 and I9 once every order has been read. */
@@ -119,7 +133,7 @@ export class CaptureCheck {
       decided(
         'I11',
         this.i11,
-        `overage: ${unmatched.unmatched} captures (${unmatched.amount}) without a paid order; shortage: ${this.paidWithoutCapture} paid orders (${this.shortageAmount}) without a capture`,
+        `overage: ${unmatched.unmatched} captures (${unmatched.amount}) without a paid order; shortage: ${this.paidWithoutCapture} paid orders (${this.shortageAmount}) without a capture; amount mismatches: ${this.amountMismatches} paid orders whose capture differs from the order amount (${this.overcharged + this.undercharged}: ${this.overcharged} captured over, ${this.undercharged} under); count is those captures and orders`,
       ),
       this.late.result(counters),
     ];
@@ -181,6 +195,8 @@ export class CaptureCheck {
       overageAmount: u.amount,
       shortage: this.paidWithoutCapture,
       shortageAmount: this.shortageAmount,
+      amountMismatches: this.amountMismatches,
+      amountMismatchAmount: this.overcharged + this.undercharged,
       captures: this.ledgers.cap.size,
     };
   }

@@ -17,10 +17,10 @@
 //   capture-index.ts     the column index of the sale's captures
 //   http.ts              JSON GETs with retries, statement pages, bounded fan-out
 //   breaks.ts            counting breaks and examples; an invariant's result
-//   stock.ts             I1, I2, I3 (stock leaks); snapshotI1
+//   stock.ts             I1, I2 (oversold units, by order), I3 (every leaked unit, by order); snapshotI1
 //   quiescence.ts        orders stuck in paying; gateway probes
-//   captures.ts          I5, I6, I7, I11 (double charges, overage, shortage)
-//   late-payments.ts     I9
+//   captures.ts          I5, I6, I7, I11 (double charges, overage, shortage, amount mismatches)
+//   late-payments.ts     I9 (late captures, revived orders)
 //   orders-and-users.ts  order counts; I4 (per-user limit)
 //   coupons.ts           I8
 //   idempotency.ts       I10 (not observable here)
@@ -65,6 +65,8 @@ export { snapshotI1, type I1Snapshot } from './stock.ts';
  * what outlives an order is a mark that it was read (to skip SCAN's repeats:
  * a flag in the capture index, or its id when it has no capture), its user
  * while it is paid (I4, by capture index), and the capture flags I6 needs.
+ * A SKU whose reserved units no open order explains, or that is oversold, is
+ * read a second time (./stock.ts) to name the orders holding those units.
  */
 export async function audit(opts: AuditOptions): Promise<AuditReport> {
   // 1. Read the inputs: Redis counters, then the statements.
@@ -88,7 +90,7 @@ export async function audit(opts: AuditOptions): Promise<AuditReport> {
 
   // 3. What the whole sale says: is anything still moving, then each family's verdict.
   const moving = await probe.finish();
-  const s = stock.finish(sale.snaps, moving.quiescent);
+  const s = await stock.finish(sale.snaps, moving.quiescent);
   const u = users.finish(sale.limits);
   const c = captures.finish(sale.counters);
   const k = couponCheck.finish();
@@ -129,6 +131,10 @@ function inReportOrder(t: AuditTotals): AuditTotals {
   return {
     stockLeaks: t.stockLeaks,
     stockLeakUnits: t.stockLeakUnits,
+    stockLeakOrdersOpen: t.stockLeakOrdersOpen,
+    stockLeakOrdersEnded: t.stockLeakOrdersEnded,
+    stockLeakUnitsUnknown: t.stockLeakUnitsUnknown,
+    oversoldUnits: t.oversoldUnits,
     couponLeaks: t.couponLeaks,
     doubleCharges: t.doubleCharges,
     capturesWithoutPaidOrder: t.capturesWithoutPaidOrder,
@@ -137,6 +143,7 @@ function inReportOrder(t: AuditTotals): AuditTotals {
     latePaymentsCounted: t.latePaymentsCounted,
     latePaymentsRefunded: t.latePaymentsRefunded,
     latePaymentsRereserved: t.latePaymentsRereserved,
+    latePaymentsRevived: t.latePaymentsRevived,
     stuckProcessing: t.stuckProcessing,
     pendingAtGateway: t.pendingAtGateway,
     refundedCaptures: t.refundedCaptures,
@@ -144,6 +151,8 @@ function inReportOrder(t: AuditTotals): AuditTotals {
     overageAmount: t.overageAmount,
     shortage: t.shortage,
     shortageAmount: t.shortageAmount,
+    amountMismatches: t.amountMismatches,
+    amountMismatchAmount: t.amountMismatchAmount,
     orders: t.orders,
     paidOrders: t.paidOrders,
     captures: t.captures,

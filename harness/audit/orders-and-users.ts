@@ -48,17 +48,22 @@ export class OrdersAndUsers {
 
   finish(limits: Map<string, number>) {
     const i4 = new Breaks(this.ctx.max);
+    let pairs = 0;
     for (const [sku, units] of this.paidUnits) {
       const limit = limits.get(sku) ?? 0;
-      for (const [user, u] of units)
-        if (typeof u === 'object' && limit > 0 && u.qty > limit)
-          for (const ref of u.orders)
-            i4.add(`${sku}\u0000${user}`, typeof ref === 'number' ? this.cap.orderId[ref] : ref);
+      for (const [, u] of units)
+        if (typeof u === 'object' && limit > 0 && u.qty > limit) {
+          pairs += 1;
+          for (const ref of u.orders) {
+            const id = typeof ref === 'number' ? this.cap.orderId[ref]! : ref;
+            i4.add(id);
+          }
+        }
     }
     const result: InvariantResult = decided(
       'I4',
       i4,
-      'paid units per (user, SKU) against the SKU limit; count is (user, SKU) pairs',
+      `paid units per (user, SKU) against the SKU limit: ${pairs} (user, SKU) pairs over it; count is their paid orders`,
     );
     const totals: Pick<AuditTotals, 'orders' | 'paidOrders'> = {
       orders: this.orders,

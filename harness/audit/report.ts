@@ -37,18 +37,37 @@ export interface InvariantResult {
   name: string;
   /** true: holds; false: broken (see count and examples); null: the data cannot decide (see note). */
   ok: boolean | null;
-  /** Number of breaks (orders, captures, coupons or SKUs, as the note says). */
+  /**
+   * Number of breaks (orders, captures, coupons or SKUs, as the note says):
+   * all of them, however few examples are kept.
+   */
   count: number;
-  /** Up to `maxExamples` order ids (SKU ids or descriptions for the stock counters). */
+  /**
+   * Up to `maxExamples` breaks, one example each (an order id; a description of
+   * a SKU where no order explains the break). So `count - examples shown` is how
+   * many more there are.
+   */
   examples: string[];
   note?: string;
 }
 
 export interface AuditTotals {
-  /** Reservations (orders) still held by orders that are not open or past their deadline. */
+  /**
+   * Holders of leaked stock: open orders past their deadline, ended orders
+   * (failed, expired, cancelled) whose reservation was never released, and one
+   * per SKU whose leaked units no order explains. Zero whenever nothing leaked.
+   */
   stockLeaks: number;
-  /** Units those hold, plus reserved units no open order explains. */
+  /** Every leaked unit: the units of those orders plus the units no order explains. */
   stockLeakUnits: number;
+  /** Open orders past their deadline (of stockLeaks). */
+  stockLeakOrdersOpen: number;
+  /** Ended orders still holding their reservation (of stockLeaks). */
+  stockLeakOrdersEnded: number;
+  /** Reserved units no open or ended order explains (of stockLeakUnits). */
+  stockLeakUnitsUnknown: number;
+  /** Units sold or reserved beyond the initial stock: per SKU max(0, sold - initial, -available), summed (I2). */
+  oversoldUnits: number;
   /** LOCKED coupons whose order is not open (missing, paid, failed, expired, cancelled). */
   couponLeaks: number;
   /** Orders with more than one net capture (not fully refunded) across bank and wallet. */
@@ -57,22 +76,33 @@ export interface AuditTotals {
   capturesWithoutPaidOrder: number;
   /** Paid orders without a net capture of their payment reference. */
   paidWithoutCapture: number;
-  /** Captures that landed after their order ended, or re-reserved a gone order (observed in the ledgers). */
+  /**
+   * Captures that landed after their order ended (observed in the ledgers), or
+   * re-reserved a gone order, or revived one (paid with no re-reservation).
+   */
   latePayments: number;
   /** Late payments the checkout counted (its late_rereserved + late_refund counters). */
   latePaymentsCounted: number;
   latePaymentsRefunded: number;
   latePaymentsRereserved: number;
+  /** Ended orders a late capture turned paid without re-reserving their stock (of latePayments; I9). */
+  latePaymentsRevived: number;
   /** Orders still in paying (after quiescence: stuck between the gateway and the checkout). */
   stuckProcessing: number;
   /** Orders whose gateway payment is still processing (the run is not quiescent while > 0). */
   pendingAtGateway: number;
   /** Captures that were refunded in full (extra, late or double captures repaired). */
   refundedCaptures: number;
+  /** Net captures without a paid order (I11), and their amount (minor units). */
   overage: number;
   overageAmount: number;
+  /** Paid orders without a net capture (I11), and their amount (minor units). */
   shortage: number;
   shortageAmount: number;
+  /** Paid orders whose one net capture is of another amount than the order's (I11). */
+  amountMismatches: number;
+  /** The money those differ by, summed: |captured - order amount| (minor units). */
+  amountMismatchAmount: number;
   orders: number;
   paidOrders: number;
   captures: number;
