@@ -115,7 +115,12 @@ export const KNOWN_METRICS: readonly KnownMetric[] = [
   m('paid_without_capture', 'count', none, 'paid orders without a capture (I7)'),
   m('late_payments', 'count', none, 'captures that landed after their order ended (I9)'),
   m('stuck_processing', 'count', none, 'orders still in paying after quiescence'),
-  m('oversold', 'count', none, 'units sold beyond the initial stock, plus available below 0 (I2)'),
+  m(
+    'oversold',
+    'count',
+    none,
+    'units sold or reserved beyond the initial stock, per SKU max(0, sold - initial, -available) (I2)',
+  ),
   m(
     'invariants.broken',
     'count',

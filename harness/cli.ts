@@ -319,6 +319,11 @@ export function buildCli(): Command {
       [] as string[],
     )
     .option(
+      '--repeat <n>',
+      'run each variant N times (same seed) and compare every repetition with the first (`flashcrowd compare`); exit 1 when one does not reproduce it',
+      intArg('--repeat', 1, 20),
+    )
+    .option(
       '--no-reset',
       'do not reset the checkout and the mocks first (POST /admin/reset, /__reset); run on what they hold, with a warning when it is not clean',
     )
@@ -385,6 +390,19 @@ export function buildCli(): Command {
       const { renderFromDir } = await import('./report/index.ts');
       const files = await renderFromDir(dir, { stepSummary: null });
       console.log(`re-rendered ${Object.values(files).join(', ')} in ${dir}`);
+    });
+
+  program
+    .command('compare')
+    .description(
+      'Compare two runs of the same preset, seed and scales metric by metric: the audit, the schedule and the injected faults must be identical, the rest within the tolerances of docs/REPRODUCIBILITY.md. Exit 0 reproduced, 1 not, 2 a directory is not a run.',
+    )
+    .argument('<a>', 'a run directory (reports/<run-id>, or one variant of it)')
+    .argument('<b>', 'another run of the same preset, seed and scales')
+    .option('--json', 'the comparison as one JSON document', false)
+    .action(async (a: string, b: string, o: { json: boolean }) => {
+      const { compareCommand } = await import('./compare.ts');
+      process.exitCode = await compareCommand(a, b, o);
     });
 
   program

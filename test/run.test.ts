@@ -289,7 +289,7 @@ describe("flashcrowd run end to end (flashcrowd's engine, Redis, mocks and check
     expect(b).toMatchObject({ ok: false, source: 'harness', expr: 'quiescence.unsettled==0' });
     expect(b.value).toBeGreaterThan(0);
     expect(b.note).toMatch(
-      /not settled within 0 s: .*(reserved by open orders|watched for a late payment)/,
+      /not settled within 0 s: .*(still reserved|watched for a late payment)/,
     );
     expect(s.metrics['quiescence.unsettled']).toBe(b.value);
     expect(s.warnings.join('\n')).toMatch(/not settled within 0 s: still moving/);

@@ -18,9 +18,11 @@
 // Exit codes: 0 every budget passed and no invariant broke; 1 a budget failed
 // or an invariant broke (for a preset with variants run together: a variant
 // did not do what it `expect`s); 2 usage or set-up error.
+import { writeFile } from 'node:fs/promises';
 import { join, relative, resolve } from 'node:path';
 import type { Store } from '../../checkout/store.ts';
 import { notAudited } from '../audit.ts';
+import { compareSummaries, formatComparison } from '../compare.ts';
 import { UsageError } from '../errors.ts';
 import { loadPreset, type Variant } from '../preset.ts';
 import { writeReports } from '../report/index.ts';
@@ -52,39 +54,71 @@ export async function runCommand(o: RunOptions, print: Print = console.log): Pro
       `preset ${preset.name} runs ${variants.length} variants, and runner processes serve one run: ` +
         `give --variant (${variants.map((v) => v?.name).join(', ')}) with --runners`,
     );
+  if (o.runners !== undefined && (o.repeat ?? 1) > 1)
+    throw new UsageError(
+      '--repeat runs the preset several times, and runner processes serve one run: drop one of them',
+    );
   const engine = await engineFactory(o, print);
   print(`engine: ${engine().describe()}`);
   const runId = `${preset.name}-${stamp(new Date())}-s${o.seed}`;
   const base = resolve(o.out ?? join(PROJECT_ROOT, 'reports', runId));
   const results: { variant?: Variant; summary: RunSummary }[] = [];
+  const repeat = o.repeat ?? 1;
+  let reproduced = true;
   for (const variant of variants) {
     const budgets = budgetsOf(preset, variant, cli);
-    const dir = variants.length > 1 && variant ? join(base, variant.name) : base;
-    print(
-      `\nflashcrowd run ${preset.name}${variant ? ` (variant ${variant.name})` : ''} -> ${shown(dir)}`,
-    );
-    const summary = await runOne(
-      {
-        preset,
-        presetFile: file,
-        variant,
-        dir,
-        runId,
-        seed: o.seed,
-        timeScale,
-        loadScale,
-        budgets,
-        engine,
-      },
-      o,
-      print,
-    );
-    results.push({ variant, summary });
-    printVerdict(summary, shown(dir), print);
-    if (summary.interrupted) return summary.exitCode;
+    const vdir = variants.length > 1 && variant ? join(base, variant.name) : base;
+    const reps: { dir: string; summary: RunSummary }[] = [];
+    for (let k = 1; k <= repeat; k++) {
+      const dir = repeat > 1 ? join(vdir, `rep-${k}`) : vdir;
+      print(
+        `\nflashcrowd run ${preset.name}${variant ? ` (variant ${variant.name})` : ''}` +
+          `${repeat > 1 ? ` repetition ${k} of ${repeat}` : ''} -> ${shown(dir)}`,
+      );
+      const summary = await runOne(
+        {
+          preset,
+          presetFile: file,
+          variant,
+          dir,
+          runId,
+          seed: o.seed,
+          timeScale,
+          loadScale,
+          budgets,
+          engine,
+        },
+        o,
+        print,
+      );
+      reps.push({ dir, summary });
+      printVerdict(summary, shown(dir), print);
+      if (summary.interrupted) return summary.exitCode;
+    }
+    results.push({ variant, summary: reps[0]!.summary });
+    if (repeat > 1) reproduced = (await compareRepetitions(vdir, reps, print)) && reproduced;
   }
-  if (results.length === 1) return results[0]!.summary.exitCode;
-  return printExpectations(results, print) ? 0 : 1;
+  const verdict =
+    results.length === 1 ? results[0]!.summary.exitCode : printExpectations(results, print) ? 0 : 1;
+  return reproduced ? verdict : 1;
+}
+
+/** --repeat: every repetition against the first, printed and written to compare.json. */
+async function compareRepetitions(
+  dir: string,
+  reps: { dir: string; summary: RunSummary }[],
+  print: Print,
+): Promise<boolean> {
+  const first = reps[0]!;
+  const out = reps.slice(1).map((r, i) => {
+    const c = compareSummaries(first.summary, r.summary);
+    print(`\nrepetition ${i + 2} against repetition 1:`);
+    for (const l of formatComparison(c, ['rep 1', `rep ${i + 2}`])) print(l);
+    return { a: relative(dir, first.dir), b: relative(dir, r.dir), ...c };
+  });
+  await writeFile(join(dir, 'compare.json'), JSON.stringify(out, null, 2) + '\n');
+  print(`  comparison: ${join(shown(dir), 'compare.json')}`);
+  return out.every((c) => c.ok);
 }
 
 /** One run of the preset (or of one variant), stage by stage. */

@@ -197,10 +197,9 @@ function stockMetrics(stock: RunSummary['stock']): Metrics {
   return {
     'stock.sold': sold,
     'stock.sold_ratio': initial > 0 ? sold / initial : null,
-    oversold: stock.reduce(
-      (s, r) => s + Math.max(0, r.sold - r.initial) + Math.max(0, -r.available),
-      0,
-    ),
+    // Units sold or reserved beyond the stock: once a sale is oversold and paid,
+    // sold - initial and -available are the same units (counted once).
+    oversold: stock.reduce((s, r) => s + Math.max(0, r.sold - r.initial, -r.available), 0),
   };
 }
 

@@ -18,6 +18,8 @@ export interface RunOptions {
   coupon?: string;
   redis?: string;
   allowRemoteTarget: boolean;
+  /** Run each variant this many times and compare the repetitions with the first (default 1). */
+  repeat?: number;
   /** false (--no-reset): do not reset the checkout and mocks first; a dirty target is a warning, not a refusal. */
   reset?: boolean;
   out?: string;

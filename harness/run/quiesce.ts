@@ -105,7 +105,7 @@ function movingParts(
 ): [string[], number] {
   const parts: string[] = [];
   const pending = report && !report.quiescent ? Math.max(1, report.totals.pendingAtGateway) : 0;
-  if (open) parts.push(`${open} unit(s) reserved by open orders`);
+  if (open) parts.push(`${open} unit(s) still reserved (by open orders, or leaked)`);
   if (watched) parts.push(`${watched} ended order(s) watched for a late payment`);
   if (pending) parts.push(`${pending} order(s) with a payment still processing at a gateway`);
   return [parts, open + watched + pending];

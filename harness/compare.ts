@@ -1,0 +1,223 @@
+// Reproducibility: two runs of the same preset, seed and scales compared
+// metric by metric (`flashcrowd compare A B`, `flashcrowd run --repeat N`).
+// Each metric has a class that says how far apart the two may be:
+//   exact    the schedule, the audit (leaks, double charges, every invariant
+//            and its count), the faults the mocks injected per service,
+//            operation and kind: a function of the seed, so any difference
+//            is a reproducibility bug;
+//   count    shopper outcomes and gateway calls: a function of the seed too,
+//            except where timing decides (an answer that came before or after
+//            a deadline, a breaker trip): within 5% (or 2) of each other;
+//   rate     failure rates and ratios: within 0.02 (absolute);
+//   latency  quantiles in ms: machine noise, within a factor of 2 or 25 ms.
+// docs/REPRODUCIBILITY.md has what each class holds and the measured spread.
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { UsageError } from './errors.ts';
+import { runSummarySchema, type RunSummary } from './summary.ts';
+
+export type MetricClass = 'exact' | 'count' | 'rate' | 'latency';
+
+/** The tolerances of each class (documented in docs/REPRODUCIBILITY.md). */
+export const TOLERANCE = {
+  /** Counts: within 5% of the larger, or 2 apart. */
+  countRel: 0.05,
+  countAbs: 2,
+  /** Rates and ratios: 0.02 apart (2 percentage points). */
+  rateAbs: 0.02,
+  /** Latency quantiles: within a factor of 2 (0.5 of the larger), or 25 ms apart. */
+  latencyRel: 0.5,
+  latencyAbsMs: 25,
+} as const;
+
+const EXACT = [
+  /^arrivals\.scheduled$/,
+  /^leaks\./,
+  /^double_charges$/,
+  /^captures_without_paid_order$/,
+  /^paid_without_capture$/,
+  /^late_payments$/,
+  /^stuck_processing$/,
+  /^oversold$/,
+  /^invariants\./,
+  /^quiescence\.unsettled$/,
+  /^faults\./,
+  /^invariant_count\./,
+];
+
+/** The class of a compared value by its name. */
+export function classOf(name: string): MetricClass {
+  if (EXACT.some((r) => r.test(name))) return 'exact';
+  if (/_ms(\{|$)/.test(name)) return 'latency';
+  if (/(rate|ratio|amplification)(\{|$)/.test(name)) return 'rate';
+  return 'count';
+}
+
+export interface ComparedRow {
+  name: string;
+  class: MetricClass;
+  a: number | null;
+  b: number | null;
+  ok: boolean;
+  /** How the two differ, in the class's terms ('' when equal). */
+  diff: string;
+}
+
+export interface Comparison {
+  rows: ComparedRow[];
+  identical: number;
+  withinTolerance: number;
+  outOfTolerance: number;
+  ok: boolean;
+  /** What the two runs did not share (preset, seed, scales...), which makes the comparison moot. */
+  mismatch: string[];
+}
+
+/** The values compared: the flat metrics, each invariant's count, each injected fault kind. */
+function valuesOf(s: RunSummary): Map<string, number | null> {
+  const v = new Map<string, number | null>(Object.entries(s.metrics));
+  for (const i of s.invariants) v.set(`invariant_count.${i.id}`, i.count);
+  for (const f of s.chaos.injected)
+    v.set(
+      `faults.${f.service}.${f.operation}.${f.kind}`,
+      (v.get(`faults.${f.service}.${f.operation}.${f.kind}`) ?? 0) + f.count,
+    );
+  for (const e of s.events?.orders ?? []) v.set(`order_events.${e.event}`, e.count);
+  return v;
+}
+
+function compareValue(name: string, a: number | null, b: number | null): ComparedRow {
+  const cls = classOf(name);
+  if (a === b) return { name, class: cls, a, b, ok: true, diff: '' };
+  // A fault kind, an event or an invariant count only one run has is 0 in the other.
+  const zeroIfAbsent = /^(faults|order_events)\./.test(name);
+  const x = a ?? (zeroIfAbsent ? 0 : null);
+  const y = b ?? (zeroIfAbsent ? 0 : null);
+  if (x === null || y === null)
+    return { name, class: cls, a, b, ok: false, diff: 'no value in one run' };
+  const d = y - x;
+  const rel = Math.abs(d) / Math.max(Math.abs(x), Math.abs(y));
+  const signed = `${d > 0 ? '+' : ''}${Number(d.toPrecision(4))}`;
+  switch (cls) {
+    case 'exact':
+      return { name, class: cls, a, b, ok: x === y, diff: x === y ? '' : signed };
+    case 'rate':
+      return {
+        name,
+        class: cls,
+        a,
+        b,
+        ok: Math.abs(d) <= TOLERANCE.rateAbs,
+        diff: signed,
+      };
+    case 'latency':
+      return {
+        name,
+        class: cls,
+        a,
+        b,
+        ok: rel <= TOLERANCE.latencyRel || Math.abs(d) <= TOLERANCE.latencyAbsMs,
+        diff: `${signed} (${(rel * 100).toFixed(1)}%)`,
+      };
+    default:
+      return {
+        name,
+        class: cls,
+        a,
+        b,
+        ok: rel <= TOLERANCE.countRel || Math.abs(d) <= TOLERANCE.countAbs,
+        diff: `${signed} (${(rel * 100).toFixed(1)}%)`,
+      };
+  }
+}
+
+/** Compare run B with run A. */
+export function compareSummaries(a: RunSummary, b: RunSummary): Comparison {
+  const mismatch: string[] = [];
+  const same = (what: string, x: unknown, y: unknown) => {
+    if (JSON.stringify(x) !== JSON.stringify(y))
+      mismatch.push(`${what}: ${JSON.stringify(x)} vs ${JSON.stringify(y)}`);
+  };
+  same('preset', [a.preset.name, a.preset.variant], [b.preset.name, b.preset.variant]);
+  same('seed', a.params.seed, b.params.seed);
+  same(
+    'scales',
+    [a.params.timeScale, a.params.loadScale],
+    [b.params.timeScale, b.params.loadScale],
+  );
+  same('checkout', a.checkout.mode, b.checkout.mode);
+  const va = valuesOf(a);
+  const vb = valuesOf(b);
+  const names = [...new Set([...va.keys(), ...vb.keys()])].sort();
+  const rows = names.map((n) => compareValue(n, va.get(n) ?? null, vb.get(n) ?? null));
+  const identical = rows.filter((r) => r.diff === '').length;
+  const outOfTolerance = rows.filter((r) => !r.ok).length;
+  return {
+    rows,
+    identical,
+    withinTolerance: rows.length - identical - outOfTolerance,
+    outOfTolerance,
+    ok: outOfTolerance === 0 && mismatch.length === 0,
+    mismatch,
+  };
+}
+
+/** summary.json of a run directory, validated. */
+export async function readRunSummary(dir: string): Promise<RunSummary> {
+  const file = join(dir, 'summary.json');
+  let raw: unknown;
+  try {
+    raw = JSON.parse(await readFile(file, 'utf8'));
+  } catch (err) {
+    throw new UsageError(
+      `cannot read ${file}: ${(err as Error).message} (is ${dir} a run directory?)`,
+    );
+  }
+  const r = runSummarySchema.safeParse(raw);
+  if (!r.success)
+    throw new UsageError(
+      `${file}: not a flashcrowd run summary: ${r.error.issues
+        .slice(0, 3)
+        .map((i) => `${i.path.join('.')}: ${i.message}`)
+        .join('; ')}`,
+    );
+  return r.data;
+}
+
+const show = (v: number | null) => (v === null ? 'none' : String(Number(v.toPrecision(6))));
+
+/** The comparison as lines for a person: the verdict, then every row that differs. */
+export function formatComparison(c: Comparison, labels: [string, string]): string[] {
+  const out: string[] = [];
+  for (const m of c.mismatch) out.push(`  not the same run: ${m}`);
+  out.push(
+    `${c.ok ? 'REPRODUCED' : 'NOT REPRODUCED'}: ${c.rows.length} values compared, ${c.identical} identical, ` +
+      `${c.withinTolerance} within tolerance, ${c.outOfTolerance} out of tolerance`,
+  );
+  const differ = c.rows.filter((r) => r.diff !== '');
+  if (differ.length) {
+    const w = Math.max(...differ.map((r) => r.name.length), 6);
+    out.push(
+      `  ${'value'.padEnd(w)}  class    ${labels[0].padStart(12)}  ${labels[1].padStart(12)}  diff`,
+    );
+    for (const r of differ)
+      out.push(
+        `  ${r.name.padEnd(w)}  ${r.class.padEnd(7)}  ${show(r.a).padStart(12)}  ${show(r.b).padStart(12)}  ${r.diff}${r.ok ? '' : '  OUT OF TOLERANCE'}`,
+      );
+  }
+  return out;
+}
+
+/** `flashcrowd compare A B`: 0 reproduced, 1 not. */
+export async function compareCommand(
+  dirA: string,
+  dirB: string,
+  o: { json?: boolean },
+  print: (line: string) => void = console.log,
+): Promise<number> {
+  const [a, b] = await Promise.all([readRunSummary(dirA), readRunSummary(dirB)]);
+  const c = compareSummaries(a, b);
+  if (o.json) print(JSON.stringify(c, null, 2));
+  else for (const l of formatComparison(c, ['A', 'B'])) print(l);
+  return c.ok ? 0 : 1;
+}

@@ -1,0 +1,128 @@
+// `flashcrowd compare`: two run summaries compared value by value. Exact
+// classes (the audit, the schedule, injected faults) must be equal; counts,
+// rates and latencies within their stated tolerances; runs of different
+// presets, seeds or scales are not comparable. The CLI exits 0 reproduced,
+// 1 not, 2 when a directory is not a run.
+import { spawnSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { classOf, compareSummaries, TOLERANCE } from '../harness/compare.ts';
+import type { RunSummary } from '../harness/summary.ts';
+import { baseSummary, failingSummary } from './support/report-fixtures.ts';
+
+const copy = (s: RunSummary): RunSummary => structuredClone(s);
+
+describe('compareSummaries', () => {
+  it('a run compared with itself is identical in every value', () => {
+    const s = failingSummary();
+    const c = compareSummaries(s, copy(s));
+    expect(c.ok).toBe(true);
+    expect(c.outOfTolerance).toBe(0);
+    expect(c.identical).toBe(c.rows.length);
+    // Invariant counts and injected faults are compared, not only the flat metrics.
+    expect(c.rows.map((r) => r.name)).toEqual(
+      expect.arrayContaining(['invariant_count.I3', 'faults.bank.payments.create.http_503']),
+    );
+  });
+
+  it('one more injected fault, or one more broken order in an invariant, is out of tolerance', () => {
+    const a = failingSummary();
+    const b = copy(a);
+    b.chaos.injected[1]!.count += 1;
+    b.invariants.find((i) => i.id === 'I3')!.count += 1;
+    const c = compareSummaries(a, b);
+    expect(c.ok).toBe(false);
+    expect(c.rows.filter((r) => !r.ok).map((r) => r.name)).toEqual([
+      'faults.bank.payments.create.http_503',
+      'invariant_count.I3',
+    ]);
+  });
+
+  it('a count within the tolerance passes, one beyond it does not; rates are absolute, latencies relative', () => {
+    const a = baseSummary();
+    a.metrics['orders.created'] = 1000;
+    a.metrics['pay.failure_rate'] = 0.1;
+    a.metrics['checkout.p99_ms'] = 100;
+    const near = copy(a);
+    near.metrics['orders.created'] = 1000 * (1 + TOLERANCE.countRel) - 1;
+    near.metrics['pay.failure_rate'] = 0.1 + TOLERANCE.rateAbs / 2;
+    near.metrics['checkout.p99_ms'] = 140;
+    expect(compareSummaries(a, near).ok).toBe(true);
+    const far = copy(a);
+    far.metrics['orders.created'] = 1000 * (1 + 2 * TOLERANCE.countRel);
+    far.metrics['pay.failure_rate'] = 0.1 + 2 * TOLERANCE.rateAbs;
+    far.metrics['checkout.p99_ms'] = 300; // 3x and 200 ms apart
+    const c = compareSummaries(a, far);
+    expect(
+      c.rows
+        .filter((r) => !r.ok)
+        .map((r) => r.name)
+        .sort(),
+    ).toEqual(['checkout.p99_ms', 'orders.created', 'pay.failure_rate']);
+  });
+
+  it('a value only one run has is out of tolerance, except a fault kind or an order event (0 in the other)', () => {
+    const a = baseSummary();
+    const b = copy(a);
+    delete b.metrics['pay.failure_rate'];
+    b.chaos.injected.push({
+      service: 'bank',
+      operation: 'payments.create',
+      kind: 'latency',
+      count: 3,
+    });
+    const c = compareSummaries(a, b);
+    const bad = c.rows.filter((r) => !r.ok).map((r) => [r.name, r.diff]);
+    expect(bad).toEqual([
+      ['faults.bank.payments.create.latency', '+3'],
+      ['pay.failure_rate', 'no value in one run'],
+    ]);
+  });
+
+  it('runs of another seed or scale are not the same run', () => {
+    const a = baseSummary();
+    const b = copy(a);
+    b.params.seed += 1;
+    const c = compareSummaries(a, b);
+    expect(c.ok).toBe(false);
+    expect(c.mismatch[0]).toMatch(/^seed: /);
+  });
+
+  it('classes: the audit and faults exact, latencies, rates and counts by name', () => {
+    expect(classOf('leaks.stock')).toBe('exact');
+    expect(classOf('invariants.broken')).toBe('exact');
+    expect(classOf('arrivals.scheduled')).toBe('exact');
+    expect(classOf('order.p99_ms{stage=peak}')).toBe('latency');
+    expect(classOf('pay.failure_rate{stage=peak}')).toBe('rate');
+    expect(classOf('stock.sold_ratio')).toBe('rate');
+    expect(classOf('orders.created')).toBe('count');
+  });
+});
+
+describe('flashcrowd compare', () => {
+  const bin = join(import.meta.dirname, '..', 'bin', 'flashcrowd.js');
+  const cli = (args: string[]) => spawnSync(process.execPath, [bin, ...args], { encoding: 'utf8' });
+  const dirWith = (s: RunSummary) => {
+    const d = mkdtempSync(join(tmpdir(), 'flashcrowd-compare-'));
+    mkdirSync(d, { recursive: true });
+    writeFileSync(join(d, 'summary.json'), JSON.stringify(s));
+    return d;
+  };
+
+  it('exits 0 for the same run, 1 naming what differs, 2 for a directory that is not a run', () => {
+    const s = failingSummary();
+    const a = dirWith(s);
+    expect(cli(['compare', a, dirWith(copy(s))]).status).toBe(0);
+    const b = copy(s);
+    b.metrics.double_charges = (b.metrics.double_charges ?? 0) + 1;
+    const r = cli(['compare', a, dirWith(b)]);
+    expect(r.status, r.stderr).toBe(1);
+    expect(r.stdout).toMatch(/NOT REPRODUCED/);
+    expect(r.stdout).toMatch(/double_charges\s+exact\s+.*OUT OF TOLERANCE/);
+    const bad = cli(['compare', a, tmpdir()]);
+    expect(bad.status).toBe(2);
+    expect(bad.stderr).toMatch(/summary\.json/);
+  });
+});
