@@ -199,7 +199,7 @@ describe('rates and latency over many requests', () => {
     expect(quantile(excess, 0.5)).toBeLessThanOrEqual(2 * quantile(control, 0.5) + 5);
   });
 
-  it('same seed and same request order give the same faults over HTTP; another seed does not', async () => {
+  it('same seed and same order ids give the same faults over HTTP; another seed does not', async () => {
     const profile = {
       errors: [
         { rate: 0.2, kind: 'http', status: 503 },
@@ -212,7 +212,9 @@ describe('rates and latency over many requests', () => {
       const s = await bank(profile, seed);
       const out: string[] = [];
       for (let i = 0; i < 200; i++) {
-        const r = await rawRequest(`${s.url}/v1/payments`, { body: payment() });
+        const r = await rawRequest(`${s.url}/v1/payments`, {
+          body: { ...payment(), orderId: `seq-${i}` },
+        });
         out.push(
           r.kind === 'response'
             ? `${r.status}:${r.body.startsWith('{"status":"succeeded","amount":') && !r.body.endsWith('}') ? 'malformed' : 'ok'}`
@@ -400,8 +402,11 @@ describe('runtime control: /__chaos', () => {
     const seq = async () => {
       await call(s.url, 'PUT', '/__chaos?seed=77', profile);
       const out: number[] = [];
+      // The same order ids each time: reseeding restarts their attempt counts too.
       for (let i = 0; i < 40; i++)
-        out.push((await call(s.url, 'POST', '/v1/payments', payment())).status);
+        out.push(
+          (await call(s.url, 'POST', '/v1/payments', { ...payment(), orderId: `re-${i}` })).status,
+        );
       return out;
     };
     const a = await seq();

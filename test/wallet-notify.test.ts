@@ -333,7 +333,9 @@ describe('wallet notifications', () => {
         },
         { seed },
       );
-      for (let i = 0; i < 8; i++) await payTrade(s, m, { style: 'wechat' });
+      // The same out-trade numbers each run: a trade's notification chaos is keyed by its own.
+      for (let i = 0; i < 8; i++)
+        await payTrade(s, m, { style: 'wechat', outTradeNo: `same-${i}` });
       const list = await settled(s, 8);
       // The order first attempts reached the merchant (retries may interleave by timing).
       const firstArrivals = [

@@ -3,6 +3,7 @@
 // No HTTP here; ./service.ts maps these results onto routes.
 import type { ChaosEngine } from '../chaos/engine.ts';
 import { sampleLatency } from '../chaos/latency.ts';
+import type { Draws } from '../chaos/rng.ts';
 import { HttpError, ValidationError } from '../errors.ts';
 import { cardBehaviour, cardBrand, DECLINE_MESSAGES, type BankDeclineReason } from './cards.ts';
 import {
@@ -101,7 +102,7 @@ export class Bank {
   private seq = 0;
 
   constructor(
-    private readonly engine: ChaosEngine<BankExtra>,
+    readonly engine: ChaosEngine<BankExtra>,
     private readonly clock: () => number = Date.now,
   ) {}
 
@@ -196,12 +197,15 @@ export class Bank {
     return this.record(this.newPayment(input, 'declined', reason));
   }
 
-  createPayment(input: PaymentInput): Payment {
-    // Draw from the domain stream for every payment, first, so the sequence
-    // depends only on the seed and the request order, not on the outcome.
+  /**
+   * `domain`: the request's draws (engine.draws('bank.processing', key): keyed
+   * by its order id and attempt); default the arrival-order stream. Three
+   * values are drawn for every payment, first, whatever the outcome, so an
+   * arrival-order sequence depends only on the seed and the request order.
+   */
+  createPayment(input: PaymentInput, domain: Draws = this.engine.rng('bank.processing')): Payment {
     const extra = this.extra();
     const proc = extra.processing;
-    const domain = this.engine.rng('bank.processing');
     const u = domain.next();
     const settleMs = sampleLatency(proc?.settleMs ?? DEFAULT_SETTLE, domain);
     const fails = domain.next() < (proc?.failRate ?? 0);
@@ -234,6 +238,11 @@ export class Bank {
     }, settleMs);
     this.timers.add(t);
     return p;
+  }
+
+  /** The order id of payment `id`, if there is one. */
+  orderOf(id: string): string | undefined {
+    return this.payments.get(id)?.orderId;
   }
 
   getPayment(id: string): Payment {

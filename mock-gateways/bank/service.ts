@@ -1,5 +1,7 @@
 // Bank HTTP routes: thin handlers that validate, call the domain, and answer.
 import type { Request } from 'express';
+import { bodyField, paramField, queryField, tagged } from '../chaos/identity.ts';
+import { drawKeyOf } from '../chaos/middleware.ts';
 import { parseInput } from '../errors.ts';
 import { IdempotencyStore } from '../idempotency.ts';
 import type { ServiceDefinition } from '../service.ts';
@@ -29,6 +31,14 @@ export function createBank(): ServiceDefinition<BankExtra> & { bank(): Bank } {
     routes(r, { engine, op }) {
       bank = new Bank(engine);
       const b = bank;
+      // Every draw of a request keyed by the merchant's order id (docs/CHAOS.md, Reproducibility):
+      // the bank's payment ids are numbered in arrival order, so a payment is named by its order.
+      const byPayment = (id: string | undefined) =>
+        id === undefined ? undefined : (tagged('order', b.orderOf(id)) ?? `payment:${id}`);
+      engine.identify('payments.create', (req) => tagged('order', bodyField(req, 'orderId')));
+      engine.identify('payments.get', (req) => byPayment(paramField(req, 'id')));
+      engine.identify('payments.list', (req) => tagged('order', queryField(req, 'orderId')));
+      engine.identify('refunds.create', (req) => byPayment(bodyField(req, 'paymentId')));
 
       r.post(
         '/v1/payments',
@@ -36,7 +46,10 @@ export function createBank(): ServiceDefinition<BankExtra> & { bank(): Bank } {
           'payments',
           idemKey,
           op('payments.create', (req, res) => {
-            const p = b.createPayment(parseInput(paymentInput, req.body));
+            const p = b.createPayment(
+              parseInput(paymentInput, req.body),
+              engine.draws('bank.processing', drawKeyOf(res)),
+            );
             if (p.reason) res.locals.reason = p.reason;
             res.status(paymentStatusCode(p)).json(p);
           }),
@@ -86,6 +99,7 @@ export function createBank(): ServiceDefinition<BankExtra> & { bank(): Bank } {
     reset() {
       bank?.reset();
       idem.clear();
+      bank?.engine.forgetAttempts();
     },
     close() {
       bank?.close();

@@ -1,7 +1,12 @@
 // The chaos engine: holds a service's profile, plays its timeline and outage
-// windows against a clock, and decides, for each request in arrival order,
-// which latency and which fault it gets. It knows nothing about HTTP; the
-// middleware in ./middleware.ts carries decisions out.
+// windows against a clock, and decides, for each request, which latency and
+// which fault it gets. A request with an identity (its operation names one:
+// an order id, an out-trade number...; else an Idempotency-Key or an
+// x-request-id) draws as a pure function of (seed, service, operation,
+// identity, attempt), the attempt counted here per (operation, identity); one
+// without draws from the arrival-order streams. It knows nothing about HTTP;
+// the middleware in ./middleware.ts carries decisions out. docs/CHAOS.md,
+// "Reproducibility", says what is a function of the seed and what is not.
 import type { z } from 'zod';
 import { sampleLatency } from './latency.ts';
 import {
@@ -16,7 +21,15 @@ import {
   type Profile,
   type ProfileLayer,
 } from './profile.ts';
-import { RngStreams } from './rng.ts';
+import {
+  hashKey,
+  KeyedDraws,
+  RngStreams,
+  seedState,
+  type Draws,
+  type KeyHash,
+  type SeedState,
+} from './rng.ts';
 import { ValidationError } from '../errors.ts';
 
 import type { FieldError } from '../errors.ts';
@@ -48,7 +61,36 @@ export interface ChaosDecision {
   latencyMs: number;
   fault?: ErrorSpec & { source: FaultSource };
   capacity?: { maxInFlight: number; queue?: number };
+  /** What the request's draws were keyed by (absent: it had no identity; arrival-order streams). */
+  key?: DrawKey;
 }
+
+/** What names one request for keyed draws. */
+export interface DrawKey {
+  operation: string;
+  /** Namespaced: `order:o-1`, `out:N-1`, `key:<Idempotency-Key>`, `req:<x-request-id>`... */
+  identity: string;
+  /** 1 for the first request of (operation, identity) since the last reseed or reset, 2 for the next... */
+  attempt: number;
+}
+
+type Headers = Record<string, string | string[] | undefined>;
+
+/** The parts of a request an identity may come from (an express Request is one). */
+export interface IdentitySource {
+  headers: Headers;
+  params?: Record<string, unknown>;
+  query?: unknown;
+  /** Not validated yet: read it defensively. */
+  body?: unknown;
+}
+
+/** An operation's own identity of a request (undefined: this request names none). */
+export type IdentityOf = (req: IdentitySource) => string | undefined;
+
+/** Identities longer than this are ignored (the next source is used): every request hashes its own. */
+export const MAX_IDENTITY_LENGTH = 512;
+export const REQUEST_ID_HEADER = 'x-request-id';
 
 export interface ChaosEngineOptions<E> {
   service: string;
@@ -70,8 +112,6 @@ export const FAULT_HEADERS = {
   percentage: 'x-fault-percentage',
 } as const;
 
-type Headers = Record<string, string | string[] | undefined>;
-
 export class ChaosEngine<E = unknown> {
   readonly service: string;
   readonly operations: readonly string[];
@@ -80,6 +120,12 @@ export class ChaosEngine<E = unknown> {
   private profile: Profile<E> = {};
   private appliedAt: number;
   private rngs: RngStreams;
+  /** Seed states of keyed draws: per operation (with the seed and service), per stream name. */
+  private opSeeds = new Map<string, SeedState>();
+  private streamSeeds = new Map<string, SeedState>();
+  /** Requests seen per operation and identity: the next one's attempt number is this plus one. */
+  private attempts = new Map<string, Map<string, number>>();
+  private readonly identities = new Map<string, IdentityOf>();
   private readonly now: () => number;
   private readonly listeners = new Set<() => void>();
 
@@ -102,14 +148,90 @@ export class ChaosEngine<E = unknown> {
     return this.rngs.seed;
   }
 
-  /** The random stream `name` of this service (faults, latency, header, and any the domain needs). */
+  /** The arrival-order stream `name` of this service (faults, latency, header, and any the domain needs). */
   rng(name: string) {
     return this.rngs.get(name);
   }
 
-  /** Restart every random stream from `seed`. */
+  /**
+   * Draws of stream `name` for one request: keyed by `key` (a pure function of
+   * seed, service, stream and key), or, without a key, the arrival-order stream.
+   */
+  draws(name: string, key: DrawKey | undefined): Draws {
+    if (key === undefined) return this.rngs.get(name);
+    return this.keyed(name, this.hash(key));
+  }
+
+  /** The hash of a request's key: (seed, service, operation) seed the hash of (identity, attempt). */
+  private hash(key: DrawKey): KeyHash {
+    let base = this.opSeeds.get(key.operation);
+    if (!base) {
+      base = seedState(`flashcrowd/keyed/${this.rngs.seed}/${this.service}/${key.operation}`);
+      this.opSeeds.set(key.operation, base);
+    }
+    return hashKey(base, key.identity, key.attempt);
+  }
+
+  private keyed(name: string, h: KeyHash): KeyedDraws {
+    let s = this.streamSeeds.get(name);
+    if (!s) {
+      s = seedState(`flashcrowd/stream/${name}`);
+      this.streamSeeds.set(name, s);
+    }
+    return new KeyedDraws(h, s);
+  }
+
+  /** Restart every random stream from `seed`, and the attempt counts. */
   reseed(seed: number): void {
     this.rngs = new RngStreams(seed);
+    this.opSeeds = new Map();
+    this.forgetAttempts();
+  }
+
+  /** Count attempts from 1 again for every identity (the service's domain reset calls it). */
+  forgetAttempts(): void {
+    this.attempts = new Map();
+  }
+
+  /** Identities with an attempt count (memory held: one entry per (operation, identity)). */
+  get trackedIdentities(): number {
+    let n = 0;
+    for (const m of this.attempts.values()) n += m.size;
+    return n;
+  }
+
+  /** How `operation` names the request it serves (its order id...): tried before the headers. */
+  identify(operation: string, fn: IdentityOf): void {
+    if (!this.operations.includes(operation))
+      throw new Error(`${this.service}: no operation ${operation} to identify`);
+    this.identities.set(operation, fn);
+  }
+
+  /**
+   * The identity of a request to `operation`, namespaced: the operation's own
+   * (see identify()), else `key:<Idempotency-Key>`, else `req:<x-request-id>`;
+   * undefined when it has none (its draws then come in arrival order).
+   */
+  identityOf(operation: string, req: IdentitySource): string | undefined {
+    const own = this.identities.get(operation)?.(req);
+    if (usable(own)) return own;
+    const key = header(req.headers, 'idempotency-key');
+    if (usable(key)) return `key:${key}`;
+    const rid = header(req.headers, REQUEST_ID_HEADER);
+    if (usable(rid)) return `req:${rid}`;
+    return undefined;
+  }
+
+  /** Count one more request of (operation, identity); its attempt number (1, 2, ...). */
+  private nextAttempt(operation: string, identity: string): number {
+    let m = this.attempts.get(operation);
+    if (!m) {
+      m = new Map();
+      this.attempts.set(operation, m);
+    }
+    const n = (m.get(identity) ?? 0) + 1;
+    m.set(identity, n);
+    return n;
   }
 
   /** Validate a profile; throws ProfileError naming each bad field. */
@@ -287,20 +409,33 @@ export class ChaosEngine<E = unknown> {
   }
 
   /**
-   * Decide latency and fault for one request. Called once per request, in
-   * arrival order; draws a fixed number of values from each stream so the
-   * sequence depends only on the seed and the request order.
+   * Decide latency and fault for one request; called once per request. With
+   * an `identity` (see identityOf()) the request is counted as the next
+   * attempt of (operation, identity) and every draw is keyed by the three, so
+   * it does not depend on when the request arrives. Without one, it draws a
+   * fixed number of values from each arrival-order stream, so the sequence
+   * depends on the seed and the request order. What the draws select (which
+   * error spec, the outage in force) still depends on the time of arrival.
    */
-  decide(operation: string, headers: Headers = {}): ChaosDecision {
+  decide(operation: string, headers: Headers = {}, identity?: string): ChaosDecision {
     const elapsed = this.elapsedMs();
     const eff = this.effective(operation, elapsed);
-    const u = this.rngs.get('faults').next();
-    const lat = eff.latency ? sampleLatency(eff.latency, this.rngs.get('latency')) : 0;
+    const key =
+      identity === undefined
+        ? undefined
+        : { operation, identity, attempt: this.nextAttempt(operation, identity) };
+    // One hash of the key serves every stream of this request.
+    const h = key && this.hash(key);
+    const u = (h ? this.keyed('faults', h) : this.rngs.get('faults')).next();
+    const lat = eff.latency
+      ? sampleLatency(eff.latency, h ? this.keyed('latency', h) : this.rngs.get('latency'))
+      : 0;
     const decision: ChaosDecision = {
       operation,
       latencyMs: lat * eff.latencyFactor,
       capacity: eff.capacity,
     };
+    if (key) decision.key = key;
 
     if (eff.down) {
       decision.fault = { rate: 1, kind: 'reset', source: 'outage' };
@@ -317,7 +452,7 @@ export class ChaosEngine<E = unknown> {
     }
     if (this.profile.headerFaults !== false)
       applyHeaderFaults(decision, headers, this.declineReasons, () =>
-        this.rngs.get('header').next(),
+        (h ? this.keyed('header', h) : this.rngs.get('header')).next(),
       );
     return decision;
   }
@@ -326,6 +461,10 @@ export class ChaosEngine<E = unknown> {
 function header(headers: Headers, name: string): string | undefined {
   const v = headers[name];
   return Array.isArray(v) ? v[0] : v;
+}
+
+function usable(id: string | undefined): id is string {
+  return id !== undefined && id.length > 0 && id.length <= MAX_IDENTITY_LENGTH;
 }
 
 /** Per-request faults from x-fault-* headers, in the spirit of Envoy's fault filter. */

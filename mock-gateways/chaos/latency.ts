@@ -3,7 +3,7 @@
 // desynchronises later draws of the same stream.
 import normalQuantile from '@stdlib/stats-base-dists-normal-quantile';
 import type { LatencySpec } from './profile.ts';
-import type { Rng } from './rng.ts';
+import type { Draws } from './rng.ts';
 
 /** z for the 99th percentile of the standard normal distribution. */
 export const Z99 = 2.3263478740408408;
@@ -14,7 +14,7 @@ function pareto(u01: number, scaleMs: number, alpha: number, maxMs?: number): nu
   return maxMs !== undefined ? Math.min(v, maxMs) : v;
 }
 
-function body(spec: LatencySpec, rng: Rng): number {
+function body(spec: LatencySpec, rng: Draws): number {
   switch (spec.dist) {
     case 'fixed':
       rng.next();
@@ -36,7 +36,7 @@ function body(spec: LatencySpec, rng: Rng): number {
 }
 
 /** Draw one latency in milliseconds. */
-export function sampleLatency(spec: LatencySpec, rng: Rng): number {
+export function sampleLatency(spec: LatencySpec, rng: Draws): number {
   const tailDraw = rng.next();
   const b = body(spec, rng);
   const tailU = rng.next();

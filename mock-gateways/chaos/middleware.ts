@@ -4,7 +4,7 @@
 // takes effect, then the caller gets the fault).
 import { BulkheadPolicy, BulkheadRejectedError } from 'cockatiel';
 import type { NextFunction, Request, RequestHandler, Response } from 'express';
-import type { ChaosDecision, ChaosEngine } from './engine.ts';
+import type { ChaosDecision, ChaosEngine, DrawKey } from './engine.ts';
 import type { MockMetrics } from '../metrics.ts';
 import { IDEMPOTENCY_RELEASE, OPERATION_PENDING } from '../idempotency.ts';
 
@@ -16,6 +16,13 @@ export type DeclineRenderer = (
 ) => unknown;
 
 const DEFAULT_HANG_MS = 120_000;
+/** res.locals key: the DrawKey of the request's chaos decision (absent: no identity). */
+export const CHAOS_KEY = 'chaosKey';
+
+/** What the request's chaos draws were keyed by, for the domain's own draws (engine.draws()). */
+export function drawKeyOf(res: Response): DrawKey | undefined {
+  return res.locals[CHAOS_KEY] as DrawKey | undefined;
+}
 export const INJECTED_LATENCY_HEADER = 'x-flashcrowd-injected-latency-ms';
 const MALFORMED_BODY = '{"status":"succeeded","amount":';
 
@@ -80,7 +87,12 @@ export function chaosMiddlewareFactory(
     const record = metrics.recorder(operation);
     return (req: Request, res: Response, next: NextFunction) => {
       const started = performance.now();
-      const decision: ChaosDecision = engine.decide(operation, req.headers); // throws ProfileError on a bad x-fault-* header
+      const decision: ChaosDecision = engine.decide(
+        operation,
+        req.headers,
+        engine.identityOf(operation, req),
+      ); // throws ProfileError on a bad x-fault-* header
+      if (decision.key) res.locals[CHAOS_KEY] = decision.key;
       const fault = decision.fault;
       // Nothing injected (the common case under load): the handler answers at once,
       // mostly before it returns, and then the answer is counted without a listener.

@@ -124,7 +124,7 @@ export class Coupons {
   private couponSeq = 0;
 
   constructor(
-    private readonly engine: ChaosEngine<CouponExtra>,
+    readonly engine: ChaosEngine<CouponExtra>,
     private readonly clock: () => number = Date.now,
   ) {}
 
@@ -242,6 +242,12 @@ export class Coupons {
     const c = this.coupons.get(code);
     if (!c) throw notFound('coupon', 'code', code);
     return c;
+  }
+
+  /** Whom coupon `code` was issued to, if it exists. */
+  holderOf(code: string): { campaignId: string; userId: string } | undefined {
+    const c = this.coupons.get(code);
+    return c && { campaignId: c.campaignId, userId: c.userId };
   }
 
   getCoupon(code: string): CouponView {

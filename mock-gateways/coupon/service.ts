@@ -1,5 +1,7 @@
 // Coupon HTTP routes: thin handlers that validate, call the domain, and answer.
 import type { Request, RequestHandler } from 'express';
+import type { IdentitySource } from '../chaos/engine.ts';
+import { bodyField, paramField, queryField, tagged } from '../chaos/identity.ts';
 import { parseInput } from '../errors.ts';
 import { IdempotencyStore } from '../idempotency.ts';
 import type { ServiceDefinition } from '../service.ts';
@@ -53,6 +55,35 @@ export function createCoupon(): ServiceDefinition<CouponExtra> & { coupons(): Co
     routes(r, { engine, op }) {
       coupons = new Coupons(engine);
       const d = coupons;
+      // Every draw of a request keyed by what it is about (docs/CHAOS.md, Reproducibility):
+      // a campaign by its id, a coupon by its holder (codes are given in arrival order),
+      // a lock, consume or release by the order.
+      const holder = (campaignId: string | undefined, userId: string | undefined) =>
+        campaignId === undefined && userId === undefined
+          ? undefined
+          : `user:${campaignId ?? ''}/${userId ?? ''}`;
+      const byOrder = (req: IdentitySource) =>
+        tagged('order', bodyField(req, 'orderId')) ?? tagged('coupon', paramField(req, 'code'));
+      engine.identify('campaigns.create', (req) => tagged('campaign', bodyField(req, 'id')));
+      engine.identify('campaigns.get', (req) => tagged('campaign', paramField(req, 'id')));
+      engine.identify('coupons.issue', (req) =>
+        holder(bodyField(req, 'campaignId'), bodyField(req, 'userId')),
+      );
+      engine.identify('coupons.lock', byOrder);
+      engine.identify('coupons.consume', byOrder);
+      engine.identify('coupons.release', byOrder);
+      engine.identify('coupons.get', (req) => {
+        const code = paramField(req, 'code');
+        if (code === undefined) return undefined;
+        const h = d.holderOf(code);
+        return (h && holder(h.campaignId, h.userId)) ?? `coupon:${code}`;
+      });
+      engine.identify(
+        'coupons.list',
+        (req) =>
+          tagged('order', queryField(req, 'orderId')) ??
+          holder(queryField(req, 'campaignId'), queryField(req, 'userId')),
+      );
       const code = (req: Request) => parseInput(codeParams, req.params, '(path)').code;
 
       r.post(
@@ -138,6 +169,7 @@ export function createCoupon(): ServiceDefinition<CouponExtra> & { coupons(): Co
     reset() {
       coupons?.reset();
       idem.clear();
+      coupons?.engine.forgetAttempts();
     },
     close() {
       coupons?.close();

@@ -2,7 +2,7 @@
 // the app, close, refunds, velocity risk control, the ledger and statement
 // reconciliation reads, and the asynchronous notification of paid trades.
 // No HTTP here; ./service.ts maps these results onto routes.
-import type { ChaosEngine } from '../chaos/engine.ts';
+import type { ChaosEngine, DrawKey } from '../chaos/engine.ts';
 import { sampleLatency } from '../chaos/latency.ts';
 import type { LatencySpec } from '../chaos/profile.ts';
 import { HttpError, ValidationError } from '../errors.ts';
@@ -122,7 +122,7 @@ export class Wallet {
   readonly notifier: Notifier;
 
   constructor(
-    private readonly engine: ChaosEngine<WalletExtra>,
+    readonly engine: ChaosEngine<WalletExtra>,
     metrics: MockMetrics,
     private readonly opts: WalletDomainOptions,
   ) {
@@ -213,6 +213,11 @@ export class Wallet {
     return t;
   }
 
+  /** The out-trade number of trade `tradeNo`, if there is one. */
+  outTradeNoOf(tradeNo: string): string | undefined {
+    return this.trades.get(tradeNo)?.outTradeNo;
+  }
+
   findByOutTradeNo(outTradeNo: string): Trade[] {
     const no = this.byOutTradeNo.get(outTradeNo);
     return no === undefined ? [] : [this.trades.get(no)!];
@@ -256,13 +261,25 @@ export class Wallet {
   /**
    * The buyer pays in the app: USERPAYING, then (after extra.payDelayMs) SUCCESS
    * with a capture and a notification, or PAYERROR with a reason.
+   *
+   * `key`: the pay call's chaos key (its out-trade number and attempt). With
+   * it, the pay delay is keyed by the call, and the notification plan by the
+   * trade alone (attempt 0: the same plan whichever pay attempt succeeds).
+   * Without it, both come from arrival-order streams, drawn first, a fixed
+   * number of values for every pay call, so that sequence depends only on the
+   * seed and the call order, not on the outcome.
    */
-  async pay(tradeNo: string, input: PayInput): Promise<PayResult> {
-    // Draw first, a fixed number of values for every pay call, so the sequence
-    // depends only on the seed and the call order, not on the outcome.
+  async pay(tradeNo: string, input: PayInput, key?: DrawKey): Promise<PayResult> {
     const extra = this.extra();
-    const delayMs = sampleLatency(extra.payDelayMs ?? NO_DELAY, this.engine.rng('wallet.pay'));
-    const plan = drawNotifyPlan(this.engine.rng('wallet.notify'), extra.notify?.delay);
+    const delayMs = sampleLatency(
+      extra.payDelayMs ?? NO_DELAY,
+      this.engine.draws('wallet.pay', key),
+    );
+    const out = key && this.outTradeNoOf(tradeNo);
+    const notifyKey: DrawKey | undefined =
+      key &&
+      (out === undefined ? key : { operation: 'trades.pay', identity: `out:${out}`, attempt: 0 });
+    const plan = drawNotifyPlan(this.engine.draws('wallet.notify', notifyKey), extra.notify?.delay);
     const t = this.getTrade(tradeNo);
     this.assertPayable(t);
     const buyer = input.buyerId ?? t.userId;

@@ -2,14 +2,15 @@
 // to the trade's notifyUrl, retried on the real schedules (compressed by a
 // time-scale) until the merchant acknowledges, with chaos on top (delay, loss,
 // duplicates, reordering, delivery before the pay call answers). Every random
-// choice of a notification is drawn up front, in pay-call order, so the same
-// seed gives the same chaos whatever the timing. No express here.
+// choice of a notification is drawn up front, keyed by the trade's out-trade
+// number (docs/CHAOS.md, Reproducibility), so the same seed gives the same
+// chaos to the same trade whatever the timing. No express here.
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import http from 'node:http';
 import https from 'node:https';
 import { sampleLatency } from '../chaos/latency.ts';
 import type { LatencySpec } from '../chaos/profile.ts';
-import type { Rng } from '../chaos/rng.ts';
+import type { Draws } from '../chaos/rng.ts';
 import type { MockMetrics } from '../metrics.ts';
 import type { NotifyStyle } from './schema.ts';
 
@@ -61,7 +62,7 @@ export interface NotifyPlan {
 const NO_DELAY: LatencySpec = { dist: 'fixed', ms: 0 };
 
 /** Draw a plan: 4 draws for the delay, 2 more, then a loss and a duplicate draw per possible attempt. */
-export function drawNotifyPlan(rng: Rng, delay: LatencySpec | undefined): NotifyPlan {
+export function drawNotifyPlan(rng: Draws, delay: LatencySpec | undefined): NotifyPlan {
   const delayMs = sampleLatency(delay ?? NO_DELAY, rng);
   const beforeResponseU = rng.next();
   const reorderKey = rng.next();

@@ -1,5 +1,8 @@
 // Wallet HTTP routes: thin handlers that validate, call the domain, and answer.
 import type { Request } from 'express';
+import type { IdentitySource } from '../chaos/engine.ts';
+import { bodyField, paramField, queryField, tagged } from '../chaos/identity.ts';
+import { drawKeyOf } from '../chaos/middleware.ts';
 import { parseInput } from '../errors.ts';
 import { IdempotencyStore } from '../idempotency.ts';
 import type { ServiceDefinition } from '../service.ts';
@@ -61,6 +64,19 @@ export function createWallet(
     routes(r, { engine, metrics, op, url }) {
       wallet = new Wallet(engine, metrics, { secret, timeScale, notifyTimeoutMs, baseUrl: url });
       const w = wallet;
+      // Every draw of a request keyed by the merchant's out-trade number (docs/CHAOS.md,
+      // Reproducibility): trade numbers are given in arrival order, so a trade is named by it.
+      const byTrade = (tradeNo: string | undefined) =>
+        tradeNo === undefined
+          ? undefined
+          : (tagged('out', w.outTradeNoOf(tradeNo)) ?? `trade:${tradeNo}`);
+      const byPath = (req: IdentitySource) => byTrade(paramField(req, 'tradeNo'));
+      engine.identify('trades.create', (req) => tagged('out', bodyField(req, 'outTradeNo')));
+      engine.identify('trades.list', (req) => tagged('out', queryField(req, 'outTradeNo')));
+      engine.identify('trades.get', byPath);
+      engine.identify('trades.pay', byPath);
+      engine.identify('trades.close', byPath);
+      engine.identify('refunds.create', (req) => byTrade(bodyField(req, 'tradeNo')));
 
       r.post(
         '/v1/trades',
@@ -90,7 +106,11 @@ export function createWallet(
         '/v1/trades/:tradeNo/pay',
         op('trades.pay', async (req, res) => {
           const { tradeNo } = parseInput(tradeParams, req.params, '(path)');
-          const { trade, notice } = await w.pay(tradeNo, parseInput(payInput, req.body, '(body)'));
+          const { trade, notice } = await w.pay(
+            tradeNo,
+            parseInput(payInput, req.body, '(body)'),
+            drawKeyOf(res),
+          );
           try {
             // Chaos notifyBeforeResponseRate: the merchant hears of it before the payer does.
             if (notice?.beforeResponse) await notice.release();
@@ -149,6 +169,7 @@ export function createWallet(
     reset() {
       wallet?.reset();
       idem.clear();
+      wallet?.engine.forgetAttempts();
     },
     close() {
       wallet?.close();
