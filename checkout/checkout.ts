@@ -175,7 +175,8 @@ export class Checkout {
     }
     let made = false;
     try {
-      const a = await this.reserveOrder(input, idempotencyKey, deadline);
+      const orderId = await this.store.keyedOrderId(input.sku, idempotencyKey, IDEM_TTL_MS);
+      const a = await this.reserveOrder(input, idempotencyKey, deadline, orderId);
       made = a.status === 201 || a.status === 200; // made, or replayed
       return a;
     } finally {
@@ -198,9 +199,9 @@ export class Checkout {
     input: CreateOrderInput,
     idempotencyKey: string | undefined,
     deadline: number,
+    orderId = this.store.newOrderId(input.sku),
   ): Promise<Answer> {
     const now = Date.now();
-    const orderId = this.store.newOrderId(input.sku);
     let discount = 0;
     if (input.coupon) {
       const locked = await this.couponCall(

@@ -365,6 +365,23 @@ export class Store {
     return `${sku}.${Date.now().toString(36)}${randomHex10()}`;
   }
 
+  /**
+   * The id of an order requested under an Idempotency-Key: a function of the
+   * key and of how many times it was claimed (a request that made no order
+   * gives its key up, and a retry under it gets a new id, so a coupon lock or
+   * a payment keyed by the old id is never replayed for it). The same
+   * shoppers then make the same order ids run after run, and the mocks draw
+   * their faults by order id (docs/CHAOS.md, Reproducibility).
+   */
+  async keyedOrderId(sku: string, key: string, ttlMs: number): Promise<string> {
+    this.roundTrips += 1;
+    const k = `${this.prefix}:idem-n:${key}`;
+    const res = await this.redis.multi().incr(k).pexpire(k, ttlMs).exec();
+    const n = Number(res?.[0]?.[1] ?? 1);
+    const h = createHash('sha256').update(`${key}#${n}`).digest('hex').slice(0, 20);
+    return `${sku}.k${h}`;
+  }
+
   async reserve(a: {
     sku: string;
     user: string;

@@ -9,7 +9,7 @@
 //            except where timing decides (an answer that came before or after
 //            a deadline, a breaker trip): within 5% (or 2) of each other;
 //   rate     failure rates and ratios: within 0.02 (absolute);
-//   latency  quantiles in ms: machine noise, within a factor of 2 or 25 ms.
+//   latency  quantiles in ms: machine noise, within a factor of 4 or 100 ms.
 // docs/REPRODUCIBILITY.md has what each class holds and the measured spread.
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -25,9 +25,13 @@ export const TOLERANCE = {
   countAbs: 2,
   /** Rates and ratios: 0.02 apart (2 percentage points). */
   rateAbs: 0.02,
-  /** Latency quantiles: within a factor of 2 (0.5 of the larger), or 25 ms apart. */
-  latencyRel: 0.5,
-  latencyAbsMs: 25,
+  /**
+   * Latency quantiles: within a factor of 4 (0.75 of the larger), or 100 ms
+   * apart. A p99 of a few hundred samples on a shared machine moves that much
+   * from run to run (measured: 16 vs 54 ms, docs/REPRODUCIBILITY.md).
+   */
+  latencyRel: 0.75,
+  latencyAbsMs: 100,
 } as const;
 
 const EXACT = [
