@@ -12,6 +12,7 @@
 import { Agent, request } from 'undici';
 import { z } from 'zod';
 import { readMetrics, type HistogramRow } from './prom.ts';
+import { TickWatch } from './audit/ticks.ts';
 import {
   bucketIncrease,
   bucketTotal,
@@ -140,6 +141,7 @@ const stockSchema = z.object({
     z
       .object({
         sku: z.string(),
+        initial: z.number().optional(),
         available: z.number(),
         reserved: z.number(),
         sold: z.number(),
@@ -185,6 +187,9 @@ function describeError(e: unknown): string {
 
 export class Collector {
   readonly intervalMs: number;
+  /** I1 and I2 at every tick's stock reading (harness/audit/ticks.ts). */
+  readonly stockWatch = new TickWatch();
+  private lastStockRows: z.infer<typeof stockSchema>['data'] = [];
   private readonly opts: CollectorOptions;
   private readonly sources: SourceState[] = [];
   private readonly ticks: Tick[] = [];
@@ -343,7 +348,10 @@ export class Collector {
         tick.status.set(s.name, 'ok');
       } else tick.status.set(s.name, 'baseline');
       s.prev = { t, reading };
-      if (s.name === 'stock') this.rememberStock(reading);
+      if (s.name === 'stock') {
+        this.rememberStock(reading);
+        this.stockWatch.observe(t, this.lastStockRows);
+      }
       if (s.name === 'load') this.lastVus = reading.gauges.get('vus') ?? null;
     }
     this.ticks.push(tick);
@@ -582,6 +590,7 @@ export class Collector {
       fixed: [],
       read: async (signal) => {
         const body = stockSchema.parse(JSON.parse(await this.fetchText(url, signal, headers)));
+        this.lastStockRows = body.data;
         const r = empty();
         for (const s of body.data) {
           r.gauges.set(seriesKey('stock_available', { sku: s.sku }), s.available);

@@ -41,6 +41,7 @@ import {
   startAllMocks,
   startStack,
   STEADY,
+  waitFor,
   type Mocks,
   type Stack,
 } from './support/checkout.ts';
@@ -489,6 +490,50 @@ describe('collecting from a running checkout and its mocks', () => {
       await co.close();
     }
   });
+});
+
+describe('I1 and I2 at every collector tick', () => {
+  const readings = (c: Collector) => c.stockWatch.readingCount;
+  const ticksPast = (c: Collector, n: number) => {
+    const want = readings(c) + n;
+    return waitFor(`${n} more stock readings`, async () => readings(c) >= want, 20_000, 50);
+  };
+
+  it('stock counters that drift mid-run and are put right before the end break I1, from the first tick that saw it; a clean run held at every reading', async () => {
+    await seedSale(stack.url, [{ id: 'drift', price: 9_900, stock: 10 }]);
+    const key = stack.store.keys('drift').stock;
+
+    const clean = collector();
+    await clean.start();
+    await ticksPast(clean, 3);
+    await clean.stop();
+    const ok = await stack.audit();
+    clean.stockWatch.apply(ok);
+    expect(ok.byId.I1.ok).toBe(true);
+    expect(ok.byId.I1.note).toMatch(/held at every one of \d+ stock readings during the run/);
+
+    const c = collector();
+    await c.start();
+    await ticksPast(c, 2);
+    await stack.store.redis.hincrby(key, 'available', 1); // one unit out of nowhere...
+    await ticksPast(c, 2);
+    await stack.store.redis.hincrby(key, 'available', -1); // ...gone again before the end
+    await ticksPast(c, 2);
+    await c.stop();
+    const r = await stack.audit();
+    expect(r.byId.I1.ok, 'the end alone holds').toBe(true);
+    c.stockWatch.apply(r);
+    expect(r.byId.I1.ok).toBe(false);
+    expect(r.violated).toContain('I1');
+    expect(r.byId.I1.count).toBeGreaterThanOrEqual(2);
+    expect(r.byId.I1.examples[0]).toMatch(
+      /^t=[\d.]+ s drift: sold 0 \+ reserved 0 \+ available 11 = 11, initial 10$/,
+    );
+    expect(r.byId.I1.note).toMatch(
+      /at the end it held; broken at \d+ of \d+ stock readings during the run \(\d+ ticks\), first at t=[\d.]+ s/,
+    );
+    expect(r.byId.I2.ok).toBe(true);
+  }, 60_000);
 });
 
 describe('tick scheduling', () => {

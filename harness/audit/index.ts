@@ -23,7 +23,8 @@
 //   late-payments.ts     I9 (late captures, revived orders)
 //   orders-and-users.ts  order counts; I4 (per-user limit)
 //   coupons.ts           I8
-//   idempotency.ts       I10 (not observable here)
+//   idempotency.ts       I10 (not observable here; `flashcrowd run` decides it)
+//   ticks.ts             I1 and I2 at every collector tick (merged by `flashcrowd run`)
 import { undecided } from './breaks.ts';
 import { CaptureCheck } from './captures.ts';
 import { CouponCheck } from './coupons.ts';

@@ -40,17 +40,17 @@ export interface I1Snapshot {
 function countersText(s: StockSnapshot): string {
   return `sold ${s.sold} + reserved ${s.reserved} + available ${s.available} = ${s.sold + s.reserved + s.available}, initial ${s.initial}`;
 }
-function describeCounters(s: StockSnapshot): string {
+export function describeCounters(s: StockSnapshot): string {
   return `${s.sku}: ${countersText(s)}`;
 }
 
-function i1Breaks(s: StockSnapshot): boolean {
+export function i1Breaks(s: StockSnapshot): boolean {
   return (
     s.sold + s.reserved + s.available !== s.initial ||
     [s.initial, s.sold, s.reserved, s.available].some(Number.isNaN)
   );
 }
-function i2Breaks(s: StockSnapshot): boolean {
+export function i2Breaks(s: StockSnapshot): boolean {
   return s.available < 0 || s.reserved < 0 || s.sold < 0 || s.sold > s.initial;
 }
 /** Units sold or reserved beyond the initial stock (I2): max(0, sold - initial, -available). */

@@ -146,6 +146,8 @@ async function runOne(r: OneRun, o: RunOptions, print: Print): Promise<RunSummar
       );
     const settling = await quiesce(ctx, target, sale, store, interrupted !== undefined);
     const series = await timeSeries(loadRun.collector, bands, ctx.resolved);
+    // I1 and I2 at every tick of the collector, not only at the end.
+    if (settling.report) loadRun.collector.stockWatch.apply(settling.report);
     const readings = await finalReadings(target);
     // I10 from the shoppers' double-submitted orders and a probe, after the
     // final readings so the probe's orders are not in them.
