@@ -33,6 +33,9 @@ export class DependencyError extends Error {
   retryNow = false;
 }
 
+/** The shortest breaker window a time-scale makes (unless breakerWindowMs itself is shorter). */
+export const BREAKER_MIN_WINDOW_MS = 1_000;
+
 /** Token bucket: each first attempt deposits `ratio` tokens; each retry takes one. */
 export class RetryBudget {
   private tokens: number;
@@ -147,14 +150,19 @@ export class Dependency {
       const p = this.cfg.params;
       // The window and the half-open wait are measured against outages, whose
       // length the time-scale shrinks: scaled, so a short run trips and probes
-      // as often per outage as a full one.
+      // as often per outage as a full one. The window keeps at least
+      // BREAKER_MIN_WINDOW_MS: a short run's load is scaled down too, and a
+      // window that holds a dozen calls decides by chance.
       b = circuitBreaker(
         handleWhen((e) => e instanceof DependencyError && e.retryable),
         {
           halfOpenAfter: scaled(this.cfg, p.breakerHalfOpenMs),
           breaker: new SamplingBreaker({
             threshold: p.breakerThreshold,
-            duration: scaled(this.cfg, p.breakerWindowMs),
+            duration: Math.max(
+              Math.min(BREAKER_MIN_WINDOW_MS, p.breakerWindowMs),
+              scaled(this.cfg, p.breakerWindowMs),
+            ),
             minimumRps: p.breakerMinimumRps,
           }),
         },

@@ -435,7 +435,12 @@ describe('how a shopper reads answers (scenarios/lib/shopper.ts)', () => {
     expect(payOutcome(409, 'expired')).toBe('failed');
     expect(payOutcome(0, undefined)).toBe('failed');
     expect(payFailed('paid')).toBe(false);
-    expect(payFailed('paying')).toBe(false);
+    expect(payFailed('paying')).toBe(false); // no state seen after it
+    expect(payFailed('paying', 'paid')).toBe(false);
+    expect(payFailed('paying', 'paying')).toBe(false);
+    expect(payFailed('paying', 'payment_failed')).toBe(true); // a 202 that ended failed
+    expect(payFailed('paying', 'pending_payment')).toBe(true);
+    expect(payFailed('paying', 'expired')).toBe(true);
     expect(payFailed('declined')).toBe(true);
     expect(payFailed('failed')).toBe(true);
     expect(bestOutcome(['failed', 'paying', 'paid'])).toBe(2);

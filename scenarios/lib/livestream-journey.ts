@@ -194,7 +194,11 @@ export function* livestreamJourney(c: LivestreamConfig, ctx: JourneyContext): Jo
     id: string,
     channel: Channel,
     click: 'first' | 'retry',
-  ): Generator<JourneyStep, { outcome: PayOutcome; state?: string }, JourneyAnswer[] | undefined> {
+  ): Generator<
+    JourneyStep,
+    { outcome: PayOutcome; state?: string; first: PayOutcome; stage: string },
+    JourneyAnswer[] | undefined
+  > {
     const stage = stageNow();
     const fallback = sh.allowFallback ? fallbackFor(P, channel) : [];
     const body = { channel, ...(fallback.length ? { fallbackChannels: fallback } : {}) };
@@ -222,10 +226,9 @@ export function* livestreamJourney(c: LivestreamConfig, ctx: JourneyContext): Jo
       });
       return { outcome, state: b.state };
     });
-    m.add('fc_pay_failed', payFailed(seen[0]!.outcome), { stage, channel });
     if (click === 'first' && answers[0]!.status !== 0)
       m.add('fc_pay_ms', answers[0]!.durationMs, { stage });
-    return seen[bestOutcome(seen.map((s) => s.outcome))]!;
+    return { ...seen[bestOutcome(seen.map((s) => s.outcome))]!, first: seen[0]!.outcome, stage };
   }
 
   /** GET /v1/orders/:id: the order's state, or undefined when it could not be read. */
@@ -267,8 +270,11 @@ export function* livestreamJourney(c: LivestreamConfig, ctx: JourneyContext): Jo
   let orders = 1;
   for (let attempt = 0; ; attempt += 1) {
     const seen = yield* payClick(id, channel, attempt === 0 ? 'first' : 'retry');
-    if (seen.outcome === 'paid') return;
     let state = seen.outcome === 'paying' ? yield* poll(id, 'paying') : seen.state;
+    // The click failed or not by its first answer, a 202 by what the polls saw.
+    const settled = seen.outcome === 'paid' ? 'paid' : state;
+    m.add('fc_pay_failed', payFailed(seen.first, settled), { stage: seen.stage, channel });
+    if (seen.outcome === 'paid') return;
     if (state === 'paid' || state === 'paying') return; // paid, or still paying: the checkout settles it
     if (!sh.retryAfterFailure || attempt >= B.maxRetries) return;
     yield* pause(B.retryPauseS);

@@ -144,10 +144,22 @@ export function payOutcome(status: number, state: string | undefined): PayOutcom
   return 'failed';
 }
 
-/** `fc_pay_failed`: true unless the click was answered 200 paid or 202 paying. */
-export function payFailed(o: PayOutcome): boolean {
-  return o !== 'paid' && o !== 'paying';
+/**
+ * `fc_pay_failed` of one click: true unless it was answered 200 paid, or 202
+ * paying and what the shopper saw next (`settled`: the order's state after the
+ * polls) was paid, still paying or unknown. A 202 that ends in a failed or
+ * expired order (or back to pending_payment) is a payment that failed for the
+ * shopper, however late they learnt it: a gateway's 503 the checkout treats as
+ * ambiguous answers 202 first.
+ */
+export function payFailed(o: PayOutcome, settled?: string): boolean {
+  if (o === 'paid') return false;
+  if (o === 'paying') return settled !== undefined && !SETTLED_OK.includes(settled);
+  return true;
 }
+
+/** Order states after a 202 that are not a failed payment. */
+const SETTLED_OK = ['paid', 'paying', 'refunded'];
 
 /** The best answer among a click and its re-clicks, as the shopper sees it: paid, else paying, else the first. */
 export function bestOutcome(outcomes: readonly PayOutcome[]): number {
