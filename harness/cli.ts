@@ -108,6 +108,12 @@ export function buildCli(): Command {
       'accept /__chaos and /__reset from non-loopback clients (set FLASHCROWD_ADMIN_TOKEN too)',
       false,
     )
+    .option(
+      '--time-scale <x>',
+      'multiply every world duration of the mocks (velocity windows, settlement and notification delays, retry schedules, lock lifetimes; not latencies) by x, above 0 and at most 1; see docs/MOCKS.md',
+      numArg('--time-scale', 0, 1),
+      1,
+    )
     .addOption(new Option('--json', 'print one JSON line {service: url} instead of a table'))
     .addOption(exitWithStdinOption())
     .action(
@@ -119,6 +125,7 @@ export function buildCli(): Command {
           seed: number;
           profile?: string;
           adminRemote: boolean;
+          timeScale: number;
           json?: boolean;
           exitWithStdin?: boolean;
         },
@@ -131,6 +138,7 @@ export function buildCli(): Command {
           seed: o.seed,
           profileFile: o.profile,
           adminRemote: o.adminRemote,
+          timeScale: o.timeScale,
         });
         const stop = async () => {
           await Promise.all(running.map((s) => s.close()));
@@ -147,7 +155,7 @@ export function buildCli(): Command {
               `${s.name.padEnd(7)} ${s.url}   (chaos: ${s.url}/__chaos, metrics: ${s.url}/metrics)`,
             );
           console.log(
-            `seed ${o.seed}${o.profile ? `, profile ${o.profile}` : ', no faults'}; Ctrl-C stops.`,
+            `seed ${o.seed}${o.timeScale !== 1 ? `, time-scale ${o.timeScale}` : ''}${o.profile ? `, profile ${o.profile}` : ', no faults'}; Ctrl-C stops.`,
           );
         }
       },

@@ -41,6 +41,8 @@ export interface StartMocksOptions {
   seed?: number;
   profileFile?: string;
   adminRemote?: boolean;
+  /** The run's time-scale (0 < x <= 1, default 1): multiplies the services' world durations (docs/MOCKS.md). */
+  timeScale?: number;
 }
 
 /** Start the requested services. With `all` and a non-zero port, services take port, port+1, port+2. */
@@ -66,6 +68,7 @@ export async function startMocks(opts: StartMocksOptions): Promise<RunningServic
             seed: opts.seed ?? 1,
             profile,
             adminRemote: opts.adminRemote,
+            ...(opts.timeScale !== undefined ? { timeScale: opts.timeScale } : {}),
           }),
         );
       } catch (e) {

@@ -32,6 +32,8 @@ export interface StackOptions {
   mode: 'naive' | 'hardened';
   /** `--set KEY=VALUE` overrides of the checkout. */
   set: string[];
+  /** The mocks' time-scale (`mock all --time-scale`); default theirs, 1. A run's /__reset may set it too. */
+  timeScale?: number;
   /** Where the children's output goes (a file per child); none: discarded. */
   logDir?: string;
   /** Called with a line of progress for a person ("starting the checkout..."). */
@@ -141,7 +143,15 @@ export async function startStack(o: StackOptions): Promise<Stack> {
     log('starting the mock gateways...');
     const mocks = await startChild(
       'mocks',
-      ['mock', 'all', '--port', '0', '--seed', String(o.seed)],
+      [
+        'mock',
+        'all',
+        '--port',
+        '0',
+        '--seed',
+        String(o.seed),
+        ...(o.timeScale !== undefined ? ['--time-scale', String(o.timeScale)] : []),
+      ],
       o.logDir,
     );
     children.push(mocks.child);

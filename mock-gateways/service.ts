@@ -17,6 +17,7 @@ import { ChaosEngine, ProfileError } from './chaos/engine.ts';
 import { chaosMiddlewareFactory, type DeclineRenderer } from './chaos/middleware.ts';
 import { HttpError, ValidationError } from './errors.ts';
 import { MockMetrics } from './metrics.ts';
+import { TimeScale, timeScaleProblem } from './time-scale.ts';
 
 export type ServiceName = 'bank' | 'wallet' | 'coupon';
 
@@ -27,6 +28,8 @@ export interface ServiceContext<E> {
   op(name: string, handler: RequestHandler): RequestHandler;
   /** The base URL once listening (for links and notify callbacks). */
   url(): string;
+  /** The run's time-scale: multiplies every world duration of the domain (docs/MOCKS.md, Time-scale). */
+  timeScale: TimeScale;
 }
 
 export interface ServiceDefinition<E> {
@@ -51,6 +54,11 @@ export interface ServiceOptions {
   adminRemote?: boolean;
   /** Bearer token for admin routes; default $FLASHCROWD_ADMIN_TOKEN. */
   adminToken?: string;
+  /**
+   * The run's time-scale, above 0 and at most 1 (default 1): multiplies every
+   * world duration of the domain; `POST /__reset?timeScale=X` changes it.
+   */
+  timeScale?: number;
 }
 
 export interface RunningService {
@@ -59,6 +67,7 @@ export interface RunningService {
   port: number;
   engine: ChaosEngine<unknown>;
   metrics: MockMetrics;
+  timeScale: TimeScale;
   app: express.Express;
   close(): Promise<void>;
 }
@@ -75,9 +84,10 @@ export function buildApp<E>(def: ServiceDefinition<E>, opts: ServiceOptions = {}
     profile: opts.profile,
   });
   const metrics = new MockMetrics(def.name);
+  const timeScale = new TimeScale(opts.timeScale ?? 1);
   const op = chaosMiddlewareFactory(engine as ChaosEngine<unknown>, metrics, def.decline);
   let baseUrl = '';
-  const ctx: ServiceContext<E> = { engine, metrics, op, url: () => baseUrl };
+  const ctx: ServiceContext<E> = { engine, metrics, op, url: () => baseUrl, timeScale };
 
   const app = express();
   app.disable('x-powered-by');
@@ -92,6 +102,7 @@ export function buildApp<E>(def: ServiceDefinition<E>, opts: ServiceOptions = {}
       status: 'ok',
       service: def.name,
       seed: engine.seed,
+      timeScale: timeScale.value,
       uptimeS: Math.round(process.uptime()),
     });
   });
@@ -103,6 +114,7 @@ export function buildApp<E>(def: ServiceDefinition<E>, opts: ServiceOptions = {}
   const chaosState = () => ({
     service: def.name,
     seed: engine.seed,
+    timeScale: timeScale.value,
     elapsedMs: Math.round(engine.elapsedMs()),
     profile: engine.getProfile(),
     effective: Object.fromEntries(def.operations.map((o) => [o, engine.effective(o)])),
@@ -113,6 +125,14 @@ export function buildApp<E>(def: ServiceDefinition<E>, opts: ServiceOptions = {}
     const n = Number(raw);
     if (typeof raw !== 'string' || !Number.isSafeInteger(n))
       throw new ValidationError([{ field: 'seed', reason: 'must be an integer' }]);
+    return n;
+  };
+  const timeScaleParam = (req: Request): number | undefined => {
+    const raw = req.query.timeScale;
+    if (raw === undefined) return undefined;
+    const n = typeof raw === 'string' && raw.trim() !== '' ? Number(raw) : NaN;
+    const problem = timeScaleProblem(n);
+    if (problem) throw new ValidationError([{ field: 'timeScale', reason: problem }]);
     return n;
   };
   app.get('/__chaos', admin, (_req, res) => {
@@ -133,17 +153,20 @@ export function buildApp<E>(def: ServiceDefinition<E>, opts: ServiceOptions = {}
     res.json(chaosState());
   });
   app.post('/__reset', admin, (req, res) => {
+    // Every parameter is checked before anything changes: a bad one is a 400 and resets nothing.
     const seed = seedParam(req);
+    const scale = timeScaleParam(req);
     def.reset();
     metrics.reset();
     if (seed !== undefined) engine.reseed(seed);
-    res.json({ status: 'reset', service: def.name, seed: engine.seed });
+    if (scale !== undefined) timeScale.set(scale);
+    res.json({ status: 'reset', service: def.name, seed: engine.seed, timeScale: timeScale.value });
   });
 
   app.use(notFoundHandler);
   app.use(jsonErrorHandler(def.name));
 
-  return { app, engine, metrics, setUrl: (u: string) => (baseUrl = u) };
+  return { app, engine, metrics, timeScale, setUrl: (u: string) => (baseUrl = u) };
 }
 
 /**
@@ -177,7 +200,7 @@ export async function startService<E>(
   def: ServiceDefinition<E>,
   opts: ServiceOptions & { port?: number; host?: string } = {},
 ): Promise<RunningService> {
-  const { app, engine, metrics, setUrl } = buildApp(def, opts);
+  const { app, engine, metrics, timeScale, setUrl } = buildApp(def, opts);
   const host = opts.host ?? '127.0.0.1';
   const { server, sockets, port, url } = await listenTracked(app, opts.port ?? 0, host);
   setUrl(url);
@@ -209,6 +232,7 @@ export async function startService<E>(
     port,
     engine: engine as ChaosEngine<unknown>,
     metrics,
+    timeScale,
     app,
     async close() {
       closed = true;

@@ -15,6 +15,7 @@ import {
   type RefundInput,
 } from './schema.ts';
 import { statement, type LedgerView, type StatementQuery } from '../ledger.ts';
+import { TimeScale } from '../time-scale.ts';
 
 export type PaymentStatus = 'succeeded' | 'processing' | 'declined' | 'failed';
 
@@ -101,10 +102,17 @@ export class Bank {
   private timers = new Set<NodeJS.Timeout>();
   private seq = 0;
 
+  private readonly clock: () => number;
+  /** The run's time-scale: multiplies the velocity window and the settlement delay (world durations). */
+  private readonly timeScale: TimeScale;
+
   constructor(
     readonly engine: ChaosEngine<BankExtra>,
-    private readonly clock: () => number = Date.now,
-  ) {}
+    opts: { clock?: () => number; timeScale?: TimeScale } = {},
+  ) {
+    this.clock = opts.clock ?? Date.now;
+    this.timeScale = opts.timeScale ?? new TimeScale();
+  }
 
   private extra(): BankExtra {
     return this.engine.effective('payments.create').extra ?? {};
@@ -134,10 +142,12 @@ export class Bank {
     if (v === false) return false;
     const cfg = v ?? DEFAULT_VELOCITY;
     const now = this.clock();
+    // The window is a world duration (how fast a shopper re-clicks): scaled with the run.
+    const windowMs = this.timeScale.ms(cfg.windowMs);
     // Keep only the last max+1 attempt times per key: enough to decide, bounded in memory.
     const check = (key: string, max: number | undefined) => {
       if (max === undefined) return false;
-      const list = (this.attempts.get(key) ?? []).filter((t) => now - t < cfg.windowMs);
+      const list = (this.attempts.get(key) ?? []).filter((t) => now - t < windowMs);
       list.push(now);
       if (list.length > max + 1) list.splice(0, list.length - (max + 1));
       this.attempts.set(key, list);
@@ -207,7 +217,8 @@ export class Bank {
     const extra = this.extra();
     const proc = extra.processing;
     const u = domain.next();
-    const settleMs = sampleLatency(proc?.settleMs ?? DEFAULT_SETTLE, domain);
+    // Settlement happens after the answer (202), in the world's time: scaled with the run.
+    const settleMs = this.timeScale.ms(sampleLatency(proc?.settleMs ?? DEFAULT_SETTLE, domain));
     const fails = domain.next() < (proc?.failRate ?? 0);
     const velocity = this.velocityExceeded(input, extra);
     const behaviour = cardBehaviour(input.card.number);

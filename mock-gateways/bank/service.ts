@@ -28,8 +28,8 @@ export function createBank(): ServiceDefinition<BankExtra> & { bank(): Bank } {
     declineReasons: BANK_DECLINE_REASONS,
     extraSchema: bankExtraSchema,
     bank: () => bank!,
-    routes(r, { engine, op }) {
-      bank = new Bank(engine);
+    routes(r, { engine, op, timeScale }) {
+      bank = new Bank(engine, { timeScale });
       const b = bank;
       // Every draw of a request keyed by the merchant's order id (docs/CHAOS.md, Reproducibility):
       // the bank's payment ids are numbered in arrival order, so a payment is named by its order.

@@ -8,6 +8,7 @@
 // never interleave with another request. Keep it that way: no awaits.
 import type { ChaosEngine } from '../chaos/engine.ts';
 import { HttpError, ValidationError } from '../errors.ts';
+import { TimeScale } from '../time-scale.ts';
 import {
   DECLINE_MESSAGES,
   type CampaignInput,
@@ -123,10 +124,17 @@ export class Coupons {
   private campaignSeq = 0;
   private couponSeq = 0;
 
+  private readonly clock: () => number;
+  /** The run's time-scale: multiplies the profile's lock lifetime (a world duration). */
+  private readonly timeScale: TimeScale;
+
   constructor(
     readonly engine: ChaosEngine<CouponExtra>,
-    private readonly clock: () => number = Date.now,
-  ) {}
+    opts: { clock?: () => number; timeScale?: TimeScale } = {},
+  ) {
+    this.clock = opts.clock ?? Date.now;
+    this.timeScale = opts.timeScale ?? new TimeScale();
+  }
 
   private iso(): string {
     return new Date(this.clock()).toISOString();
@@ -298,7 +306,11 @@ export class Coupons {
           minOrderAmount: campaign.minOrderAmount,
         });
     }
-    const ttlMs = input.lockTtlMs ?? this.engine.effective('coupons.lock').extra?.lockTtlMs;
+    // The profile's lifetime is a world duration, scaled with the run; a request's own lockTtlMs
+    // is the caller's, already on its clock (a checkout at a time-scale scales its own), so kept.
+    const profileTtlMs = this.engine.effective('coupons.lock').extra?.lockTtlMs;
+    const ttlMs =
+      input.lockTtlMs ?? (profileTtlMs === undefined ? undefined : this.timeScale.ms(profileTtlMs));
     const now = this.iso();
     c.state = 'LOCKED';
     c.orderId = input.orderId;

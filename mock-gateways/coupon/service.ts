@@ -52,8 +52,8 @@ export function createCoupon(): ServiceDefinition<CouponExtra> & { coupons(): Co
     declineReasons: COUPON_DECLINE_REASONS,
     extraSchema: couponExtraSchema,
     coupons: () => coupons!,
-    routes(r, { engine, op }) {
-      coupons = new Coupons(engine);
+    routes(r, { engine, op, timeScale }) {
+      coupons = new Coupons(engine, { timeScale });
       const d = coupons;
       // Every draw of a request keyed by what it is about (docs/CHAOS.md, Reproducibility):
       // a campaign by its id, a coupon by its holder (codes are given in arrival order),

@@ -25,6 +25,7 @@ import {
   type WalletExtra,
 } from './schema.ts';
 import { plainView, statement, type StatementQuery } from '../ledger.ts';
+import { TimeScale } from '../time-scale.ts';
 
 export interface Trade {
   tradeNo: string;
@@ -84,8 +85,14 @@ export interface PayResult {
 
 export interface WalletDomainOptions {
   secret: string;
-  /** Default retry-schedule time-scale (profile extra.notify.timeScale overrides it). */
-  timeScale: number;
+  /**
+   * The run's time-scale: multiplies the velocity window, the notification
+   * delay and reorder window, and (unless `notifyTimeScale` or the profile's
+   * extra.notify.timeScale says otherwise) the retry schedule.
+   */
+  timeScale?: TimeScale;
+  /** The retry schedule's time-scale when the profile gives none (default: `timeScale`). */
+  notifyTimeScale?: number;
   /** Default deadline of one notification attempt. */
   notifyTimeoutMs: number;
   /** The service's base URL, for payUrl. */
@@ -119,6 +126,7 @@ export class Wallet {
   private tradeSeq = 0;
   private refundSeq = 0;
   private readonly clock: () => number;
+  private readonly timeScale: TimeScale;
   readonly notifier: Notifier;
 
   constructor(
@@ -127,6 +135,7 @@ export class Wallet {
     private readonly opts: WalletDomainOptions,
   ) {
     this.clock = opts.clock ?? Date.now;
+    this.timeScale = opts.timeScale ?? new TimeScale();
     this.notifier = new Notifier({
       metrics,
       secret: opts.secret,
@@ -142,7 +151,8 @@ export class Wallet {
   notifyConfig(): NotifyConfig {
     const n = this.extra().notify ?? {};
     return {
-      timeScale: n.timeScale ?? this.opts.timeScale,
+      timeScale: n.timeScale ?? this.opts.notifyTimeScale ?? this.timeScale.value,
+      worldScale: this.timeScale.value,
       lossRate: n.lossRate ?? 0,
       duplicateRate: n.duplicateRate ?? 0,
       ...(n.reorder ? { reorder: n.reorder } : {}),
@@ -243,7 +253,9 @@ export class Wallet {
     if (v === false || buyer === undefined) return false;
     const cfg = v ?? DEFAULT_VELOCITY;
     const now = this.clock();
-    const list = (this.attempts.get(buyer) ?? []).filter((t) => now - t < cfg.windowMs);
+    // The window is a world duration (how fast a buyer re-clicks): scaled with the run.
+    const windowMs = this.timeScale.ms(cfg.windowMs);
+    const list = (this.attempts.get(buyer) ?? []).filter((t) => now - t < windowMs);
     list.push(now);
     if (list.length > cfg.maxPerBuyer + 1) list.splice(0, list.length - (cfg.maxPerBuyer + 1));
     this.attempts.set(buyer, list);
@@ -271,6 +283,8 @@ export class Wallet {
    */
   async pay(tradeNo: string, input: PayInput, key?: DrawKey): Promise<PayResult> {
     const extra = this.extra();
+    // Not scaled by the time-scale: the pay call answers when the payment settles, so this
+    // is the call's latency, which the caller's timeout meets in real milliseconds.
     const delayMs = sampleLatency(
       extra.payDelayMs ?? NO_DELAY,
       this.engine.draws('wallet.pay', key),

@@ -77,7 +77,10 @@ export function drawNotifyPlan(rng: Draws, delay: LatencySpec | undefined): Noti
 
 /** The notification settings in force (read again at each step, so a profile change applies). */
 export interface NotifyConfig {
+  /** Multiplies the retry gaps (extra.notify.timeScale, else the service's option, else the run's time-scale). */
   timeScale: number;
+  /** The run's time-scale: multiplies the first attempt's delay and the reorder window. */
+  worldScale: number;
   lossRate: number;
   duplicateRate: number;
   reorder?: { windowMs: number; order?: 'reverse' | 'shuffle' };
@@ -306,7 +309,9 @@ export class Notifier {
     if (l.started || !this.live.has(l)) return;
     l.started = true;
     l.notice.state = 'delaying';
-    this.schedule(l, 1, l.plan.delayMs, l.plan.delayMs);
+    // How late the wallet calls back is a world duration: the drawn delay, scaled with the run.
+    const delayMs = l.plan.delayMs * this.deps.config().worldScale;
+    this.schedule(l, 1, delayMs, delayMs);
   }
 
   private schedule(l: Live, attempt: number, gapMs: number, waitMs: number) {
@@ -323,12 +328,13 @@ export class Notifier {
 
   private due(l: Live, entry: AttemptLog) {
     if (!this.live.has(l)) return;
-    const reorder = this.deps.config().reorder;
+    const cfg = this.deps.config();
+    const reorder = cfg.reorder;
     if (entry.attempt === 1 && reorder) {
       entry.result = 'held';
       l.notice.state = 'held';
       this.held.push({ l, entry });
-      this.holdTimer ??= this.after(reorder.windowMs, () => {
+      this.holdTimer ??= this.after(reorder.windowMs * cfg.worldScale, () => {
         this.holdTimer = undefined;
         this.flush().catch((err: unknown) => console.error('[wallet] notify flush failed:', err));
       });

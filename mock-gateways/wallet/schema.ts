@@ -31,15 +31,15 @@ const prob = z.number().finite().min(0).max(1);
 /** Asynchronous notification knobs under the profile's `extra.notify` (docs/mocks/wallet.md). */
 export const notifyExtraSchema = z
   .object({
-    /** Multiplies the real retry schedule (0.001 turns WeChat's 15 s into 15 ms); overrides the service option. */
+    /** Multiplies the real retry schedule (0.001 turns WeChat's 15 s into 15 ms); overrides the service's option and time-scale. */
     timeScale: z.number().finite().positive().max(1).optional(),
-    /** Wait before the first attempt (real milliseconds, not scaled). */
+    /** Wait before the first attempt (world milliseconds: scaled by the service's time-scale, not by `timeScale` here). */
     delay: latencySchema.optional(),
     /** Probability that an attempt is silently not sent (the schedule goes on). */
     lossRate: prob.optional(),
     /** Probability that a sent attempt is delivered twice. */
     duplicateRate: prob.optional(),
-    /** Hold first attempts for `windowMs` and release them reversed or shuffled. */
+    /** Hold first attempts for `windowMs` (world ms: scaled by the service's time-scale) and release them reversed or shuffled. */
     reorder: z
       .object({
         windowMs: z.number().int().min(1).max(60_000),
@@ -58,7 +58,7 @@ export type NotifyExtra = z.infer<typeof notifyExtraSchema>;
 /** Wallet knobs under the profile's `extra` (docs/mocks/wallet.md, "Profile"). */
 export const walletExtraSchema = z
   .object({
-    /** How long the buyer takes to pay; the trade is USERPAYING meanwhile (default 0). */
+    /** How long the buyer takes to pay; the trade is USERPAYING meanwhile (default 0). The pay call's latency: real ms, not scaled. */
     payDelayMs: latencySchema.optional(),
     /** Risk control: pay attempts per buyer in a sliding window; `false` turns it off. */
     velocity: z

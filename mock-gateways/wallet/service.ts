@@ -6,6 +6,7 @@ import { drawKeyOf } from '../chaos/middleware.ts';
 import { parseInput } from '../errors.ts';
 import { IdempotencyStore } from '../idempotency.ts';
 import type { ServiceDefinition } from '../service.ts';
+import { timeScaleProblem } from '../time-scale.ts';
 import { Wallet, payStatusCode } from './domain.ts';
 import { DECLINES, WALLET_DECLINE_REASONS, type WalletDeclineReason } from './reasons.ts';
 import {
@@ -29,7 +30,10 @@ export const DEFAULT_WALLET_SECRET = 'flashcrowd-wallet-dev-secret';
 export interface WalletOptions {
   /** HMAC-SHA256 key for notification signatures; default $FLASHCROWD_WALLET_SECRET, else DEFAULT_WALLET_SECRET. */
   secret?: string;
-  /** Multiplies the real retry schedules (default 1; profile extra.notify.timeScale overrides it). */
+  /**
+   * Multiplies the real retry schedules (default: the run's time-scale, the
+   * service option `timeScale`; profile extra.notify.timeScale overrides both).
+   */
   notifyTimeScale?: number;
   /** Deadline of one notification attempt in ms (default 5000; extra.notify.timeoutMs overrides it). */
   notifyTimeoutMs?: number;
@@ -43,10 +47,10 @@ export function createWallet(
   opts: WalletOptions = {},
 ): ServiceDefinition<WalletExtra> & { wallet(): Wallet; readonly secret: string } {
   const secret = opts.secret ?? process.env.FLASHCROWD_WALLET_SECRET ?? DEFAULT_WALLET_SECRET;
-  const timeScale = opts.notifyTimeScale ?? 1;
+  const notifyTimeScale = opts.notifyTimeScale;
   const notifyTimeoutMs = opts.notifyTimeoutMs ?? DEFAULT_NOTIFY_TIMEOUT_MS;
   if (secret.length === 0) throw new Error('wallet: the notification secret must not be empty');
-  if (!Number.isFinite(timeScale) || timeScale <= 0 || timeScale > 1)
+  if (notifyTimeScale !== undefined && timeScaleProblem(notifyTimeScale))
     throw new Error('wallet: notifyTimeScale must be a number in (0, 1]');
   if (!Number.isInteger(notifyTimeoutMs) || notifyTimeoutMs < 1 || notifyTimeoutMs > 60_000)
     throw new Error('wallet: notifyTimeoutMs must be an integer from 1 to 60000');
@@ -61,8 +65,14 @@ export function createWallet(
     extraSchema: walletExtraSchema,
     secret,
     wallet: () => wallet!,
-    routes(r, { engine, metrics, op, url }) {
-      wallet = new Wallet(engine, metrics, { secret, timeScale, notifyTimeoutMs, baseUrl: url });
+    routes(r, { engine, metrics, op, url, timeScale }) {
+      wallet = new Wallet(engine, metrics, {
+        secret,
+        timeScale,
+        ...(notifyTimeScale !== undefined ? { notifyTimeScale } : {}),
+        notifyTimeoutMs,
+        baseUrl: url,
+      });
       const w = wallet;
       // Every draw of a request keyed by the merchant's out-trade number (docs/CHAOS.md,
       // Reproducibility): trade numbers are given in arrival order, so a trade is named by it.
