@@ -2,12 +2,16 @@
 // metric by metric (`flashcrowd compare A B`, `flashcrowd run --repeat N`).
 // Each metric has a class that says how far apart the two may be:
 //   exact    the schedule, the audit (leaks, double charges, every invariant
-//            and its count), the faults the mocks injected per service,
-//            operation and kind: a function of the seed, so any difference
-//            is a reproducibility bug;
-//   count    shopper outcomes and gateway calls: a function of the seed too,
-//            except where timing decides (an answer that came before or after
-//            a deadline, a breaker trip): within 5% (or 2) of each other;
+//            and its count), and the faults the mocks injected per service,
+//            operation and kind when the checkout's calls are a function of
+//            the seed (no breaker, retry budget, bulkhead or load shedding:
+//            the naive build): any difference is a reproducibility bug;
+//   count    shopper outcomes and gateway calls, and the faults of a checkout
+//            whose breaker, retry budget, bulkhead or shedder decide on the
+//            run's timing whether a call is made: within 5% (or 2);
+//   race     which of two paths got there first (an order paid by the pay
+//            answer, the notification or the reconciler), and a hardened
+//            checkout's calls per gateway: within 50% or 20;
 //   rate     failure rates and ratios: within 0.02 (absolute);
 //   latency  quantiles in ms: machine noise, within a factor of 4 or 100 ms.
 // docs/REPRODUCIBILITY.md has what each class holds and the measured spread.
@@ -16,13 +20,16 @@ import { join } from 'node:path';
 import { UsageError } from './errors.ts';
 import { runSummarySchema, type RunSummary } from './summary.ts';
 
-export type MetricClass = 'exact' | 'count' | 'rate' | 'latency';
+export type MetricClass = 'exact' | 'count' | 'race' | 'rate' | 'latency';
 
 /** The tolerances of each class (documented in docs/REPRODUCIBILITY.md). */
 export const TOLERANCE = {
   /** Counts: within 5% of the larger, or 2 apart. */
   countRel: 0.05,
   countAbs: 2,
+  /** Races: within 50% of the larger, or 20 apart. */
+  raceRel: 0.5,
+  raceAbs: 20,
   /** Rates and ratios: 0.02 apart (2 percentage points). */
   rateAbs: 0.02,
   /**
@@ -45,13 +52,23 @@ const EXACT = [
   /^oversold$/,
   /^invariants\./,
   /^quiescence\.unsettled$/,
-  /^faults\./,
   /^invariant_count\./,
 ];
 
-/** The class of a compared value by its name. */
-export function classOf(name: string): MetricClass {
+/** Order events that say which path won a race; their sum (order_events.paid_total) is a count. */
+const RACE = [/^order_events\.(paid|paid_by_\w+|late_rereserved|reconciled|notify_received)$/];
+
+/**
+ * The class of a compared value by its name; `timedCalls`: the checkout's
+ * breaker, retry budget, bulkhead or shedder decide whether a call is made
+ * (its faults are then counts, not exact).
+ */
+export function classOf(name: string, timedCalls = false): MetricClass {
+  if (name.startsWith('faults.')) return timedCalls ? 'count' : 'exact';
+  // A hardened checkout's calls to a gateway: retries, breaker, reconciler queries, all on timing.
+  if (timedCalls && /^dep\.calls\{/.test(name)) return 'race';
   if (EXACT.some((r) => r.test(name))) return 'exact';
+  if (RACE.some((r) => r.test(name))) return 'race';
   if (/_ms(\{|$)/.test(name)) return 'latency';
   if (/(rate|ratio|amplification)(\{|$)/.test(name)) return 'rate';
   return 'count';
@@ -86,12 +103,29 @@ function valuesOf(s: RunSummary): Map<string, number | null> {
       `faults.${f.service}.${f.operation}.${f.kind}`,
       (v.get(`faults.${f.service}.${f.operation}.${f.kind}`) ?? 0) + f.count,
     );
-  for (const e of s.events?.orders ?? []) v.set(`order_events.${e.event}`, e.count);
+  let paid = 0;
+  for (const e of s.events?.orders ?? []) {
+    v.set(`order_events.${e.event}`, e.count);
+    if (/^(paid|paid_by_\w+|late_rereserved)$/.test(e.event)) paid += e.count;
+  }
+  if (s.events) v.set('order_events.paid_total', paid);
   return v;
 }
 
-function compareValue(name: string, a: number | null, b: number | null): ComparedRow {
-  const cls = classOf(name);
+/** The checkout features that make its gateway calls depend on the run's timing. */
+export function timedCalls(features: Record<string, boolean | string>): boolean {
+  return Boolean(
+    features.circuitBreaker || features.retryBudget || features.bulkhead || features.loadShedding,
+  );
+}
+
+function compareValue(
+  name: string,
+  a: number | null,
+  b: number | null,
+  timed: boolean,
+): ComparedRow {
+  const cls = classOf(name, timed);
   if (a === b) return { name, class: cls, a, b, ok: true, diff: '' };
   // A fault kind, an event or an invariant count only one run has is 0 in the other.
   const zeroIfAbsent = /^(faults|order_events)\./.test(name);
@@ -113,6 +147,15 @@ function compareValue(name: string, a: number | null, b: number | null): Compare
         b,
         ok: Math.abs(d) <= TOLERANCE.rateAbs,
         diff: signed,
+      };
+    case 'race':
+      return {
+        name,
+        class: cls,
+        a,
+        b,
+        ok: rel <= TOLERANCE.raceRel || Math.abs(d) <= TOLERANCE.raceAbs,
+        diff: `${signed} (${(rel * 100).toFixed(1)}%)`,
       };
     case 'latency':
       return {
@@ -153,7 +196,8 @@ export function compareSummaries(a: RunSummary, b: RunSummary): Comparison {
   const va = valuesOf(a);
   const vb = valuesOf(b);
   const names = [...new Set([...va.keys(), ...vb.keys()])].sort();
-  const rows = names.map((n) => compareValue(n, va.get(n) ?? null, vb.get(n) ?? null));
+  const timed = timedCalls(a.checkout.features) || timedCalls(b.checkout.features);
+  const rows = names.map((n) => compareValue(n, va.get(n) ?? null, vb.get(n) ?? null, timed));
   const identical = rows.filter((r) => r.diff === '').length;
   const outOfTolerance = rows.filter((r) => !r.ok).length;
   return {

@@ -147,6 +147,8 @@ export const runSummarySchema = z
             .object({ service: z.string(), operation: z.string(), reason: z.string(), count: num })
             .strict(),
         ),
+        /** The wallet's merchant notifications by event (sent, acked, dropped, lost, gave_up...). */
+        notifications: z.array(z.object({ event: z.string(), count: num }).strict()).optional(),
       })
       .strict()
       .optional(),

@@ -44,7 +44,7 @@ export class MockMetrics {
     });
     this.notifications = new Counter({
       name: 'flashcrowd_mock_notifications_total',
-      help: 'Asynchronous merchant notifications, by event (sent, retried, acked, failed, dropped, duplicated, gave_up).',
+      help: 'Asynchronous merchant notifications, by event (sent, retried, acked, failed, dropped, duplicated, gave_up, lost).',
       labelNames: ['event'],
       registers: [this.registry],
     });

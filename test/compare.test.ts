@@ -13,6 +13,13 @@ import type { RunSummary } from '../harness/summary.ts';
 import { baseSummary, failingSummary } from './support/report-fixtures.ts';
 
 const copy = (s: RunSummary): RunSummary => structuredClone(s);
+/** A checkout whose gateway calls are a function of the seed (the naive build's features). */
+const NAIVE = { circuitBreaker: false, retryBudget: false, bulkhead: false, loadShedding: false };
+const HARDENED = { circuitBreaker: true, retryBudget: true, bulkhead: true, loadShedding: true };
+const naive = (s: RunSummary): RunSummary => ({
+  ...s,
+  checkout: { ...s.checkout, features: NAIVE },
+});
 
 describe('compareSummaries', () => {
   it('a run compared with itself is identical in every value', () => {
@@ -27,8 +34,8 @@ describe('compareSummaries', () => {
     );
   });
 
-  it('one more injected fault, or one more broken order in an invariant, is out of tolerance', () => {
-    const a = failingSummary();
+  it('one more injected fault (a naive build), or one more broken order in an invariant, is out of tolerance', () => {
+    const a = naive(failingSummary());
     const b = copy(a);
     b.chaos.injected[1]!.count += 1;
     b.invariants.find((i) => i.id === 'I3')!.count += 1;
@@ -63,8 +70,46 @@ describe('compareSummaries', () => {
     ).toEqual(['checkout.p99_ms', 'orders.created', 'pay.failure_rate']);
   });
 
+  it("a hardened build's faults are counts: its breaker and retry budget decide on the run's timing whether a call is made", () => {
+    const a = failingSummary();
+    a.checkout.features = HARDENED;
+    const near = copy(a);
+    near.chaos.injected[1]!.count += 2; // 1022 -> 1024
+    expect(compareSummaries(a, near).ok).toBe(true);
+    const far = copy(a);
+    far.chaos.injected[1]!.count = 900;
+    const c = compareSummaries(a, far);
+    expect(c.rows.filter((r) => !r.ok).map((r) => [r.name, r.class])).toEqual([
+      ['faults.bank.payments.create.http_503', 'count'],
+    ]);
+  });
+
+  it('which path paid an order is a race (within 50% or 20); the orders paid in all are a count', () => {
+    const a = naive(baseSummary());
+    a.events = {
+      orders: [
+        { event: 'paid', count: 500 },
+        { event: 'paid_by_reconciler', count: 60 },
+      ],
+      declines: [],
+    };
+    const b = copy(a);
+    b.events!.orders = [
+      { event: 'paid', count: 507 },
+      { event: 'paid_by_reconciler', count: 53 },
+    ];
+    const c = compareSummaries(a, b);
+    expect(c.ok).toBe(true);
+    expect(c.rows.find((r) => r.name === 'order_events.paid_by_reconciler')!.class).toBe('race');
+    expect(c.rows.find((r) => r.name === 'order_events.paid_total')).toMatchObject({
+      a: 560,
+      b: 560,
+      diff: '',
+    });
+  });
+
   it('a value only one run has is out of tolerance, except a fault kind or an order event (0 in the other)', () => {
-    const a = baseSummary();
+    const a = naive(baseSummary());
     const b = copy(a);
     delete b.metrics['pay.failure_rate'];
     b.chaos.injected.push({
@@ -98,6 +143,12 @@ describe('compareSummaries', () => {
     expect(classOf('pay.failure_rate{stage=peak}')).toBe('rate');
     expect(classOf('stock.sold_ratio')).toBe('rate');
     expect(classOf('orders.created')).toBe('count');
+    expect(classOf('faults.bank.payments.create.http')).toBe('exact');
+    expect(classOf('faults.bank.payments.create.http', true)).toBe('count');
+    expect(classOf('order_events.paid_by_notify')).toBe('race');
+    expect(classOf('order_events.expired')).toBe('count');
+    expect(classOf('dep.calls{dependency=wallet}')).toBe('count');
+    expect(classOf('dep.calls{dependency=wallet}', true)).toBe('race');
   });
 });
 
@@ -112,7 +163,7 @@ describe('flashcrowd compare', () => {
   };
 
   it('exits 0 for the same run, 1 naming what differs, 2 for a directory that is not a run', () => {
-    const s = failingSummary();
+    const s = naive(failingSummary());
     const a = dirWith(s);
     expect(cli(['compare', a, dirWith(copy(s))]).status).toBe(0);
     const b = copy(s);

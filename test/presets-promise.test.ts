@@ -55,4 +55,17 @@ describe('presets do what their descriptions say', () => {
     expect(event(s, 'failover')).toBeGreaterThan(0);
     expect(s.invariants.filter((i) => i.ok !== true)).toEqual([]);
   }, 300_000);
+
+  it("callback-chaos: notifications are dropped and retried on the run's clock, some lost for good, and the reconciler pays what only it can find; nothing stuck", async () => {
+    const { code, s, log } = await runPreset('callback-chaos');
+    expect(code, log.slice(-3_000)).toBe(0);
+    const note = (e: string) => s.events?.notifications?.find((x) => x.event === e)?.count ?? 0;
+    expect(note('dropped')).toBeGreaterThan(0);
+    expect(note('retried')).toBeGreaterThan(0); // the retry schedule runs within the run
+    expect(note('duplicated')).toBeGreaterThan(0);
+    expect(note('lost')).toBeGreaterThan(0); // lostRate 0.1: never sent at all
+    expect(event(s, 'paid_by_reconciler')).toBeGreaterThan(0);
+    expect(s.metrics.stuck_processing).toBe(0);
+    expect(s.invariants.filter((i) => i.ok !== true)).toEqual([]);
+  }, 300_000);
 });

@@ -167,6 +167,7 @@ describe('writeReports', () => {
     for (const row of ['| `expired` | 212 |', '| `failover` | 57 |', '| `late_refunded` | 9 |'])
       expect(md).toContain(row);
     expect(md).toContain('| bank | `payments.create` | `card_velocity_exceeded` | 41 |');
+    expect(md).toContain('| `lost` | 31 |'); // wallet notifications lost for good
     const html = read(failDir, 'index.html');
     expect(html).toMatch(/<section id="events">[\s\S]*<code>failover<\/code>[\s\S]*57/);
     expect(html).toMatch(/<code>card_velocity_exceeded<\/code><\/td><td[^>]*>41/);

@@ -96,7 +96,7 @@ describe('flashcrowd run --target starts from a clean target', () => {
       ]);
       expect(r.code, `run ${k}:\n${r.log.slice(-4_000)}`).toBe(0);
       expect(r.log).toMatch(
-        /reset: checkout, bank, wallet, coupon \(mocks reseeded with 3\): clean/,
+        /reset: checkout, bank, wallet, coupon \(mocks reseeded with 3, time-scale 0\.01666\d*\): clean/,
       );
       expect(summaryOf(out).warnings).toEqual([]);
     }

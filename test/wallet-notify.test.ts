@@ -18,7 +18,7 @@ import { createWallet, type WalletOptions } from '../mock-gateways/wallet/servic
 import { call, startMock } from './support/http.ts';
 
 const SECRET = 'test-secret-4f1c';
-const FINAL = new Set(['acked', 'gave_up']);
+const FINAL = new Set(['acked', 'gave_up', 'lost']);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 const opened: { close(): Promise<void> }[] = [];
@@ -261,6 +261,25 @@ describe('wallet notifications', () => {
     expect(dropped).toBeGreaterThan(0);
     expect(await metric(s, 'dropped')).toBe(dropped);
     expect(paid.every((p) => p.status === 200)).toBe(true);
+  });
+
+  it('loses notifications for good at lostRate: no attempt reaches the merchant, ever, and the paid trade is still found by a query', async () => {
+    const m = await merchantWith();
+    const s = await wallet({ timeScale: 0.00001, lostRate: 0.5 }, { seed: 5 });
+    for (let i = 0; i < 10; i++) await payTrade(s, m, { style: 'wechat', outTradeNo: `lost-${i}` });
+    const list = await settled(s, 10);
+    const lost = list.filter((x) => x.state === 'lost');
+    // 10 keyed draws at 0.5 (seed 5: 4 lost): some lost, some delivered.
+    expect(lost.length).toBeGreaterThan(0);
+    expect(lost.length).toBeLessThan(10);
+    for (const x of lost) {
+      expect(x.attempts.map((a) => a.result)).toEqual(['dropped']);
+      expect(m.received.filter((r) => r.body?.transaction_id === x.tradeNo)).toEqual([]);
+      const q = await (await fetch(`${s.url}/v1/trades/${x.tradeNo}`)).json();
+      expect(q.state ?? q.tradeState ?? q.status, JSON.stringify(q)).toMatch(/paid|success/i);
+    }
+    for (const x of list.filter((y) => y.state !== 'lost')) expect(x.state).toBe('acked');
+    expect(await metric(s, 'lost')).toBe(lost.length);
   });
 
   it('delivers identical duplicates at duplicateRate 1', async () => {

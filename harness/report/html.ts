@@ -336,6 +336,16 @@ export function renderHtml(s: RunSummary, ts: TimeSeries): string {
         'The gateways declined nothing.',
       ),
     );
+    if (s.events.notifications?.length) {
+      o.push('<h3>Wallet notifications</h3>');
+      o.push(
+        dataTable(
+          [{ head: 'event' }, { head: 'count', num: true }],
+          s.events.notifications.map((x) => ({ cells: [code(x.event), e(fmtNumber(x.count))] })),
+          '',
+        ),
+      );
+    }
   }
   o.push('</section>');
 

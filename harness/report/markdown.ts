@@ -253,6 +253,16 @@ export function renderMarkdown(s: RunSummary): string {
           )
         : 'The gateways declined nothing.',
     );
+    if (ev.notifications?.length) {
+      out.push('');
+      out.push(
+        table(
+          ['wallet notifications', 'count'],
+          ev.notifications.map((x) => [mdCode(x.event), fmtNumber(x.count)]),
+          ['l', 'r'],
+        ),
+      );
+    }
   }
 
   out.push('');

@@ -243,6 +243,15 @@ export function orderEventsOf(checkoutProm: string | undefined) {
     .sort((a, b) => b.count - a.count || a.event.localeCompare(b.event));
 }
 
+/** The wallet's merchant notifications by event (flashcrowd_mock_notifications_total), most first. */
+export function notificationsOf(walletProm: string | undefined) {
+  if (walletProm === undefined) return [];
+  return counterRows(walletProm, 'flashcrowd_mock_')
+    .filter((r) => r.name === 'flashcrowd_mock_notifications_total' && r.value > 0)
+    .map((r) => ({ event: r.labels.event ?? '?', count: r.value }))
+    .sort((a, b) => b.count - a.count || a.event.localeCompare(b.event));
+}
+
 /** The gateways' declines (402 answers) by service, operation and reason, most first. */
 export function declinesOf(proms: Partial<Record<Service, string>>) {
   const out: NonNullable<RunSummary['events']>['declines'] = [];

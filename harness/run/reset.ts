@@ -1,8 +1,9 @@
 // `flashcrowd run`, a clean start: every part of the target the run can reach
 // goes back to a fresh start before the sale is seeded (the checkout:
 // `POST /admin/reset`, its Redis keys, metrics, breakers and retry budgets;
-// each mock: `POST /__reset?seed=<run seed>`, its domain state, ledger and
-// metrics, its random streams reseeded with the run's seed), then the run
+// each mock: `POST /__reset?seed=<run seed>&timeScale=<run time-scale>`, its
+// domain state, ledger and metrics, its random streams reseeded with the run's
+// seed, its world durations on the run's clock), then the run
 // looks for anything left: an SKU in stock, a counted request, a ledger entry.
 // A target still dirty after its reset (a refused admin call, a server that
 // is not flashcrowd's, traffic from someone else) is refused, exit 2. With
@@ -24,7 +25,7 @@ export async function resetTarget(ctx: RunContext, target: Target): Promise<void
     if (checkout) failed.push(`checkout: POST /admin/reset ${checkout}`);
     for (const s of SERVICES) {
       if (!urls[s]) continue;
-      const r = await call(`${urls[s]}/__reset?seed=${ctx.r.seed}`);
+      const r = await call(`${urls[s]}/__reset?seed=${ctx.r.seed}&timeScale=${ctx.r.timeScale}`);
       if (r) failed.push(`${s}: POST /__reset ${r}`);
     }
   }
@@ -33,7 +34,7 @@ export async function resetTarget(ctx: RunContext, target: Target): Promise<void
   if (!dirt.length) {
     ctx.print(
       reset
-        ? `reset: ${parts.join(', ')} (mocks reseeded with ${ctx.r.seed}): clean`
+        ? `reset: ${parts.join(', ')} (mocks reseeded with ${ctx.r.seed}, time-scale ${ctx.r.timeScale}): clean`
         : `not reset (--no-reset): ${parts.join(', ')} found clean`,
     );
     return;

@@ -5,7 +5,14 @@ import { INVARIANT_NAMES, type InvariantId, type InvariantResult } from '../audi
 import { SUMMARY_SCHEMA_VERSION, type FaultBand, type RunSummary } from '../summary.ts';
 import { flashcrowdVersion, PROJECT_ROOT } from '../tools.ts';
 import type { LoadRun } from './load.ts';
-import { declinesOf, failuresOf, injectedOf, orderEventsOf, type Readings } from './metrics.ts';
+import {
+  declinesOf,
+  failuresOf,
+  injectedOf,
+  notificationsOf,
+  orderEventsOf,
+  type Readings,
+} from './metrics.ts';
 import type { OneRun, RunContext } from './preset.ts';
 import type { Settling } from './quiesce.ts';
 import type { Sale } from './sale.ts';
@@ -75,6 +82,7 @@ export function buildSummary(ctx: RunContext, p: SummaryParts): RunSummary {
     events: {
       orders: orderEventsOf(p.readings.checkoutProm),
       declines: declinesOf(p.readings.mockProms),
+      notifications: notificationsOf(p.readings.mockProms.wallet),
     },
     chaos: { bands: p.bands, injected: injectedOf(p.readings.mockProms) },
     quiescence: {

@@ -37,6 +37,7 @@ export async function startTarget(ctx: RunContext): Promise<Target> {
   ];
   const stack = await startStack({
     seed: r.seed,
+    timeScale: r.timeScale,
     mode: build.mode,
     set,
     logDir: r.dir,

@@ -154,6 +154,7 @@ export class Wallet {
       timeScale: n.timeScale ?? this.opts.notifyTimeScale ?? this.timeScale.value,
       worldScale: this.timeScale.value,
       lossRate: n.lossRate ?? 0,
+      lostRate: n.lostRate ?? 0,
       duplicateRate: n.duplicateRate ?? 0,
       ...(n.reorder ? { reorder: n.reorder } : {}),
       notifyBeforeResponseRate: n.notifyBeforeResponseRate ?? 0,

@@ -57,6 +57,8 @@ export interface NotifyPlan {
   reorderKey: number;
   lossU: number[];
   dupU: number[];
+  /** Below `lostRate`: every attempt of this notification is lost (drawn last, so the others keep their values). */
+  lostU: number;
 }
 
 const NO_DELAY: LatencySpec = { dist: 'fixed', ms: 0 };
@@ -72,7 +74,7 @@ export function drawNotifyPlan(rng: Draws, delay: LatencySpec | undefined): Noti
     lossU.push(rng.next());
     dupU.push(rng.next());
   }
-  return { delayMs, beforeResponseU, reorderKey, lossU, dupU };
+  return { delayMs, beforeResponseU, reorderKey, lossU, dupU, lostU: rng.next() };
 }
 
 /** The notification settings in force (read again at each step, so a profile change applies). */
@@ -82,6 +84,8 @@ export interface NotifyConfig {
   /** The run's time-scale: multiplies the first attempt's delay and the reorder window. */
   worldScale: number;
   lossRate: number;
+  /** Probability that a notification is lost for good: no attempt is ever sent. */
+  lostRate: number;
   duplicateRate: number;
   reorder?: { windowMs: number; order?: 'reverse' | 'shuffle' };
   notifyBeforeResponseRate: number;
@@ -122,7 +126,15 @@ export interface AttemptLog {
 }
 
 export type NoticeState =
-  'waiting' | 'delaying' | 'held' | 'sending' | 'retrying' | 'acked' | 'gave_up' | 'cancelled';
+  | 'waiting'
+  | 'delaying'
+  | 'held'
+  | 'sending'
+  | 'retrying'
+  | 'acked'
+  | 'gave_up'
+  | 'lost'
+  | 'cancelled';
 
 export interface Notice {
   notifyId: string;
@@ -360,6 +372,15 @@ export class Notifier {
     const cfg = this.deps.config();
     const started = performance.now();
     if (k > 1) this.event('retried');
+    if (k === 1 && plan.lostU < cfg.lostRate) {
+      // Lost for good (lostRate): nothing is sent now or later; only a query finds the payment.
+      entry.result = 'dropped';
+      entry.completedAt = this.iso();
+      notice.state = 'lost';
+      this.event('lost');
+      this.finish(l);
+      return;
+    }
     notice.state = 'sending';
     let acked = false;
     if ((plan.lossU[k - 1] ?? 1) < cfg.lossRate) {

@@ -37,6 +37,8 @@ export const notifyExtraSchema = z
     delay: latencySchema.optional(),
     /** Probability that an attempt is silently not sent (the schedule goes on). */
     lossRate: prob.optional(),
+    /** Probability that a notification is lost for good: none of its attempts is ever sent. */
+    lostRate: prob.optional(),
     /** Probability that a sent attempt is delivered twice. */
     duplicateRate: prob.optional(),
     /** Hold first attempts for `windowMs` (world ms: scaled by the service's time-scale) and release them reversed or shuffled. */

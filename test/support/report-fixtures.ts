@@ -212,6 +212,10 @@ export function failingSummary(): RunSummary {
         count: 41,
       },
     ],
+    notifications: [
+      { event: 'sent', count: 880 },
+      { event: 'lost', count: 31 },
+    ],
   };
   s.chaos = {
     bands: [
