@@ -288,9 +288,7 @@ describe("flashcrowd run end to end (flashcrowd's engine, Redis, mocks and check
     const b = s.budgets.find((x) => x.metric === 'quiescence.unsettled')!;
     expect(b).toMatchObject({ ok: false, source: 'harness', expr: 'quiescence.unsettled==0' });
     expect(b.value).toBeGreaterThan(0);
-    expect(b.note).toMatch(
-      /not settled within 0 s: .*(still reserved|watched for a late payment)/,
-    );
+    expect(b.note).toMatch(/not settled within 0 s: .*(still reserved|watched for a late payment)/);
     expect(s.metrics['quiescence.unsettled']).toBe(b.value);
     expect(s.warnings.join('\n')).toMatch(/not settled within 0 s: still moving/);
     // The failure is the harness's alone: every preset budget held.
