@@ -62,17 +62,37 @@ export async function quiesce(
   );
   let moving: string[] = [];
   let movingCount = 0;
+  // Reserved units that have not moved for STABLE_S: the audit is asked
+  // whether they are all leaked (held by ended orders or by no order), which
+  // no deadline, sweeper or reconciler will give back: then there is nothing
+  // left to wait for (the leak is counted by leaks.stock and I3).
+  let lastOpen = -1;
+  let stableFrom = Date.now();
+  let leakCheckedAt = 0;
   while (store && target.haveMocks) {
     const open = await openOrders(target.urls.checkout);
     let watched = 0;
     for (const sku of sale.skuIds) watched += await store.redis.zcard(store.keys(sku).watch);
-    const timeUp = (Date.now() - qStart) / 1000 >= limitS;
+    const now = Date.now();
+    const timeUp = (now - qStart) / 1000 >= limitS;
+    if (open !== lastOpen) [lastOpen, stableFrom] = [open, now];
+    const onlyLeaks =
+      open > 0 &&
+      watched === 0 &&
+      now - stableFrom >= STABLE_S * 1000 &&
+      now - leakCheckedAt >= STABLE_S * 1000;
     [moving, movingCount] = movingParts(open, watched, undefined);
-    if ((open === 0 && watched === 0) || timeUp) {
+    if ((open === 0 && watched === 0) || timeUp || onlyLeaks) {
       report = await auditSale(ctx, target, sale, store);
+      leakCheckedAt = Date.now();
       [moving, movingCount] = movingParts(open, watched, report);
       if (report?.quiescent && open === 0 && watched === 0) {
         settled = true;
+        break;
+      }
+      if (report?.quiescent && onlyLeaks && allLeaked(report, open)) {
+        settled = true;
+        ctx.print(`settled with ${open} reserved unit(s) leaked: nothing will give them back`);
         break;
       }
       if (timeUp) break;
@@ -95,6 +115,15 @@ export async function quiesce(
     quiescenceS: (Date.now() - qStart) / 1000,
     limitS,
   };
+}
+
+/** Seconds the reserved units must stay put before the audit is asked whether they are all leaks. */
+const STABLE_S = 5;
+
+/** Every reserved unit is held by an ended order or by no order: none by an open one (past its deadline or not). */
+function allLeaked(report: AuditReport, reserved: number): boolean {
+  const t = report.totals;
+  return t.stockLeakOrdersOpen === 0 && t.stockLeakUnits >= reserved;
 }
 
 /** What keeps the system from being settled, one phrase each. */

@@ -23,6 +23,7 @@ const COPIED = [
   'harness',
   'scenarios',
   'bin',
+  'scripts',
   'package.json',
   'tsconfig.json',
 ];
