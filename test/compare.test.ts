@@ -57,10 +57,22 @@ describe('compareSummaries', () => {
     near.metrics['pay.failure_rate'] = 0.1 + TOLERANCE.rateAbs / 2;
     near.metrics['checkout.p99_ms'] = 300; // 3x, within 4x
     expect(compareSummaries(a, near).ok).toBe(true);
+    // Small counts: two Poisson standard deviations (2 x sqrt(27) = 10.4).
+    const small = copy(a);
+    a.metrics['pay.attempted{stage=wave2-open}'] = 27;
+    small.metrics['pay.attempted{stage=wave2-open}'] = 23;
+    expect(
+      compareSummaries(a, small).rows.find((r) => r.name.startsWith('pay.attempted'))!.ok,
+    ).toBe(true);
+    small.metrics['pay.attempted{stage=wave2-open}'] = 12;
+    expect(
+      compareSummaries(a, small).rows.find((r) => r.name.startsWith('pay.attempted'))!.ok,
+    ).toBe(false);
     const far = copy(a);
     far.metrics['orders.created'] = 1000 * (1 + 2 * TOLERANCE.countRel);
     far.metrics['pay.failure_rate'] = 0.1 + 2 * TOLERANCE.rateAbs;
     far.metrics['checkout.p99_ms'] = 1000; // 10x and 900 ms apart
+    far.metrics['pay.attempted{stage=wave2-open}'] = 27;
     const c = compareSummaries(a, far);
     expect(
       c.rows

@@ -6,11 +6,7 @@
 // front of the real one rewrites every replayed answer) fails it with the key
 // and the order id, and a whole `flashcrowd run` against it fails I10 and
 // `invariants.broken==0` from the shoppers' own double-submitted orders.
-import { spawn } from 'node:child_process';
-import { once } from 'node:events';
 import { mkdtempSync, readFileSync } from 'node:fs';
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -21,6 +17,8 @@ import type { RunSummary } from '../harness/summary.ts';
 import type { JourneyAnswer } from '../scenarios/lib/journey.ts';
 import { compareReplays } from '../scenarios/lib/replays.ts';
 import { seedSale } from './support/checkout.ts';
+import { runCli } from './support/cli.ts';
+import { startProxy, type Proxy } from './support/proxy.ts';
 
 const answer = (status: number, body: object = {}): JourneyAnswer => ({
   status,
@@ -99,40 +97,19 @@ describe('decideIdempotency: I10 from the engine and the probe', () => {
   });
 });
 
-/** A proxy in front of `upstream` that rewrites the order id of every replayed answer. */
-async function tamperingProxy(upstream: string): Promise<{ url: string; server: Server }> {
-  const server = createServer(async (req, res) => {
-    const chunks: Buffer[] = [];
-    for await (const c of req) chunks.push(c as Buffer);
-    const headers: Record<string, string> = {};
-    for (const [k, v] of Object.entries(req.headers))
-      if (typeof v === 'string' && !['host', 'connection', 'content-length'].includes(k))
-        headers[k] = v;
-    try {
-      const r = await fetch(upstream + req.url, {
-        method: req.method,
-        headers,
-        body: chunks.length ? Buffer.concat(chunks) : undefined,
-      });
-      let body = await r.text();
-      if (r.headers.get('idempotent-replayed') === 'true') {
-        const b = JSON.parse(body) as { id?: string };
-        if (b.id) body = JSON.stringify({ ...b, id: `${b.id}-replayed` });
-      }
-      res.writeHead(r.status, { 'content-type': r.headers.get('content-type') ?? 'text/plain' });
-      res.end(body);
-    } catch {
-      res.writeHead(502).end();
-    }
+/** A proxy in front of the real checkout that rewrites the order id of every replayed answer. */
+const tamperingProxy = (upstream: string) =>
+  startProxy(upstream, {
+    rewrite: (a) => {
+      if (a.headers.get('idempotent-replayed') !== 'true') return a.body;
+      const b = JSON.parse(a.body) as { id?: string };
+      return b.id ? JSON.stringify({ ...b, id: `${b.id}-replayed` }) : a.body;
+    },
   });
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, server };
-}
 
 describe('the probe and the run against a real checkout', () => {
   let stack: Stack;
-  let proxy: { url: string; server: Server };
+  let proxy: Proxy;
   const tmp = mkdtempSync(join(tmpdir(), 'flashcrowd-i10-'));
 
   beforeAll(async () => {
@@ -146,7 +123,7 @@ describe('the probe and the run against a real checkout', () => {
     proxy = await tamperingProxy(stack.urls.checkout);
   }, 120_000);
   afterAll(async () => {
-    proxy?.server.close();
+    proxy?.close();
     await stack?.stop();
   });
 
@@ -170,19 +147,7 @@ describe('the probe and the run against a real checkout', () => {
       ...['--out', out, '--target', proxy.url, '--redis', stack.urls.redis],
       ...['--bank', stack.urls.bank, '--wallet', stack.urls.wallet, '--coupon', stack.urls.coupon],
     ];
-    const child = spawn(
-      process.execPath,
-      [join(import.meta.dirname, '..', 'bin', 'flashcrowd.js'), ...args],
-      {
-        stdio: ['ignore', 'pipe', 'pipe'],
-      },
-    );
-    let log = '';
-    child.stdout.on('data', (d: Buffer) => (log += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (log += d.toString()));
-    const t = setTimeout(() => child.kill('SIGINT'), 200_000);
-    const [code] = (await once(child, 'exit')) as [number | null];
-    clearTimeout(t);
+    const { code, log } = await runCli(args, { timeoutMs: 200_000 });
     expect(code, log.slice(-4_000)).toBe(1);
     const s = JSON.parse(readFileSync(join(out, 'summary.json'), 'utf8')) as RunSummary;
     const i10 = s.invariants.find((i) => i.id === 'I10')!;

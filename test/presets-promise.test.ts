@@ -4,15 +4,13 @@
 // stack): the fault each one injects reaches the shoppers or the ledgers as
 // described. A preset whose fault the checkout silently absorbs would pass
 // its budgets without testing anything.
-import { spawn } from 'node:child_process';
-import { once } from 'node:events';
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { seriesKey, type RunSummary, type TimeSeries } from '../harness/summary.ts';
+import { runCli } from './support/cli.ts';
 
-const BIN = join(import.meta.dirname, '..', 'bin', 'flashcrowd.js');
 const tmp = mkdtempSync(join(tmpdir(), 'flashcrowd-promise-'));
 
 async function runPreset(
@@ -20,17 +18,10 @@ async function runPreset(
   seed = 1,
 ): Promise<{ code: number | null; s: RunSummary; log: string; ts: TimeSeries }> {
   const out = join(tmp, `${name}-s${seed}`);
-  const child = spawn(
-    process.execPath,
-    [BIN, 'run', name, '--ci', '--seed', String(seed), '--progress', 'none', '--out', out],
-    { stdio: ['ignore', 'pipe', 'pipe'] },
-  );
-  let log = '';
-  child.stdout.on('data', (d: Buffer) => (log += d.toString()));
-  child.stderr.on('data', (d: Buffer) => (log += d.toString()));
-  const t = setTimeout(() => child.kill('SIGINT'), 240_000);
-  const [code] = (await once(child, 'exit')) as [number | null];
-  clearTimeout(t);
+  const { code, log } = await runCli([
+    ...['run', name, '--ci', '--seed', String(seed)],
+    ...['--progress', 'none', '--out', out],
+  ]);
   const s = JSON.parse(readFileSync(join(out, 'summary.json'), 'utf8')) as RunSummary;
   const ts = JSON.parse(readFileSync(join(out, 'timeseries.json'), 'utf8')) as TimeSeries;
   return { code, s, log, ts };

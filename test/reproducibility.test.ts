@@ -7,34 +7,23 @@
 // latencies lie within the stated tolerances (docs/REPRODUCIBILITY.md). Before faults were keyed by request
 // identity, two such runs injected 279 and 275 faults and 50 of 88 metrics
 // differed.
-import { spawn } from 'node:child_process';
-import { once } from 'node:events';
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { Comparison } from '../harness/compare.ts';
-
-const BIN = join(import.meta.dirname, '..', 'bin', 'flashcrowd.js');
+import { runCli } from './support/cli.ts';
 
 describe('the same seed gives the same run', () => {
   it('retry-storm at CI scale, naive and hardened, twice each: identical audit, schedule and injected faults, the rest within tolerance (exit as the variants expect)', async () => {
     const out = mkdtempSync(join(tmpdir(), 'flashcrowd-repro-'));
-    const child = spawn(
-      process.execPath,
+    const { code, log } = await runCli(
       [
-        BIN,
         ...['run', 'retry-storm', '--ci', '--seed', '1', '--repeat', '2'],
         ...['--progress', 'none', '--out', out],
       ],
-      { stdio: ['ignore', 'pipe', 'pipe'] },
+      { timeoutMs: 540_000 },
     );
-    let log = '';
-    child.stdout.on('data', (d: Buffer) => (log += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (log += d.toString()));
-    const t = setTimeout(() => child.kill('SIGINT'), 540_000);
-    const [code] = (await once(child, 'exit')) as [number | null];
-    clearTimeout(t);
     for (const variant of ['naive', 'hardened']) {
       const [c] = JSON.parse(
         readFileSync(join(out, variant, 'compare.json'), 'utf8'),

@@ -4,38 +4,21 @@
 // invariant and its budget must fail with order ids. The audit's own mutation
 // tests drive a mutant with a few requests (test/audit-mutations.test.ts);
 // these check that the preset that reaches the bug makes the verdict FAIL.
-import { spawn } from 'node:child_process';
-import { once } from 'node:events';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { RunSummary } from '../harness/summary.ts';
+import { runCli } from './support/cli.ts';
 import { copyCheckout, type Mutation } from './support/mutant.ts';
 
 async function runMutant(m: Mutation, preset: string) {
   const copy = copyCheckout(m);
   try {
     const out = join(copy.dir, 'reports', 'run');
-    const child = spawn(
-      process.execPath,
-      [
-        join(copy.dir, 'bin', 'flashcrowd.js'),
-        'run',
-        preset,
-        '--ci',
-        '--progress',
-        'none',
-        '--out',
-        out,
-      ],
-      { stdio: ['ignore', 'pipe', 'pipe'], cwd: copy.dir },
+    const { code, log } = await runCli(
+      ['run', preset, '--ci', '--progress', 'none', '--out', out],
+      { bin: join(copy.dir, 'bin', 'flashcrowd.js'), cwd: copy.dir },
     );
-    let log = '';
-    child.stdout.on('data', (d: Buffer) => (log += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (log += d.toString()));
-    const t = setTimeout(() => child.kill('SIGINT'), 240_000);
-    const [code] = (await once(child, 'exit')) as [number | null];
-    clearTimeout(t);
     if (!existsSync(join(out, 'summary.json')))
       throw new Error(`the mutant's run wrote no summary (exit ${code}):\n${log.slice(-3_000)}`);
     const s = JSON.parse(readFileSync(join(out, 'summary.json'), 'utf8')) as RunSummary;

@@ -5,67 +5,30 @@
 // coupon campaign, limits and counters); a mock whose reset does nothing (a
 // proxy that swallows /__reset in front of a bank holding a payment) is refused
 // with exit 2 naming what is left, and --no-reset runs on it with a warning.
-import { spawn } from 'node:child_process';
-import { once } from 'node:events';
 import { mkdtempSync, readFileSync } from 'node:fs';
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startStack, type Stack } from '../harness/stack.ts';
 import type { RunSummary } from '../harness/summary.ts';
+import { runCli } from './support/cli.ts';
+import { startProxy } from './support/proxy.ts';
 
-const BIN = join(import.meta.dirname, '..', 'bin', 'flashcrowd.js');
 const tmp = mkdtempSync(join(tmpdir(), 'flashcrowd-reset-'));
 
-function run(args: string[], timeoutMs = 200_000) {
-  return new Promise<{ code: number | null; log: string }>((resolve) => {
-    const child = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let log = '';
-    child.stdout.on('data', (d: Buffer) => (log += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (log += d.toString()));
-    const t = setTimeout(() => child.kill('SIGINT'), timeoutMs);
-    void once(child, 'exit').then(([code]) => {
-      clearTimeout(t);
-      resolve({ code: code as number | null, log });
-    });
-  });
-}
+const run = (args: string[]) => runCli(args, { timeoutMs: 200_000 });
 
 const summaryOf = (dir: string) =>
   JSON.parse(readFileSync(join(dir, 'summary.json'), 'utf8')) as RunSummary;
 
-/** A proxy in front of `upstream` that answers POST /__reset itself and forwards the rest. */
-async function resetSwallower(upstream: string): Promise<{ url: string; server: Server }> {
-  const server = createServer(async (req, res) => {
-    if (req.method === 'POST' && req.url?.startsWith('/__reset')) {
-      res.writeHead(200, { 'content-type': 'application/json' });
-      res.end('{"status":"reset"}');
-      return;
-    }
-    const chunks: Buffer[] = [];
-    for await (const c of req) chunks.push(c as Buffer);
-    const headers: Record<string, string> = {};
-    for (const [k, v] of Object.entries(req.headers))
-      if (typeof v === 'string' && !['host', 'connection', 'content-length'].includes(k))
-        headers[k] = v;
-    try {
-      const r = await fetch(upstream + req.url, {
-        method: req.method,
-        headers,
-        body: chunks.length ? Buffer.concat(chunks) : undefined,
-      });
-      res.writeHead(r.status, { 'content-type': r.headers.get('content-type') ?? 'text/plain' });
-      res.end(Buffer.from(await r.arrayBuffer()));
-    } catch {
-      res.writeHead(502).end();
-    }
+/** A proxy in front of a mock that answers POST /__reset itself (a reset that does nothing) and forwards the rest. */
+const resetSwallower = (upstream: string) =>
+  startProxy(upstream, {
+    intercept: (req) =>
+      req.method === 'POST' && req.url?.startsWith('/__reset')
+        ? [200, { status: 'reset' }]
+        : undefined,
   });
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, server };
-}
 
 describe('flashcrowd run --target starts from a clean target', () => {
   let stack: Stack;
@@ -139,7 +102,7 @@ describe('flashcrowd run --target starts from a clean target', () => {
         /not reset \(--no-reset\) and not clean: .*bank: its ledger has entries.*include what came before/,
       );
     } finally {
-      proxy.server.close();
+      proxy.close();
     }
   }, 420_000);
 });

@@ -291,8 +291,14 @@ describe("flashcrowd run end to end (flashcrowd's engine, Redis, mocks and check
     expect(b.note).toMatch(/not settled within 0 s: .*(still reserved|watched for a late payment)/);
     expect(s.metrics['quiescence.unsettled']).toBe(b.value);
     expect(s.warnings.join('\n')).toMatch(/not settled within 0 s: still moving/);
-    // The failure is the harness's alone: every preset budget held.
-    expect(s.budgets.filter((x) => x.source === 'preset').every((x) => x.ok)).toBe(true);
+    // The failure is the harness's: the traffic's own budgets held. (Leaks and the
+    // invariants are counted as found: an open order already past its deadline when
+    // the bound ran out, before the sweeper reached it, is a leak at that moment.)
+    const traffic = s.budgets.filter(
+      (x) => x.source === 'preset' && !/^(leaks\.|invariants\.)/.test(x.metric),
+    );
+    expect(traffic.length).toBeGreaterThan(3);
+    for (const x of traffic) expect(x.ok, `${x.expr}: ${x.value}`).toBe(true);
     expect(readFileSync(join(out, 'summary.md'), 'utf8')).toMatch(/quiescence\.unsettled/);
   }, 300_000);
 

@@ -1,0 +1,27 @@
+// The flashcrowd CLI as a user runs it, for the end-to-end tests: a child
+// process (vitest's own event loop stays free), its stdout and stderr in one
+// log for failure messages, SIGINT after `timeoutMs` so a stuck run still
+// ends (and writes its reports, as an interrupted run does).
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { join } from 'node:path';
+
+export const BIN = join(import.meta.dirname, '..', '..', 'bin', 'flashcrowd.js');
+
+export async function runCli(
+  args: string[],
+  o: { timeoutMs?: number; bin?: string; cwd?: string; env?: NodeJS.ProcessEnv } = {},
+): Promise<{ code: number | null; log: string }> {
+  const child = spawn(process.execPath, [o.bin ?? BIN, ...args], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    ...(o.cwd ? { cwd: o.cwd } : {}),
+    env: o.env ?? process.env,
+  });
+  let log = '';
+  child.stdout.on('data', (d: Buffer) => (log += d.toString()));
+  child.stderr.on('data', (d: Buffer) => (log += d.toString()));
+  const t = setTimeout(() => child.kill('SIGINT'), o.timeoutMs ?? 240_000);
+  const [code] = (await once(child, 'exit')) as [number | null];
+  clearTimeout(t);
+  return { code, log };
+}
