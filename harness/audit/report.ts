@@ -163,3 +163,12 @@ export function formatAudit(r: AuditReport): string {
     '\n',
   );
 }
+
+/** Put `result` in the report in place of the audit's result for its invariant (violated, unchecked and ok follow). */
+export function replaceInvariant(report: AuditReport, result: InvariantResult): void {
+  report.invariants = report.invariants.map((i) => (i.id === result.id ? result : i));
+  report.byId[result.id] = result;
+  report.violated = report.invariants.filter((i) => i.ok === false).map((i) => i.id);
+  report.unchecked = report.invariants.filter((i) => i.ok === null).map((i) => i.id);
+  report.ok = report.violated.length === 0;
+}

@@ -7,7 +7,7 @@
 // final audit's I1 and I2: the first tick that broke each, how many readings
 // broke, and every reading counted when the end held.
 import type { StockSnapshot } from '../../checkout/store.ts';
-import type { AuditReport, InvariantResult } from './report.ts';
+import { replaceInvariant, type AuditReport, type InvariantResult } from './report.ts';
 import { describeCounters, i1Breaks, i2Breaks } from './stock.ts';
 
 interface Seen {
@@ -55,14 +55,8 @@ export class TickWatch {
   /** I1 and I2 of `report` with what the ticks saw (the report's lists follow). */
   apply(report: AuditReport): void {
     if (!this.ticks) return;
-    for (const id of ['I1', 'I2'] as const) {
-      const merged = this.merge(report.byId[id], this.seen[id]);
-      report.byId[id] = merged;
-      report.invariants = report.invariants.map((i) => (i.id === id ? merged : i));
-    }
-    report.violated = report.invariants.filter((i) => i.ok === false).map((i) => i.id);
-    report.unchecked = report.invariants.filter((i) => i.ok === null).map((i) => i.id);
-    report.ok = report.violated.length === 0;
+    for (const id of ['I1', 'I2'] as const)
+      replaceInvariant(report, this.merge(report.byId[id], this.seen[id]));
   }
 
   private merge(end: InvariantResult, s: Seen): InvariantResult {

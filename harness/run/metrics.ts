@@ -234,62 +234,55 @@ export function failuresOf(checkoutProm: string | undefined): RunSummary['failur
     .sort((a, b) => b.count - a.count);
 }
 
-/** The checkout's order events (flashcrowd_checkout_order_events_total), most first. */
-export function orderEventsOf(checkoutProm: string | undefined) {
-  if (checkoutProm === undefined) return [];
-  return counterRows(checkoutProm, 'flashcrowd_checkout_')
-    .filter((r) => r.name === 'flashcrowd_checkout_order_events_total' && r.value > 0)
+/** A counter labelled by `event` (no text: none), most first. */
+function eventCounts(prom: string | undefined, counter: string) {
+  if (prom === undefined) return [];
+  return counterRows(prom, counter)
+    .filter((r) => r.name === counter && r.value > 0)
     .map((r) => ({ event: r.labels.event ?? '?', count: r.value }))
     .sort((a, b) => b.count - a.count || a.event.localeCompare(b.event));
 }
 
+/** The checkout's order events (flashcrowd_checkout_order_events_total), most first. */
+export const orderEventsOf = (checkoutProm: string | undefined) =>
+  eventCounts(checkoutProm, 'flashcrowd_checkout_order_events_total');
+
 /** The wallet's merchant notifications by event (flashcrowd_mock_notifications_total), most first. */
-export function notificationsOf(walletProm: string | undefined) {
-  if (walletProm === undefined) return [];
-  return counterRows(walletProm, 'flashcrowd_mock_')
-    .filter((r) => r.name === 'flashcrowd_mock_notifications_total' && r.value > 0)
-    .map((r) => ({ event: r.labels.event ?? '?', count: r.value }))
-    .sort((a, b) => b.count - a.count || a.event.localeCompare(b.event));
+export const notificationsOf = (walletProm: string | undefined) =>
+  eventCounts(walletProm, 'flashcrowd_mock_notifications_total');
+
+/** Every mock's rows of `counter` above 0 that `keep` accepts, as `row` shapes them, most first. */
+function mockCounts<T extends { count: number }>(
+  proms: Partial<Record<Service, string>>,
+  counter: string,
+  row: (service: Service, labels: Record<string, string>, count: number) => T | undefined,
+): T[] {
+  const out: T[] = [];
+  for (const service of SERVICES) {
+    const text = proms[service];
+    if (!text) continue;
+    for (const r of counterRows(text, counter)) {
+      if (r.name !== counter || r.value <= 0) continue;
+      const x = row(service, r.labels, r.value);
+      if (x) out.push(x);
+    }
+  }
+  return out.sort((a, b) => b.count - a.count);
 }
 
 /** The gateways' declines (402 answers) by service, operation and reason, most first. */
-export function declinesOf(proms: Partial<Record<Service, string>>) {
-  const out: NonNullable<RunSummary['events']>['declines'] = [];
-  for (const service of SERVICES) {
-    const text = proms[service];
-    if (!text) continue;
-    for (const r of counterRows(text, 'flashcrowd_mock_'))
-      if (
-        r.name === 'flashcrowd_mock_requests_total' &&
-        r.labels.outcome === 'declined' &&
-        r.value > 0
-      )
-        out.push({
-          service,
-          operation: r.labels.operation ?? '?',
-          reason: r.labels.reason ?? '?',
-          count: r.value,
-        });
-  }
-  return out.sort((a, b) => b.count - a.count);
-}
+export const declinesOf = (proms: Partial<Record<Service, string>>) =>
+  mockCounts(proms, 'flashcrowd_mock_requests_total', (service, l, count) =>
+    l.outcome === 'declined'
+      ? { service, operation: l.operation ?? '?', reason: l.reason ?? '?', count }
+      : undefined,
+  );
 
 /** Faults the mocks injected, by service, operation and kind, most first. */
-export function injectedOf(proms: Partial<Record<Service, string>>) {
-  const out: RunSummary['chaos']['injected'] = [];
-  for (const service of SERVICES) {
-    const text = proms[service];
-    if (!text) continue;
-    for (const r of counterRows(text, 'flashcrowd_mock_').filter(
-      (x) => x.name === 'flashcrowd_mock_faults_injected_total',
-    ))
-      if (r.value > 0)
-        out.push({
-          service,
-          operation: r.labels.operation ?? '?',
-          kind: r.labels.kind ?? '?',
-          count: r.value,
-        });
-  }
-  return out.sort((a, b) => b.count - a.count);
-}
+export const injectedOf = (proms: Partial<Record<Service, string>>) =>
+  mockCounts(proms, 'flashcrowd_mock_faults_injected_total', (service, l, count) => ({
+    service,
+    operation: l.operation ?? '?',
+    kind: l.kind ?? '?',
+    count,
+  }));

@@ -16,7 +16,7 @@ import {
   type ProbeFailure,
   type ProbeOutcome,
 } from '../audit/idempotency.ts';
-import type { AuditReport, InvariantResult } from '../audit.ts';
+import { replaceInvariant, type AuditReport, type InvariantResult } from '../audit.ts';
 import type { EngineSummary } from '../engine/metrics.ts';
 import { jsonBody, type JourneyAnswer } from '../../scenarios/lib/journey.ts';
 import { answeredByKey, compareReplays } from '../../scenarios/lib/replays.ts';
@@ -153,15 +153,6 @@ export function engineReplays(summary: EngineSummary | undefined): EngineReplays
   const mismatches = count('fc_idem_mismatch');
   if (replays === undefined && mismatches === undefined) return undefined;
   return { replays: replays ?? 0, mismatches: mismatches ?? 0 };
-}
-
-/** Put `result` in the report in place of the audit's result for its invariant (violated, unchecked and ok follow). */
-export function replaceInvariant(report: AuditReport, result: InvariantResult): void {
-  report.invariants = report.invariants.map((i) => (i.id === result.id ? result : i));
-  report.byId[result.id] = result;
-  report.violated = report.invariants.filter((i) => i.ok === false).map((i) => i.id);
-  report.unchecked = report.invariants.filter((i) => i.ok === null).map((i) => i.id);
-  report.ok = report.violated.length === 0;
 }
 
 /**
