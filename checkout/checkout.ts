@@ -602,26 +602,38 @@ export class Checkout {
       r.kind === 'ok' &&
       (history ?? []).some((h) => h.type === 'released' && h.orderId === orderId);
     const retryLater = r.kind === 'error' || (!released && Date.now() < untilMs);
-    if (retryLater) await this.store.oweCouponRelease(code, orderId, untilMs);
-    else await this.store.couponReleased(code, orderId);
+    if (retryLater) await this.store.oweCoupon('release', code, orderId, untilMs);
+    else await this.store.couponSettled('release', code, orderId);
   }
 
   private releaseRetries = 0;
 
-  /** Retry the coupon releases still owed (sweeper). */
-  private async releaseOwedCoupons(): Promise<void> {
-    for (const o of await this.store.owedCouponReleases())
+  /** Retry the coupon releases and consumes still owed (sweeper). */
+  private async settleOwedCoupons(): Promise<void> {
+    for (const o of await this.store.owedCoupons('release'))
       await this.releaseCoupon(o.code, o.orderId, o.untilMs, (this.releaseRetries += 1));
+    for (const o of await this.store.owedCoupons('consume'))
+      await this.consumeCoupon(o.code, o.orderId, (this.releaseRetries += 1));
   }
 
-  private async consumeCoupon(code: string, orderId: string) {
-    await this.couponCall(
+  /**
+   * Mark a paid order's coupon used. With the reconciler (hardened) a consume
+   * that gets no answer (timeout, reset, 5xx, open breaker) is owed and retried
+   * by the sweeper: else the coupon stays locked by a paid order that never
+   * used it (I8), and is free again when its lock lapses. A refusal (the lock
+   * is gone) is an answer: nothing to retry.
+   */
+  private async consumeCoupon(code: string, orderId: string, retry = 0) {
+    const r = await this.couponCall(
       'coupons.consume',
       `/v1/coupons/${encodeURIComponent(code)}/consume`,
       { orderId },
       undefined,
-      `consume-${orderId}`,
+      retry ? `consume-${orderId}-r${retry}` : `consume-${orderId}`,
     );
+    if (!this.cfg.features.reconciler) return; // naive: a failed consume is lost
+    if (r.kind === 'error') await this.store.oweCoupon('consume', code, orderId);
+    else await this.store.couponSettled('consume', code, orderId);
   }
 
   // ---------------------------------------------------------------- notifications
@@ -758,7 +770,7 @@ export class Checkout {
   /** Expire orders past their payment deadline (the deadline queue, never keyspace notifications). */
   async sweep(now = Date.now()): Promise<number> {
     let n = 0;
-    if (this.cfg.features.reconciler) await this.releaseOwedCoupons();
+    if (this.cfg.features.reconciler) await this.settleOwedCoupons();
     for (const sku of await this.store.skuIds()) {
       for (const id of await this.store.dueOrders(sku, now)) {
         const o = await this.store.get(id);

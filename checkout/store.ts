@@ -5,6 +5,9 @@ import { createHash, randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { Cluster, Redis } from 'ioredis';
 
+/** The coupon calls the hardened checkout owes and retries: `<prefix>:coupon-releases`, `<prefix>:coupon-consumes`. */
+export const COUPON_DEBTS = ['release', 'consume'] as const;
+export type CouponDebt = (typeof COUPON_DEBTS)[number];
 export type RedisClient = Redis | Cluster;
 
 export const ORDER_STATES = [
@@ -241,29 +244,43 @@ export class Store {
   get skusKey(): string {
     return `${this.prefix}:skus`;
   }
-  /** Coupon releases that failed (coupon code -> order id), retried by the sweeper. */
-  get couponReleasesKey(): string {
-    return `${this.prefix}:coupon-releases`;
+  /**
+   * Coupon calls owed (coupon code -> order id and until when), retried by the
+   * sweeper: releases that failed or whose lock may still land, and consumes
+   * of paid orders that failed (the coupon would stay locked, never used).
+   */
+  couponDebtsKey(kind: CouponDebt): string {
+    return `${this.prefix}:coupon-${kind}s`;
   }
 
   /**
-   * Owe a coupon release for the sweeper to retry: until it goes through, or,
-   * when the coupon service says the order holds no lock, until `untilMs` (a
-   * lock that timed out may still land before then).
+   * Owe a coupon call for the sweeper to retry: until it goes through, or, for
+   * a release the coupon service says the order holds no lock for, until
+   * `untilMs` (a lock that timed out may still land before then).
    */
-  async oweCouponRelease(code: string, orderId: string, untilMs: number): Promise<void> {
-    await this.redis.hset(this.couponReleasesKey, code, `${orderId}|${untilMs}`);
+  async oweCoupon(kind: CouponDebt, code: string, orderId: string, untilMs = 0): Promise<void> {
+    await this.redis.hset(this.couponDebtsKey(kind), code, `${orderId}|${untilMs}`);
   }
-  async owedCouponReleases(): Promise<{ code: string; orderId: string; untilMs: number }[]> {
-    return Object.entries(await this.redis.hgetall(this.couponReleasesKey)).map(([code, v]) => {
+  async owedCoupons(
+    kind: CouponDebt,
+  ): Promise<{ code: string; orderId: string; untilMs: number }[]> {
+    return Object.entries(await this.redis.hgetall(this.couponDebtsKey(kind))).map(([code, v]) => {
       const [orderId = '', until = '0'] = v.split('|');
       return { code, orderId, untilMs: Number(until) };
     });
   }
-  async couponReleased(code: string, orderId: string): Promise<void> {
-    // Only the release owed for this order: the coupon may be locked by another one since.
-    const v = await this.redis.hget(this.couponReleasesKey, code);
-    if (v?.split('|')[0] === orderId) await this.redis.hdel(this.couponReleasesKey, code);
+  /** How many coupon calls are owed, of both kinds (the harness waits for 0 before the audit). */
+  async owedCouponCount(): Promise<number> {
+    const [r, c] = await Promise.all(
+      COUPON_DEBTS.map((k) => this.redis.hlen(this.couponDebtsKey(k))),
+    );
+    return (r ?? 0) + (c ?? 0);
+  }
+  async couponSettled(kind: CouponDebt, code: string, orderId: string): Promise<void> {
+    // Only the call owed for this order: the coupon may be locked by another one since.
+    const key = this.couponDebtsKey(kind);
+    const v = await this.redis.hget(key, code);
+    if (v?.split('|')[0] === orderId) await this.redis.hdel(key, code);
   }
 
   private async call(

@@ -527,6 +527,11 @@ export function buildCli(): Command {
 }
 
 export async function main(argv: string[]): Promise<void> {
+  // `flashcrowd compare A B | head`: a reader that went away ends the output, not the
+  // command (a run still judges, writes its reports and exits with its verdict).
+  process.stdout.on('error', (e: NodeJS.ErrnoException) => {
+    if (e.code !== 'EPIPE' && e.code !== 'ERR_STREAM_DESTROYED') throw e;
+  });
   const program = buildCli();
   try {
     await program.parseAsync(argv);

@@ -13,7 +13,10 @@
 //   race     which of two paths got there first (an order paid by the pay
 //            answer, the notification or the reconciler), and a hardened
 //            checkout's calls per gateway: within 50% or 20;
-//   rate     failure rates and ratios: within 0.02 (absolute);
+//   rate     failure rates and ratios: within 0.02 (absolute), or, for a
+//            failure rate whose attempts are counted (X.failure_rate with
+//            X.attempted), three standard errors of the difference of two
+//            binomial proportions of those sizes (a stage of 40 pay clicks);
 //   latency  quantiles in ms: machine noise, within a factor of 4 or 100 ms.
 // docs/REPRODUCIBILITY.md has what each class holds and the measured spread.
 import { readFile } from 'node:fs/promises';
@@ -36,8 +39,16 @@ export const TOLERANCE = {
   /** Races: within 50% of the larger, or 20 apart. */
   raceRel: 0.5,
   raceAbs: 20,
-  /** Rates and ratios: 0.02 apart (2 percentage points). */
+  /**
+   * Rates and ratios: 0.02 apart (2 percentage points), or, where the attempts
+   * behind a failure rate are known, within 3 standard errors of the
+   * difference of two binomial proportions: sqrt(p(1-p)(1/na + 1/nb)) with p
+   * pooled. Where timing decides an outcome (a breaker), the outcome is a coin
+   * toss per attempt, and a small stage's rate moves with its size (9% vs 13%
+   * of 45 pay clicks in a one-second stage).
+   */
   rateAbs: 0.02,
+  rateSigmas: 3,
   /**
    * Latency quantiles: within a factor of 4 (0.75 of the larger), or 100 ms
    * apart. A p99 of a few hundred samples on a shared machine moves that much
@@ -125,11 +136,31 @@ export function timedCalls(features: Record<string, boolean | string>): boolean 
   );
 }
 
+/** `pay.failure_rate{stage=peak}` -> `pay.attempted{stage=peak}`: the attempts behind a failure rate. */
+export function attemptsOf(name: string): string | undefined {
+  const m = /^([a-z_]+)\.failure_rate(\{.*\})?$/.exec(name);
+  return m ? `${m[1]}.attempted${m[2] ?? ''}` : undefined;
+}
+
+/** The tolerance of a rate: 0.02, or 3 binomial standard errors of the difference when the attempts are known. */
+export function rateTolerance(
+  a: number,
+  b: number,
+  na?: number | null,
+  nb?: number | null,
+): number {
+  if (!na || !nb || na <= 0 || nb <= 0) return TOLERANCE.rateAbs;
+  const p = (a * na + b * nb) / (na + nb);
+  const se = Math.sqrt(Math.max(0, p * (1 - p)) * (1 / na + 1 / nb));
+  return Math.max(TOLERANCE.rateAbs, TOLERANCE.rateSigmas * se);
+}
+
 function compareValue(
   name: string,
   a: number | null,
   b: number | null,
   timed: boolean,
+  attempts: [number | null, number | null] = [null, null],
 ): ComparedRow {
   const cls = classOf(name, timed);
   if (a === b) return { name, class: cls, a, b, ok: true, diff: '' };
@@ -145,15 +176,18 @@ function compareValue(
   switch (cls) {
     case 'exact':
       return { name, class: cls, a, b, ok: x === y, diff: x === y ? '' : signed };
-    case 'rate':
+    case 'rate': {
+      const tol = rateTolerance(x, y, attempts[0], attempts[1]);
       return {
         name,
         class: cls,
         a,
         b,
-        ok: Math.abs(d) <= TOLERANCE.rateAbs,
-        diff: signed,
+        ok: Math.abs(d) <= tol,
+        diff:
+          tol > TOLERANCE.rateAbs ? `${signed} (tolerance ${Number(tol.toPrecision(2))})` : signed,
       };
+    }
     case 'race':
       return {
         name,
@@ -206,7 +240,13 @@ export function compareSummaries(a: RunSummary, b: RunSummary): Comparison {
   const vb = valuesOf(b);
   const names = [...new Set([...va.keys(), ...vb.keys()])].sort();
   const timed = timedCalls(a.checkout.features) || timedCalls(b.checkout.features);
-  const rows = names.map((n) => compareValue(n, va.get(n) ?? null, vb.get(n) ?? null, timed));
+  const rows = names.map((n) => {
+    const att = attemptsOf(n);
+    return compareValue(n, va.get(n) ?? null, vb.get(n) ?? null, timed, [
+      att ? (va.get(att) ?? null) : null,
+      att ? (vb.get(att) ?? null) : null,
+    ]);
+  });
   const identical = rows.filter((r) => r.diff === '').length;
   const outOfTolerance = rows.filter((r) => !r.ok).length;
   return {

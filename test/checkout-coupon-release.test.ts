@@ -3,13 +3,17 @@
 // and never creates. The hardened checkout gives such a coupon back, once the
 // slow lock has landed (the sweeper retries the release it owes), so no coupon
 // stays locked by an order that does not exist (I8). (The naive build sets no
-// timeouts: it waits for the lock.)
+// timeouts: it waits for the lock.) And a paid order's consume that gets no
+// answer is owed the same way: the coupon ends USED by the paid order, not
+// LOCKED by it until its lock lapses (found by bank-brownout's audit after a
+// stall timed out the coupon calls).
 // Real Redis, real mocks, real checkout.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Mode } from '../checkout/config.ts';
 import { startRedis, type RedisHandle } from '../harness/redis.ts';
 import {
   createOrder,
+  payOrder,
   issueCoupon,
   seedSale,
   startAllMocks,
@@ -79,7 +83,7 @@ async function timedOutLock(s: Stack, campaignId: string) {
   return { code, coupon };
 }
 
-describe('a coupon lock that timed out', () => {
+describe('coupon calls that got no answer (a lock, a consume)', () => {
   it('hardened: the coupon is given back after the slow lock lands; the order never existed', async () => {
     const { coupon } = await timedOutLock(stacks.hardened!, 'rel-hard');
     const c = await waitFor(
@@ -97,5 +101,48 @@ describe('a coupon lock that timed out', () => {
     ]);
     const stock = (await call(stacks.hardened!.url, 'GET', '/admin/stock')).body.data[0];
     expect(stock).toMatchObject({ available: 5, reserved: 0, sold: 0 });
+  });
+
+  it('hardened: a consume that got no answer is owed and retried, so the paid order ends with its coupon USED', async () => {
+    const s = stacks.hardened!;
+    const chaos = async (profile: object) =>
+      expect((await call(mocks.urls.coupon, 'PUT', '/__chaos', profile)).status).toBe(200);
+    await chaos({
+      operations: { 'coupons.consume': { errors: [{ rate: 1, kind: 'http', status: 503 }] } },
+    });
+    await seedSale(s.url, [{ id: 'lip', price: 9_900, stock: 5, limit: 1 }], {
+      campaignId: 'consume-hard',
+      budget: 5,
+      discount: 500,
+    });
+    const code = await issueCoupon(mocks.urls.coupon, 'consume-hard', 'bob');
+    const o = await createOrder(s.url, { user: 'bob', sku: 'lip', coupon: code, channel: 'card' });
+    expect(o.status, o.text).toBe(201);
+    const paid = await payOrder(s.url, o.body.id, { channel: 'card' });
+    expect(paid.status, paid.text).toBe(200);
+    expect(paid.body.state).toBe('paid');
+    const coupon = async () => (await call(mocks.urls.coupon, 'GET', `/v1/coupons/${code}`)).body;
+    // The consume failed: the coupon is still locked by the paid order, and stays so while it fails.
+    await waitFor('a failed consume', async () => {
+      const m = (await call(mocks.urls.coupon, 'GET', '/metrics')).text;
+      const faults =
+        /flashcrowd_mock_faults_injected_total\{[^}]*operation="coupons\.consume"[^}]*\} [1-9]/;
+      return faults.test(m) && (await coupon()).state === 'LOCKED';
+    });
+    await chaos({});
+    const c = await waitFor(
+      'the owed consume to go through',
+      async () => {
+        const v = await coupon();
+        return v.state === 'USED' ? v : undefined;
+      },
+      5_000,
+    );
+    expect(c.history.map((h: { type: string }) => h.type)).toEqual([
+      'issued',
+      'locked',
+      'consumed',
+    ]);
+    expect(c.history.at(-1).orderId).toBe(o.body.id);
   });
 });

@@ -82,6 +82,30 @@ describe('compareSummaries', () => {
     ).toEqual(['checkout.p99_ms', 'orders.created', 'pay.failure_rate']);
   });
 
+  it('a failure rate whose attempts are counted is within 3 binomial standard errors: wide for a one-second stage, narrow for a big one', () => {
+    const a = baseSummary();
+    const b = copy(a);
+    const row = (x: RunSummary, y: RunSummary) =>
+      compareSummaries(x, y).rows.find((r) => r.name === 'pay.failure_rate{stage=open}')!;
+    // 4 of 45 against 6 of 46 pay clicks (the brownout's open stage): 3 SE = 0.20.
+    a.metrics['pay.attempted{stage=open}'] = 45;
+    a.metrics['pay.failure_rate{stage=open}'] = 4 / 45;
+    b.metrics['pay.attempted{stage=open}'] = 46;
+    b.metrics['pay.failure_rate{stage=open}'] = 6 / 46;
+    expect(row(a, b)).toMatchObject({ ok: true, class: 'rate' });
+    expect(row(a, b).diff).toMatch(/\(tolerance 0\.2\)$/);
+    // 30% against 42% of 400 each: 3 SE = 0.10, out.
+    a.metrics['pay.attempted{stage=open}'] = 400;
+    a.metrics['pay.failure_rate{stage=open}'] = 0.3;
+    b.metrics['pay.attempted{stage=open}'] = 400;
+    b.metrics['pay.failure_rate{stage=open}'] = 0.42;
+    expect(row(a, b).ok).toBe(false);
+    // Without the attempts the tolerance stays 0.02.
+    delete a.metrics['pay.attempted{stage=open}'];
+    b.metrics['pay.failure_rate{stage=open}'] = 0.3 + TOLERANCE.rateAbs * 1.5;
+    expect(row(a, b).ok).toBe(false);
+  });
+
   it("a hardened build's faults are counts: its breaker and retry budget decide on the run's timing whether a call is made", () => {
     const a = failingSummary();
     a.checkout.features = HARDENED;

@@ -40,9 +40,9 @@ describe('presets do what their descriptions say', () => {
       .filter((f) => f.service === 'bank')
       .reduce((n, f) => n + f.count, 0);
     expect(injected).toBeGreaterThan(50);
-    // The description: 3.9-32% of pay clicks failed in the peak (CI scale, seeds 1-3;
-    // seed 1: 11-12%); before 202s were decided by the polls, 0 at seeds 1-3.
-    expect(s.metrics['pay.failure_rate{stage=peak}']).toBeGreaterThan(0.02);
+    // The description: 23-35% of pay clicks failed in the peak (CI scale, seeds 1-3, 70%
+    // errors; 3.9-32% at 47%); before 202s were decided by the polls, 0 at seeds 1-3.
+    expect(s.metrics['pay.failure_rate{stage=peak}']).toBeGreaterThan(0.1);
     expect(s.metrics['pay.failure_rate{stage=baseline}']).toBeLessThan(0.02);
     expect(failures(s, 'circuit_open')).toBeGreaterThan(0);
     expect(event(s, 'failover')).toBeGreaterThan(0);

@@ -39,7 +39,8 @@ export function openStore(ctx: RunContext, { urls }: Target, sale: Sale): Store 
  * Wait until settled or out of time, auditing on the way. Settled: no open
  * order holds stock, no ended order is watched for a late payment (the
  * reconciler refunds or re-reserves what lands), and no gateway has a payment
- * of this sale still processing (the audit's probe). The audit that decides is
+ * of this sale still processing (the audit's probe), and no coupon call is
+ * owed (the hardened sweeper's retries). The audit that decides is
  * the one taken after the first two held.
  */
 export async function quiesce(
@@ -73,20 +74,22 @@ export async function quiesce(
     const open = await openOrders(target.urls.checkout);
     let watched = 0;
     for (const sku of sale.skuIds) watched += await store.redis.zcard(store.keys(sku).watch);
+    const owed = await store.owedCouponCount();
     const now = Date.now();
     const timeUp = (now - qStart) / 1000 >= limitS;
     if (open !== lastOpen) [lastOpen, stableFrom] = [open, now];
     const onlyLeaks =
       open > 0 &&
       watched === 0 &&
+      owed === 0 &&
       now - stableFrom >= STABLE_S * 1000 &&
       now - leakCheckedAt >= STABLE_S * 1000;
-    [moving, movingCount] = movingParts(open, watched, undefined);
-    if ((open === 0 && watched === 0) || timeUp || onlyLeaks) {
+    [moving, movingCount] = movingParts(open, watched, owed, undefined);
+    if ((open === 0 && watched === 0 && owed === 0) || timeUp || onlyLeaks) {
       report = await auditSale(ctx, target, sale, store);
       leakCheckedAt = Date.now();
-      [moving, movingCount] = movingParts(open, watched, report);
-      if (report?.quiescent && open === 0 && watched === 0) {
+      [moving, movingCount] = movingParts(open, watched, owed, report);
+      if (report?.quiescent && open === 0 && watched === 0 && owed === 0) {
         settled = true;
         break;
       }
@@ -130,6 +133,7 @@ function allLeaked(report: AuditReport, reserved: number): boolean {
 function movingParts(
   open: number,
   watched: number,
+  owed: number,
   report: AuditReport | undefined,
 ): [string[], number] {
   const parts: string[] = [];
@@ -137,7 +141,8 @@ function movingParts(
   if (open) parts.push(`${open} unit(s) still reserved (by open orders, or leaked)`);
   if (watched) parts.push(`${watched} ended order(s) watched for a late payment`);
   if (pending) parts.push(`${pending} order(s) with a payment still processing at a gateway`);
-  return [parts, open + watched + pending];
+  if (owed) parts.push(`${owed} coupon release(s) or consume(s) owed, retried by the sweeper`);
+  return [parts, open + watched + pending + owed];
 }
 
 /**
