@@ -59,20 +59,20 @@ describe('compareSummaries', () => {
     expect(compareSummaries(a, near).ok).toBe(true);
     // Small counts: two Poisson standard deviations (2 x sqrt(27) = 10.4).
     const small = copy(a);
-    a.metrics['pay.attempted{stage=wave2-open}'] = 27;
-    small.metrics['pay.attempted{stage=wave2-open}'] = 23;
-    expect(
-      compareSummaries(a, small).rows.find((r) => r.name.startsWith('pay.attempted'))!.ok,
-    ).toBe(true);
-    small.metrics['pay.attempted{stage=wave2-open}'] = 12;
-    expect(
-      compareSummaries(a, small).rows.find((r) => r.name.startsWith('pay.attempted'))!.ok,
-    ).toBe(false);
+    a.metrics['orders.sold_out'] = 27;
+    small.metrics['orders.sold_out'] = 23;
+    expect(compareSummaries(a, small).rows.find((r) => r.name === 'orders.sold_out')!.ok).toBe(
+      true,
+    );
+    small.metrics['orders.sold_out'] = 12;
+    expect(compareSummaries(a, small).rows.find((r) => r.name === 'orders.sold_out')!.ok).toBe(
+      false,
+    );
     const far = copy(a);
     far.metrics['orders.created'] = 1000 * (1 + 2 * TOLERANCE.countRel);
     far.metrics['pay.failure_rate'] = 0.1 + 2 * TOLERANCE.rateAbs;
     far.metrics['checkout.p99_ms'] = 1000; // 10x and 900 ms apart
-    far.metrics['pay.attempted{stage=wave2-open}'] = 27;
+    far.metrics['orders.sold_out'] = 27;
     const c = compareSummaries(a, far);
     expect(
       c.rows
@@ -177,6 +177,10 @@ describe('compareSummaries', () => {
     expect(classOf('arrivals.scheduled')).toBe('exact');
     expect(classOf('order.p99_ms{stage=peak}')).toBe('latency');
     expect(classOf('pay.failure_rate{stage=peak}')).toBe('rate');
+    // The stage a click falls in is a race (its latency decides the side of the edge); the total a count.
+    expect(classOf('pay.attempted{stage=rush}')).toBe('race');
+    expect(classOf('orders.attempted{stage=peak}')).toBe('race');
+    expect(classOf('pay.attempted')).toBe('count');
     expect(classOf('stock.sold_ratio')).toBe('rate');
     expect(classOf('orders.created')).toBe('count');
     expect(classOf('faults.bank.payments.create.http')).toBe('exact');
