@@ -606,14 +606,15 @@ export class Checkout {
     else await this.store.couponSettled('release', code, orderId);
   }
 
-  private releaseRetries = 0;
+  /** Numbers the sweeper's retries of owed coupon calls (each a new idempotency key). */
+  private couponRetries = 0;
 
   /** Retry the coupon releases and consumes still owed (sweeper). */
   private async settleOwedCoupons(): Promise<void> {
     for (const o of await this.store.owedCoupons('release'))
-      await this.releaseCoupon(o.code, o.orderId, o.untilMs, (this.releaseRetries += 1));
+      await this.releaseCoupon(o.code, o.orderId, o.untilMs, (this.couponRetries += 1));
     for (const o of await this.store.owedCoupons('consume'))
-      await this.consumeCoupon(o.code, o.orderId, (this.releaseRetries += 1));
+      await this.consumeCoupon(o.code, o.orderId, (this.couponRetries += 1));
   }
 
   /**

@@ -63,6 +63,20 @@ afterAll(async () => {
   await redis?.close();
 });
 
+const couponOf = async (code: string) =>
+  (await call(mocks.urls.coupon, 'GET', `/v1/coupons/${code}`)).body;
+
+/** Wait until the coupon reaches `state`; returns it. */
+const couponInState = (code: string, state: string, what: string) =>
+  waitFor(
+    what,
+    async () => {
+      const v = await couponOf(code);
+      return v.state === state ? v : undefined;
+    },
+    5_000,
+  );
+
 async function timedOutLock(s: Stack, campaignId: string) {
   await seedSale(s.url, [{ id: 'lip', price: 9_900, stock: 5, limit: 1 }], {
     campaignId,
@@ -73,27 +87,20 @@ async function timedOutLock(s: Stack, campaignId: string) {
   const r = await createOrder(s.url, { user: 'ann', sku: 'lip', coupon: code });
   expect(r.status, r.text).toBe(503);
   expect(r.body.reason).toBe('coupon_timeout');
-  const coupon = async () => (await call(mocks.urls.coupon, 'GET', `/v1/coupons/${code}`)).body;
   // The slow lock lands after the checkout gave up.
   await waitFor(
     'the slow lock to land',
-    async () => ((await coupon()).history as { type: string }[]).some((h) => h.type === 'locked'),
+    async () =>
+      ((await couponOf(code)).history as { type: string }[]).some((h) => h.type === 'locked'),
     5_000,
   );
-  return { code, coupon };
+  return code;
 }
 
 describe('coupon calls that got no answer (a lock, a consume)', () => {
   it('hardened: the coupon is given back after the slow lock lands; the order never existed', async () => {
-    const { coupon } = await timedOutLock(stacks.hardened!, 'rel-hard');
-    const c = await waitFor(
-      'the coupon to be released',
-      async () => {
-        const v = await coupon();
-        return v.state === 'ISSUED' ? v : undefined;
-      },
-      5_000,
-    );
+    const code = await timedOutLock(stacks.hardened!, 'rel-hard');
+    const c = await couponInState(code, 'ISSUED', 'the coupon to be released');
     expect(c.history.map((h: { type: string }) => h.type)).toEqual([
       'issued',
       'locked',
@@ -121,23 +128,15 @@ describe('coupon calls that got no answer (a lock, a consume)', () => {
     const paid = await payOrder(s.url, o.body.id, { channel: 'card' });
     expect(paid.status, paid.text).toBe(200);
     expect(paid.body.state).toBe('paid');
-    const coupon = async () => (await call(mocks.urls.coupon, 'GET', `/v1/coupons/${code}`)).body;
     // The consume failed: the coupon is still locked by the paid order, and stays so while it fails.
     await waitFor('a failed consume', async () => {
       const m = (await call(mocks.urls.coupon, 'GET', '/metrics')).text;
       const faults =
         /flashcrowd_mock_faults_injected_total\{[^}]*operation="coupons\.consume"[^}]*\} [1-9]/;
-      return faults.test(m) && (await coupon()).state === 'LOCKED';
+      return faults.test(m) && (await couponOf(code)).state === 'LOCKED';
     });
     await chaos({});
-    const c = await waitFor(
-      'the owed consume to go through',
-      async () => {
-        const v = await coupon();
-        return v.state === 'USED' ? v : undefined;
-      },
-      5_000,
-    );
+    const c = await couponInState(code, 'USED', 'the owed consume to go through');
     expect(c.history.map((h: { type: string }) => h.type)).toEqual([
       'issued',
       'locked',

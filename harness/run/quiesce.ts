@@ -41,7 +41,7 @@ export function openStore(ctx: RunContext, { urls }: Target, sale: Sale): Store 
  * reconciler refunds or re-reserves what lands), and no gateway has a payment
  * of this sale still processing (the audit's probe), and no coupon call is
  * owed (the hardened sweeper's retries). The audit that decides is
- * the one taken after the first two held.
+ * the one taken after the others held.
  */
 export async function quiesce(
   ctx: RunContext,
