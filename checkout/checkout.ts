@@ -9,7 +9,15 @@ import type { Gateways, HttpAnswer } from './gateways.ts';
 import type { CheckoutMetrics } from './metrics.ts';
 import { DependencyError } from './resilience.ts';
 import type { Channel, CreateOrderInput, PayInput, SaleInput } from './schema.ts';
-import { OPEN_STATES, payloadHash, type Order, type RedisClient, type Store } from './store.ts';
+import { StockCache } from './stock-cache.ts';
+import {
+  OPEN_STATES,
+  payloadHash,
+  type Order,
+  type RedisClient,
+  type Sku,
+  type Store,
+} from './store.ts';
 
 /** What a handler answers: an HTTP status and a JSON body that always has `state` or `reason`. */
 export interface Answer {
@@ -87,6 +95,8 @@ export class Checkout {
     return this.payCallsRunning;
   }
   private payCallsRunning = 0;
+  /** The naive stock sync (stockCacheMs): what the product page and the stock check read. */
+  readonly stockCache: StockCache;
 
   constructor(
     readonly cfg: CheckoutConfig,
@@ -95,6 +105,8 @@ export class Checkout {
     readonly metrics: CheckoutMetrics,
   ) {
     this.streamKey = `${store.prefix}:payments`;
+    const lag = cfg.params.stockCacheMs;
+    this.stockCache = new StockCache(store, lag > 0 ? scaled(cfg, lag) : 0);
   }
 
   get hardened() {
@@ -113,6 +125,7 @@ export class Checkout {
    */
   async reset(): Promise<void> {
     await this.store.clear();
+    this.stockCache.clear();
     for (const g of [this.gw.bank, this.gw.wallet, this.gw.coupon]) g.dep.reset();
     this.metrics.reset();
   }
@@ -128,6 +141,7 @@ export class Checkout {
         limit: s.limit,
       })),
     );
+    this.stockCache.clear();
     if (sale.coupon) {
       const r = await this.gw.coupon.post(
         'campaigns.create',
@@ -148,6 +162,15 @@ export class Checkout {
         );
     }
     return { status: 201, body: { skus: await this.store.catalogue(), coupon: sale.coupon } };
+  }
+
+  /** The product page: every SKU, its available count as the stock check sees it (stockCacheMs). */
+  async catalogue(): Promise<Sku[]> {
+    const skus = await this.store.catalogue();
+    if (!this.stockCache.enabled) return skus;
+    return Promise.all(
+      skus.map(async (s) => ({ ...s, available: (await this.stockCache.available(s.id)) ?? 0 })),
+    );
   }
 
   // ---------------------------------------------------------------- orders
@@ -201,6 +224,8 @@ export class Checkout {
     deadline: number,
     orderId = this.store.newOrderId(input.sku),
   ): Promise<Answer> {
+    const refused = await this.naiveStockCheck(input);
+    if (refused) return refused;
     const now = Date.now();
     let discount = 0;
     if (input.coupon) {
@@ -248,8 +273,41 @@ export class Checkout {
       channel: input.channel,
       idemTtlMs: IDEM_TTL_MS,
       orderId,
+      checked: this.cfg.features.splitStockCheck,
     });
     if (r.status !== 'ok' && input.coupon) await this.releaseCoupon(input.coupon, orderId);
+    return this.reserveAnswer(r, input);
+  }
+
+  /**
+   * The naive stock check, before the coupon lock and the reserve script
+   * (splitStockCheck: a round trip of its own; stockCacheMs: the process's copy
+   * of the count). A "sold out" read from a stale copy while Redis has the
+   * units is counted (`false_sold_out`). Undefined: go on to the reserve.
+   */
+  private async naiveStockCheck(input: CreateOrderInput): Promise<Answer | undefined> {
+    const split = this.cfg.features.splitStockCheck;
+    const cache = this.stockCache;
+    if (!split && !cache.enabled) return undefined;
+    const read = split ? await this.store.stockCheck(input.sku, input.user) : undefined;
+    if (read && !read.exists) return undefined; // the reserve script answers unknown_sku
+    const available = cache.enabled ? await cache.available(input.sku) : read!.available;
+    if (available !== undefined && available < input.quantity) {
+      const actual = read?.available ?? (await this.store.snapshot(input.sku)).available;
+      if (cache.enabled && actual >= input.quantity)
+        this.metrics.orders.inc({ event: 'false_sold_out' });
+      return this.reserveAnswer({ status: 'sold_out', orderId: '' }, input);
+    }
+    if (read && read.limit > 0 && read.bought + input.quantity > read.limit)
+      return this.reserveAnswer({ status: 'limit_exceeded', orderId: '' }, input);
+    return undefined;
+  }
+
+  /** What the shopper is told about a reserve. */
+  private async reserveAnswer(
+    r: { status: Awaited<ReturnType<Store['reserve']>>['status']; orderId: string; order?: Order },
+    input: CreateOrderInput,
+  ): Promise<Answer> {
     switch (r.status) {
       case 'ok': {
         this.metrics.orders.inc({ event: 'created' });
@@ -309,7 +367,7 @@ export class Checkout {
   async pay(id: string, input: PayInput, deadline: number): Promise<Answer> {
     const f = this.cfg.features;
     const channel = input.channel;
-    const start = await this.store.startPayment(id, channel ?? '', Date.now(), !f.idempotencyKeys);
+    const start = await this.store.startPayment(id, channel ?? '', Date.now(), f.reclickRepays);
     if (start.status === 'not_found') throw orderNotFound(id);
     const order = start.order;
     if (start.status === 'in_progress')
@@ -460,7 +518,7 @@ export class Checkout {
     const reason = out.kind === 'unknown' ? `payment_error_${out.reason}` : out.reason;
     if (f.immediateRelease && out.kind !== 'unknown') {
       await this.store.release(order.id, 'payment_failed', reason, now, ['paying']);
-      if (order.coupon) await this.releaseCoupon(order.coupon, order.id);
+      if (order.coupon) await this.releaseCouponOfEnded(order.coupon, order.id);
       this.metrics.orders.inc({ event: 'payment_failed' });
     } else {
       // Naive: the order goes back to pending payment and keeps its stock and coupon until it expires.
@@ -604,6 +662,15 @@ export class Checkout {
     const retryLater = r.kind === 'error' || (!released && Date.now() < untilMs);
     if (retryLater) await this.store.oweCoupon('release', code, orderId, untilMs);
     else await this.store.couponSettled('release', code, orderId);
+  }
+
+  /**
+   * Give back the coupon of an order that failed or expired; the naive
+   * couponReleaseOnCancelOnly forgets to (the coupon stays locked, I8).
+   */
+  private async releaseCouponOfEnded(code: string, orderId: string) {
+    if (this.cfg.features.couponReleaseOnCancelOnly) return;
+    await this.releaseCoupon(code, orderId);
   }
 
   /** Numbers the sweeper's retries of owed coupon calls (each a new idempotency key). */
@@ -776,6 +843,8 @@ export class Checkout {
       for (const id of await this.store.dueOrders(sku, now)) {
         const o = await this.store.get(id);
         if (!o || !OPEN_STATES.includes(o.state)) continue;
+        // Naive holdPaying: wait for the callback, however long (ghost stock when it is lost).
+        if (o.state === 'paying' && this.cfg.features.holdPaying) continue;
         let mayLand = false;
         if (o.state === 'paying' && this.cfg.features.reconciler) {
           // The gateway may have the money: ask before giving the stock back.
@@ -787,7 +856,7 @@ export class Checkout {
         if (r.status === 'released') {
           n += 1;
           this.metrics.orders.inc({ event: 'expired' });
-          if (o.coupon) await this.releaseCoupon(o.coupon, id);
+          if (o.coupon) await this.releaseCouponOfEnded(o.coupon, id);
           if (mayLand) await this.watchLate(id, now);
         }
       }
@@ -849,7 +918,7 @@ export class Checkout {
             'paying',
           ]);
           if (rel.status === 'released') {
-            if (o.coupon) await this.releaseCoupon(o.coupon, id);
+            if (o.coupon) await this.releaseCouponOfEnded(o.coupon, id);
             await this.watchLate(id, now);
           }
         }
@@ -907,6 +976,7 @@ export class Checkout {
     every(scaled(this.cfg, this.cfg.params.sweeperIntervalMs), () => this.sweep());
     if (this.cfg.features.reconciler)
       every(scaled(this.cfg, this.cfg.params.reconcilerIntervalMs), () => this.reconcileStale());
+    this.stockCache.start();
     this.consumerLoop = this.consume();
   }
 
@@ -914,6 +984,7 @@ export class Checkout {
     this.stopped = true;
     for (const t of this.timers) clearInterval(t);
     this.timers = [];
+    this.stockCache.stop();
     await this.consumerLoop;
   }
 }

@@ -36,6 +36,15 @@ export const featuresSchema = z
     reconciler: z.boolean(),
     /** On a failure that the channel caused, try another channel the shopper allows. */
     failover: z.boolean(),
+    // The seeds' own mistakes, each on its own (docs/CHECKOUT.md, "Naive behaviours").
+    /** Check stock and the per-user limit with one read, take the stock in a second round trip (oversell under concurrency). */
+    splitStockCheck: z.boolean(),
+    /** A paying order waits for its callback forever: the sweeper never expires it (ghost stock when the callback is lost). */
+    holdPaying: z.boolean(),
+    /** The coupon goes back only when the shopper cancels: a failed or expired order keeps it locked. */
+    couponReleaseOnCancelOnly: z.boolean(),
+    /** A click on pay while a payment of the order is in flight starts a second payment. */
+    reclickRepays: z.boolean(),
   })
   .strict();
 export type Features = z.infer<typeof featuresSchema>;
@@ -79,6 +88,12 @@ export const paramsSchema = z
     reconcilerIntervalMs: msAtLeast(1),
     /** An order in paying this long is queried at the gateway. */
     staleAfterMs: msAtLeast(1),
+    /**
+     * The product page and the order's stock check read a per-process copy of
+     * each SKU's available count, refreshed every this many ms (0: no copy, read
+     * Redis). A stale 0 answers "sold out" while stock remains (seed 001).
+     */
+    stockCacheMs: ms,
     /** Shared HMAC-SHA256 secret of wallet notifications. */
     walletSecret: z.string().min(1),
   })
@@ -118,6 +133,7 @@ export const DEFAULT_PARAMS: Params = {
   sweeperIntervalMs: 1_000,
   reconcilerIntervalMs: 2_000,
   staleAfterMs: 5_000,
+  stockCacheMs: 0,
   walletSecret: process.env.FLASHCROWD_WALLET_SECRET ?? 'flashcrowd-wallet-dev-secret',
 };
 
@@ -134,6 +150,10 @@ export const PRESETS: Record<Mode, Features> = {
     immediateRelease: false,
     reconciler: false,
     failover: false,
+    splitStockCheck: false,
+    holdPaying: false,
+    couponReleaseOnCancelOnly: false,
+    reclickRepays: true,
   },
   hardened: {
     timeouts: true,
@@ -147,6 +167,10 @@ export const PRESETS: Record<Mode, Features> = {
     immediateRelease: true,
     reconciler: true,
     failover: true,
+    splitStockCheck: false,
+    holdPaying: false,
+    couponReleaseOnCancelOnly: false,
+    reclickRepays: false,
   },
 };
 

@@ -167,7 +167,7 @@ export function buildCheckoutApp(
   app.get(
     '/v1/skus',
     route('skus', async (_req, res) => {
-      const skus = await store.catalogue();
+      const skus = await checkout.catalogue();
       res.json({
         data: skus.map((s) => ({
           id: s.id,

@@ -413,6 +413,11 @@ export class Store {
     idemTtlMs: number;
     /** Use this id (e.g. one a coupon was already locked for); default a new one. */
     orderId?: string;
+    /**
+     * The caller checked stock and limit itself (stockCheck, an earlier round
+     * trip): take the stock without looking again (the naive splitStockCheck).
+     */
+    checked?: boolean;
   }): Promise<{
     status: 'ok' | 'replay' | 'idem_mismatch' | 'unknown_sku' | 'sold_out' | 'limit_exceeded';
     orderId: string;
@@ -444,9 +449,37 @@ export class Store {
       a.coupon ?? '',
       a.discount ?? 0,
       a.channel,
+      a.checked ? 1 : 0,
     );
     const order = status === 'ok' ? parseOrder(flat) : undefined;
     return { status: status as never, orderId: orderId ?? '', amount: Number(amount || 0), order };
+  }
+
+  /**
+   * The naive stock check, one round trip before the one that takes the stock:
+   * what is available and what the shopper already bought. Between the two,
+   * other orders take the same units (oversell) and the same shopper's other
+   * clicks pass the limit (I4).
+   */
+  async stockCheck(
+    sku: string,
+    user: string,
+  ): Promise<{ exists: boolean; available: number; limit: number; bought: number }> {
+    const k = this.keys(sku);
+    this.roundTrips += 1;
+    const res = await this.redis
+      .multi()
+      .hmget(k.stock, 'available', 'limit')
+      .hget(k.bought, user)
+      .exec();
+    const [available, limit] = (res?.[0]?.[1] ?? []) as (string | null)[];
+    const bought = res?.[1]?.[1] as string | null;
+    return {
+      exists: available !== null && available !== undefined,
+      available: Number(available ?? 0),
+      limit: Number(limit ?? 0),
+      bought: Number(bought ?? 0),
+    };
   }
 
   // ------------------------------------------------------------------ idempotency keys

@@ -281,6 +281,18 @@ export function buildCli(): Command {
       false,
     )
     .option('--variant <name>', 'run one variant of a preset that has several (default: all)')
+    .addOption(
+      new Option(
+        '--mode <mode>',
+        "the checkout build of every run, instead of the preset's or variant's (its `set` still applies); variants are then judged by their budgets alone",
+      ).choices(['naive', 'hardened']),
+    )
+    .option(
+      '--set <key=value>',
+      "a checkout feature or parameter on top of the preset's build (repeatable), e.g. --set splitStockCheck=true; see docs/CHECKOUT.md",
+      (v: string, acc: string[]) => [...acc, v],
+      [] as string[],
+    )
     .option('--target <url>', 'a running checkout to load instead of starting the stack')
     .option('--bank <url>', 'with --target: the mock bank (chaos and ledgers)')
     .option('--wallet <url>', 'with --target: the mock wallet')

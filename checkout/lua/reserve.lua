@@ -3,7 +3,9 @@
 -- (every key shares the SKU's hash tag {sku:ID}).
 -- KEYS: 1 stock, 2 bought, 3 order, 4 deadlines, 5 user's orders, 6 idempotency key
 -- ARGV: 1 orderId, 2 sku, 3 user, 4 qty, 5 nowMs, 6 deadlineMs, 7 useIdem (1/0),
---       8 idemTtlMs, 9 payload hash, 10 coupon, 11 discount, 12 channel
+--       8 idemTtlMs, 9 payload hash, 10 coupon, 11 discount, 12 channel,
+--       13 checked (1: the caller checked stock and limit in an earlier round trip and this
+--          script takes the stock without looking again: the naive splitStockCheck, which oversells)
 -- Returns {status, orderId, amount, order fields...} (fields only with ok): ok | replay | idem_mismatch | unknown_sku | sold_out | limit_exceeded
 local qty = tonumber(ARGV[4])
 if ARGV[7] == '1' then
@@ -20,10 +22,12 @@ if not s[1] then return {'unknown_sku', '', ''} end
 local available = tonumber(s[1])
 local limit = tonumber(s[2] or '0')
 local price = tonumber(s[3] or '0')
-if available < qty then return {'sold_out', '', ''} end
-if limit > 0 then
-  local have = tonumber(redis.call('HGET', KEYS[2], ARGV[3]) or '0')
-  if have + qty > limit then return {'limit_exceeded', '', ''} end
+if ARGV[13] ~= '1' then
+  if available < qty then return {'sold_out', '', ''} end
+  if limit > 0 then
+    local have = tonumber(redis.call('HGET', KEYS[2], ARGV[3]) or '0')
+    if have + qty > limit then return {'limit_exceeded', '', ''} end
+  end
 end
 redis.call('HINCRBY', KEYS[1], 'available', -qty)
 redis.call('HINCRBY', KEYS[1], 'reserved', qty)

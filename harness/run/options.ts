@@ -12,6 +12,10 @@ export interface RunOptions {
   /** Use the preset's `ci` scales (short run) where --time-scale / --load-scale are not given. */
   ci: boolean;
   variant?: string;
+  /** --mode: the checkout build of every run, instead of the preset's or the variant's mode. */
+  mode?: 'naive' | 'hardened';
+  /** --set KEY=VALUE: checkout settings on top of the preset's or variant's (docs/CHECKOUT.md). */
+  set?: string[];
   target?: string;
   bank?: string;
   wallet?: string;
@@ -75,6 +79,10 @@ export function checkTargetFlags(o: RunOptions): void {
     if (v !== undefined) checkUrl(flag, v, o.allowRemoteTarget);
   if (!o.target && (o.bank || o.wallet || o.coupon || o.redis))
     throw new UsageError('--bank, --wallet, --coupon and --redis go with --target');
+  if (o.target && (o.mode || o.set?.length))
+    throw new UsageError(
+      '--mode and --set configure the checkout the harness starts; with --target, start your checkout with the build you want (`flashcrowd checkout --mode ... --set ...`)',
+    );
 }
 
 /** --time-scale and --load-scale, else the preset's `ci` scales with --ci, else 1. */

@@ -1,6 +1,8 @@
 // `flashcrowd run`, the preset: its variants and budgets, and for each run the
 // preset resolved at the run's seed and scales.
 import { mkdirSync } from 'node:fs';
+import { applyOverrides, defaultConfig } from '../../checkout/config.ts';
+import { ValidationError } from '../../mock-gateways/errors.ts';
 import { parseBudget, type ParsedBudget } from '../budgets.ts';
 import type { LoadEngine } from '../engine/types.ts';
 import { UsageError } from '../errors.ts';
@@ -33,7 +35,7 @@ export interface RunContext {
   startedAt: Date;
   /** The run's warnings, in the order they come (summary.json `warnings`). */
   warnings: string[];
-  /** The checkout build: the variant's, else the preset's. */
+  /** The checkout build: the variant's, else the preset's, with --mode and --set on top. */
   build: Preset['checkout'];
   resolved: ResolvedPreset;
 }
@@ -83,6 +85,46 @@ export function resolveRun(r: OneRun, o: RunOptions, print: Print): RunContext {
     loadScale: r.loadScale,
     variant: r.variant?.name,
   });
-  const build = r.variant?.checkout ?? r.preset.checkout;
+  const build = buildOf(r.preset, r.variant, o);
   return { r, o, print, startedAt, warnings: [], build, resolved };
+}
+
+/** Whether --mode or --set change the preset's builds (then variants' expectations do not apply). */
+export const buildOverridden = (o: Pick<RunOptions, 'mode' | 'set'>) =>
+  Boolean(o.mode || o.set?.length);
+
+/**
+ * The checkout build of one run: the variant's, else the preset's; --mode
+ * replaces its mode (features from that mode's preset, the build's own `set`
+ * still on top), then each --set KEY=VALUE, last one winning.
+ */
+export function buildOf(
+  preset: Preset,
+  variant: Variant | undefined,
+  o: Pick<RunOptions, 'mode' | 'set'>,
+): Preset['checkout'] {
+  const own = variant?.checkout ?? preset.checkout;
+  const set: Record<string, string | number | boolean> = { ...own.set };
+  for (const kv of o.set ?? []) {
+    const eq = kv.indexOf('=');
+    set[kv.slice(0, eq)] = kv.slice(eq + 1);
+  }
+  return { mode: o.mode ?? own.mode, set };
+}
+
+/** --set KEY=VALUE, checked against the checkout's settings before anything starts. */
+export function checkBuildFlags(o: Pick<RunOptions, 'mode' | 'set'>): void {
+  const mode = o.mode ?? 'hardened';
+  for (const kv of o.set ?? [])
+    if (kv.indexOf('=') <= 0) throw new UsageError(`--set ${kv}: expected KEY=VALUE`);
+  if (o.set?.some((kv) => kv.startsWith('mode=')))
+    throw new UsageError('--set mode=...: give --mode instead');
+  try {
+    applyOverrides(defaultConfig(mode), o.set ?? []);
+  } catch (e) {
+    if (!(e instanceof ValidationError)) throw e;
+    throw new UsageError(
+      `--set: ${e.errors.map((x) => `${x.field}: ${x.reason}`).join('; ')} (docs/CHECKOUT.md lists every setting)`,
+    );
+  }
 }
