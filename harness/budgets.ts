@@ -79,6 +79,32 @@ export const KNOWN_METRICS: readonly KnownMetric[] = [
     'share of order requests that failed, as the shopper saw it (k6)',
   ),
   m('orders.sold_out', 'count', none, 'order requests answered sold_out'),
+  m(
+    'orders.false_sold_out',
+    'count',
+    none,
+    'sold_out answered from the naive stock copy (stockCacheMs) while Redis had the units',
+  ),
+  m('orders.expired', 'count', none, 'unpaid orders released at their payment deadline'),
+  m(
+    'checkout.unexplained',
+    'count',
+    none,
+    "the checkout's 4xx and 5xx answers without a reason code",
+  ),
+  m(
+    'failures.reasons',
+    'count',
+    none,
+    "distinct reason codes of the checkout's 4xx and 5xx answers",
+  ),
+  m('pay.failover', 'count', none, 'payments moved to another channel the shopper allowed'),
+  m(
+    'risk.declines',
+    'count',
+    none,
+    'payments the bank and the wallet declined for risk control (card_velocity_exceeded, risk_control_rejected)',
+  ),
   m('pay.attempted', 'count', S, 'pay requests shoppers sent (k6)'),
   m(
     'pay.paid',

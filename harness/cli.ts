@@ -426,6 +426,43 @@ export function buildCli(): Command {
     });
 
   program
+    .command('phenomena')
+    .description(
+      "Reproduce the brief's failures: for each row of the phenomenon matrix (docs/PHENOMENA.md), run its preset at --ci with the naive build and with the hardened one, and check that the naive build shows the phenomenon and the hardened one passes. Writes phenomena.md and phenomena.json. Exit 0 every row holds, 1 one does not, 2 usage or set-up error.",
+    )
+    .option('--rows <list>', 'only these rows, e.g. 1,4,9 (default: all 14)')
+    .option('--seed <n>', 'seed of every run', intArg('--seed', 0, 2 ** 31 - 1), 1)
+    .option(
+      '--time-scale <x>',
+      "every run's time-scale instead of its preset's ci one",
+      numArg('--time-scale', 0, 1),
+    )
+    .option(
+      '--load-scale <x>',
+      "every run's load-scale instead of its preset's ci one",
+      numArg('--load-scale', 0, 100),
+    )
+    .option('--out <dir>', 'where the runs and the matrix go (default reports/phenomena-<time>)')
+    .addOption(
+      new Option('--progress <mode>', 'live progress of each run')
+        .choices(['auto', 'tty', 'plain', 'none'])
+        .default('none'),
+    )
+    .action(
+      async (o: {
+        rows?: string;
+        seed: number;
+        timeScale?: number;
+        loadScale?: number;
+        out?: string;
+        progress: 'auto' | 'tty' | 'plain' | 'none';
+      }) => {
+        const { phenomenaCommand } = await import('./phenomena.ts');
+        process.exitCode = await phenomenaCommand(o);
+      },
+    );
+
+  program
     .command('list')
     .description('List the scenario presets (scenarios/presets/*.json).')
     .option('--json', 'one JSON document', false)

@@ -31,10 +31,15 @@ const EXPECTED = [
   'ambiguous-capture',
   'bank-brownout',
   'callback-chaos',
+  'capacity-knee',
   'coupon-contention',
+  'flapping-channel',
   'gateway-outage',
+  'ghost-stock',
   'livestream-spike',
   'retry-storm',
+  'risk-control',
+  'stock-lag',
   'top-of-hour',
 ];
 
@@ -60,7 +65,7 @@ function refusal(p: unknown): string {
 }
 
 describe('the shipped presets', () => {
-  it('are the eight of the issue, each named like its file', () => {
+  it('are the eight of the verdicts issue and the five of the phenomena issue, each named like its file', () => {
     expect(listPresetNames()).toEqual(EXPECTED);
     for (const name of EXPECTED) {
       const { preset, file } = loadPreset(name);

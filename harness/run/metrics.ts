@@ -44,7 +44,10 @@ export async function finalReadings({ urls, haveMocks }: Target): Promise<Readin
   return { stock, checkoutProm, mockProms };
 }
 
-/** The run's metrics: computeMetrics, and the schedule's arrivals. */
+/** The gateways' risk-control declines (velocity, fraud rules), seeds 000 and 003. */
+const RISK_DECLINES = new Set(['card_velocity_exceeded', 'risk_control_rejected']);
+
+/** The run's metrics: computeMetrics, the gateways' risk declines, and the schedule's arrivals. */
 export function runMetrics(
   readings: Readings,
   a: {
@@ -65,6 +68,10 @@ export function runMetrics(
     stock: readings.stock,
     stages: a.stages,
   });
+  if (Object.keys(readings.mockProms).length)
+    metrics['risk.declines'] = declinesOf(readings.mockProms)
+      .filter((d) => RISK_DECLINES.has(d.reason))
+      .reduce((n, d) => n + d.count, 0);
   metrics['arrivals.scheduled'] = traffic.scheduled;
   metrics['arrivals.unaccounted'] = traffic.unaccounted;
   return metrics;
@@ -137,6 +144,12 @@ function checkoutMetrics(checkoutProm: string): Metrics {
   const total = sum(req);
   m['checkout.error_rate'] = total > 0 ? sum(req, (l) => Number(l.status) >= 500) / total : null;
   m['checkout.shed'] = sum('flashcrowd_checkout_shed_total');
+  // Every failure carries a reason code (seeds 000, 002, 003: "vague error messages").
+  const failed = (l: Record<string, string>) => Number(l.status) >= 400;
+  m['checkout.unexplained'] = sum(req, (l) => failed(l) && (l.reason ?? 'none') === 'none');
+  m['failures.reasons'] = new Set(
+    rows.filter((r) => r.name === req && failed(r.labels)).map((r) => r.labels.reason ?? 'none'),
+  ).size;
   m['orders.created'] = sum(req, (l) => l.route === 'orders.create' && l.status === '201');
   m['orders.sold_out'] = sum(req, (l) => l.route === 'orders.create' && l.reason === 'sold_out');
   // Orders paid, whichever way the payment was confirmed (answer, callback, reconciler).
@@ -153,6 +166,10 @@ function checkoutMetrics(checkoutProm: string): Metrics {
     m[seriesKey('dep.error_rate', { dependency: dep })] = n > 0 ? bad / n : null;
     attempts += n;
   }
+  const event = (e: string) => sum('flashcrowd_checkout_order_events_total', (l) => l.event === e);
+  m['orders.expired'] = event('expired');
+  m['orders.false_sold_out'] = event('false_sold_out');
+  m['pay.failover'] = event('failover');
   const retries = sum('flashcrowd_checkout_dependency_retries_total');
   m['retries.amplification'] = attempts - retries > 0 ? attempts / (attempts - retries) : null;
   return m;
