@@ -32,7 +32,10 @@ export interface ParsedBudget {
   /** Canonical key, labels sorted (`seriesKey`): `pay.failure_rate{stage=spike}`. */
   metric: string;
   op: BudgetOp;
+  /** The threshold as written; for a relative budget, resolved from the baseline run. */
   threshold: number;
+  /** `baseline*1.1`, `baseline+100ms`: threshold = the baseline run's value x factor + offset. */
+  relative?: { factor: number; offset: number };
   source: BudgetSource;
 }
 
@@ -290,6 +293,26 @@ const QUOTED_VALUE = /"([^"\\]*)"/y;
 const NUMBER = /[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?/y;
 const UNIT = /%|ms\b|s\b/y;
 const OP = /<=|>=|==|!=|<|>/y;
+const BASELINE = /baseline\b/y;
+const UNSIGNED = /(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?/y;
+
+/** What a unit after an offset multiplies it by (`%` 0.01, `s` 1000, `ms` 1); refuses a unit the metric does not take. */
+function unitFactor(
+  unit: string | undefined,
+  known: KnownMetric,
+  name: string,
+  at: number,
+  expr: string,
+): number {
+  if (!unit) return 1;
+  if (unit === '%' && known.unit === 'ratio') return 0.01;
+  if ((unit === 'ms' || unit === 's') && known.unit === 'ms') return unit === 's' ? 1000 : 1;
+  throw new ParseError(
+    `\`${unit}\` does not apply to ${name}, a ${unitWord(known.unit)}`,
+    at - unit.length,
+    Math.min(unit.length, expr.length),
+  );
+}
 
 function parse(expr: string, source: BudgetSource, opts: ParseBudgetOptions): ParsedBudget {
   let pos = 0;
@@ -410,6 +433,20 @@ function parse(expr: string, source: BudgetSource, opts: ParseBudgetOptions): Pa
     );
   }
   ws();
+  const baselineAt = pos;
+  if (match(BASELINE)) {
+    const relative = parseRelative(expr, pos, baselineAt, known, name);
+    return {
+      expr,
+      name,
+      labels,
+      metric: seriesKey(name, labels),
+      op,
+      threshold: 0,
+      relative,
+      source,
+    };
+  }
   const numAt = pos;
   const num = match(NUMBER);
   if (!num) throw new ParseError(`expected a number after \`${op}\`, found ${found()}`, pos);
@@ -454,6 +491,61 @@ function parse(expr: string, source: BudgetSource, opts: ParseBudgetOptions): Pa
     threshold,
     source,
   };
+}
+
+/**
+ * What follows `baseline` (from `at`): nothing, `*FACTOR`, or `+OFFSET[unit]`
+ * / `-OFFSET[unit]`, to the end of the expression.
+ */
+function parseRelative(
+  expr: string,
+  at: number,
+  baselineAt: number,
+  known: KnownMetric,
+  name: string,
+): NonNullable<ParsedBudget['relative']> {
+  let pos = at;
+  const ws = () => {
+    while (pos < expr.length && /\s/.test(expr[pos]!)) pos++;
+  };
+  const match = (re: RegExp): string | undefined => {
+    re.lastIndex = pos;
+    const r = re.exec(expr);
+    if (r) pos += r[0].length;
+    return r?.[0];
+  };
+  const found = () => (pos < expr.length ? `\`${expr[pos]}\`` : 'the end');
+  const atEnd = (after: string) => {
+    ws();
+    if (pos < expr.length)
+      throw new ParseError(
+        `unexpected \`${expr.slice(pos)}\` after ${after}`,
+        pos,
+        expr.length - pos,
+      );
+  };
+  ws();
+  const how = expr[pos];
+  if (how === undefined) return { factor: 1, offset: 0 };
+  if (how !== '*' && how !== '+' && how !== '-')
+    throw new ParseError(
+      `expected \`*\`, \`+\` or \`-\` and a number after \`baseline\`, found ${found()}`,
+      pos,
+    );
+  pos++;
+  ws();
+  const k = match(UNSIGNED);
+  if (!k) throw new ParseError(`expected a number after \`baseline${how}\`, found ${found()}`, pos);
+  if (!Number.isFinite(Number(k)))
+    throw new ParseError(`\`${k}\` is not a finite number`, baselineAt, pos - baselineAt);
+  if (how === '*') {
+    atEnd(`\`baseline*${k}\` (a factor takes no unit)`);
+    return { factor: Number(k), offset: 0 };
+  }
+  ws();
+  const offset = Number(k) * unitFactor(match(UNIT), known, name, pos, expr);
+  atEnd('the offset');
+  return { factor: 1, offset: how === '-' ? -offset : offset };
 }
 
 function unitWord(u: MetricUnit): string {
@@ -529,16 +621,23 @@ export function compare(value: number, op: BudgetOp, threshold: number): boolean
 export function evaluateBudgets(
   budgets: readonly ParsedBudget[],
   metrics: Readonly<Record<string, number | null | undefined>>,
+  /** The baseline run's metrics (`run --baseline`), for relative budgets. */
+  baseline?: Readonly<Record<string, number | null | undefined>>,
 ): BudgetResult[] {
   return budgets.map((b) => {
+    const resolved = b.relative ? resolveRelative(b, baseline) : { threshold: b.threshold };
     const base = {
       expr: b.expr,
       metric: b.metric,
       op: b.op,
-      threshold: b.threshold,
+      threshold: resolved.threshold,
       source: b.source,
     };
     const v = Object.hasOwn(metrics, b.metric) ? metrics[b.metric] : undefined;
+    if ('missing' in resolved) {
+      const value = typeof v === 'number' && Number.isFinite(v) ? v : null;
+      return { ...base, value, ok: false, note: resolved.missing };
+    }
     if (v === undefined || v === null)
       return { ...base, value: null, ok: false, note: 'no samples' };
     if (!Number.isFinite(v))
@@ -548,6 +647,28 @@ export function evaluateBudgets(
         ok: false,
         note: Number.isNaN(v) ? 'not a number (NaN)' : `not finite (${v})`,
       };
-    return { ...base, value: v, ok: compare(v, b.op, b.threshold) };
+    return {
+      ...base,
+      value: v,
+      ok: compare(v, b.op, resolved.threshold),
+      ...('note' in resolved ? { note: resolved.note } : {}),
+    };
   });
+}
+
+/** A relative budget's threshold from the baseline run, or why there is none (the budget then fails). */
+function resolveRelative(
+  b: ParsedBudget,
+  baseline: Readonly<Record<string, number | null | undefined>> | undefined,
+): { threshold: number; note: string } | { threshold: number; missing: string } {
+  const { factor, offset } = b.relative!;
+  if (!baseline)
+    return { threshold: 0, missing: 'a relative budget needs a baseline run (--baseline DIR)' };
+  const v = Object.hasOwn(baseline, b.metric) ? baseline[b.metric] : undefined;
+  if (typeof v !== 'number' || !Number.isFinite(v))
+    return { threshold: 0, missing: `the baseline run has no samples of ${b.metric}` };
+  const threshold = Number((v * factor + offset).toPrecision(12));
+  const how =
+    factor !== 1 ? ` x ${factor}` : offset ? ` ${offset > 0 ? '+' : '-'} ${Math.abs(offset)}` : '';
+  return { threshold, note: `baseline ${Number(v.toPrecision(4))}${how}` };
 }

@@ -339,6 +339,10 @@ export function buildCli(): Command {
       [] as string[],
     )
     .option(
+      '--baseline <dir>',
+      'an earlier run of this preset: relative budgets (`pay.failure_rate<=baseline*1.1`, `checkout.p99_ms<baseline+100ms`) are judged against its metrics',
+    )
+    .option(
       '--repeat <n>',
       'run each variant N times (same seed) and compare every repetition with the first (`flashcrowd compare`); exit 1 when one does not reproduce it',
       intArg('--repeat', 1, 20),

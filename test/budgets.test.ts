@@ -422,3 +422,66 @@ describe('evaluation', () => {
     expect(compare(1e-9, '>', 0)).toBe(true);
   });
 });
+
+describe('relative budgets (run --baseline)', () => {
+  const b = (expr: string): ParsedBudget => parseBudget(expr, 'cli');
+
+  it('parse a factor or an offset of the baseline run, with units on offsets', () => {
+    expect(b('pay.failure_rate<=baseline*1.1').relative).toEqual({ factor: 1.1, offset: 0 });
+    expect(b('checkout.p99_ms < baseline + 100ms').relative).toEqual({ factor: 1, offset: 100 });
+    expect(b('checkout.p99_ms<baseline+0.1s').relative).toEqual({ factor: 1, offset: 100 });
+    expect(b('pay.failure_rate<=baseline+1%').relative).toEqual({ factor: 1, offset: 0.01 });
+    expect(b('leaks.stock<=baseline-2').relative).toEqual({ factor: 1, offset: -2 });
+    expect(b('leaks.stock<=baseline').relative).toEqual({ factor: 1, offset: 0 });
+    expect(b('leaks.stock<=2').relative).toBeUndefined();
+  });
+
+  it('refuse what is not a factor or an offset, pointing at it', () => {
+    expect(errorOf('pay.failure_rate<=baseline*').message).toContain(
+      'expected a number after `baseline*`, found the end',
+    );
+    expect(errorOf('pay.failure_rate<=baseline%').message).toContain(
+      'expected `*`, `+` or `-` and a number after `baseline`',
+    );
+    expect(errorOf('pay.failure_rate<=baseline*1.1%').message).toContain('a factor takes no unit');
+    const e = errorOf('leaks.stock<=baseline+5ms');
+    expect(e.message).toContain('`ms` does not apply to leaks.stock, a count');
+    expect(caret(e)).toEqual({ at: 23, width: 2 });
+    expect(errorOf('pay.failure_rate<=baselines').message).toContain(
+      'expected a number after `<=`',
+    );
+  });
+
+  it("judge against the baseline run's value, saying which it was", () => {
+    const [slower, faster] = evaluateBudgets(
+      [b('pay.failure_rate<=baseline*1.1'), b('checkout.p99_ms<baseline+100ms')],
+      { 'pay.failure_rate': 0.12, 'checkout.p99_ms': 500 },
+      { 'pay.failure_rate': 0.1, 'checkout.p99_ms': 450 },
+    );
+    expect(slower).toMatchObject({ ok: false, value: 0.12, threshold: 0.11 });
+    expect(slower!.note).toBe('baseline 0.1 x 1.1');
+    expect(faster).toMatchObject({ ok: true, value: 500, threshold: 550 });
+    const [within] = evaluateBudgets(
+      [b('pay.failure_rate<=baseline*1.1')],
+      {
+        'pay.failure_rate': 0.105,
+      },
+      { 'pay.failure_rate': 0.1 },
+    );
+    expect(within!.ok).toBe(true);
+  });
+
+  it('never pass without a baseline value: no --baseline, or no samples in it', () => {
+    const rel = [b('pay.failure_rate<=baseline*1.1')];
+    const m = { 'pay.failure_rate': 0 };
+    expect(evaluateBudgets(rel, m)[0]).toMatchObject({
+      ok: false,
+      note: 'a relative budget needs a baseline run (--baseline DIR)',
+    });
+    expect(evaluateBudgets(rel, m, { 'pay.failure_rate': null })[0]).toMatchObject({
+      ok: false,
+      note: 'the baseline run has no samples of pay.failure_rate',
+    });
+    for (const r of evaluateBudgets(rel, m)) expect(budgetResultSchema.parse(r)).toEqual(r);
+  });
+});

@@ -28,6 +28,7 @@ import { loadPreset, type Variant } from '../preset.ts';
 import { writeReports } from '../report/index.ts';
 import type { RunSummary } from '../summary.ts';
 import { PROJECT_ROOT } from '../tools.ts';
+import { baselineOf } from './baseline.ts';
 import { applyChaos, clearChaos } from './chaos.ts';
 import { engineFactory, prepareLoad, readyEngine, runLoad, timeSeries } from './load.ts';
 import { finalReadings, runMetrics } from './metrics.ts';
@@ -68,6 +69,10 @@ export async function runCommand(o: RunOptions, print: Print = console.log): Pro
     throw new UsageError(
       '--repeat runs the preset several times, and runner processes serve one run: drop one of them',
     );
+  // Every variant's baseline is read before anything starts.
+  const baselines = new Map<Variant | undefined, Record<string, number | null> | undefined>();
+  for (const v of variants)
+    baselines.set(v, await baselineOf(o, preset, v, budgetsOf(preset, v, cli), print));
   const engine = await engineFactory(o, print);
   print(`engine: ${engine().describe()}`);
   if (buildOverridden(o))
@@ -90,6 +95,7 @@ export async function runCommand(o: RunOptions, print: Print = console.log): Pro
   let reproduced = true;
   for (const variant of variants) {
     const budgets = budgetsOf(preset, variant, cli);
+    const baseline = baselines.get(variant);
     const vdir = variants.length > 1 && variant ? join(base, variant.name) : base;
     const reps: { dir: string; summary: RunSummary }[] = [];
     for (let k = 1; k <= repeat; k++) {
@@ -109,6 +115,7 @@ export async function runCommand(o: RunOptions, print: Print = console.log): Pro
           timeScale,
           loadScale,
           budgets,
+          baseline,
           engine,
         },
         o,
@@ -212,6 +219,7 @@ async function runOne(r: OneRun, o: RunOptions, print: Print): Promise<RunSummar
       settling.report,
       interrupted,
       settledCheck ? [settledCheck] : [],
+      r.baseline,
     );
     const summary = buildSummary(ctx, {
       target,

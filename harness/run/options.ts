@@ -22,6 +22,8 @@ export interface RunOptions {
   coupon?: string;
   redis?: string;
   allowRemoteTarget: boolean;
+  /** --baseline DIR: a run whose metrics relative budgets (`pay.failure_rate<=baseline*1.1`) are judged against. */
+  baseline?: string;
   /** Run each variant this many times and compare the repetitions with the first (default 1). */
   repeat?: number;
   /** false (--no-reset): do not reset the checkout and mocks first; a dirty target is a warning, not a refusal. */

@@ -23,6 +23,8 @@ export interface OneRun {
   timeScale: number;
   loadScale: number;
   budgets: RunBudget[];
+  /** The baseline run's metrics (--baseline), for relative budgets. */
+  baseline?: Record<string, number | null>;
   /** A fresh load engine for this run. */
   engine: () => LoadEngine;
 }

@@ -23,11 +23,13 @@ export function judge(
   report: AuditReport | undefined,
   interrupted?: RunSummary['interrupted'],
   harnessChecks: BudgetResult[] = [],
+  baseline?: Record<string, number | null>,
 ): Judgement {
   const results = [
     ...evaluateBudgets(
       budgets.map((b) => b.parsed),
       metrics,
+      baseline,
     ),
     trafficBudget(traffic),
     ...harnessChecks,
