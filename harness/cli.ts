@@ -280,7 +280,11 @@ export function buildCli(): Command {
       "use the preset's short-run scales (about 20 s) where --time-scale/--load-scale are not given",
       false,
     )
-    .option('--variant <name>', 'run one variant of a preset that has several (default: all)')
+    .option(
+      '--variant <name>',
+      'run this variant of a preset that has several (repeatable, or a,b: in that order; default: all); two or more also write compare.md and compare.html',
+      (v: string, acc: string | undefined) => (acc ? `${acc},${v}` : v),
+    )
     .addOption(
       new Option(
         '--mode <mode>',
@@ -424,7 +428,11 @@ export function buildCli(): Command {
     .argument('<a>', 'a run directory (reports/<run-id>, or one variant of it)')
     .argument('<b>', 'another run of the same preset, seed and scales')
     .option('--json', 'the comparison as one JSON document', false)
-    .action(async (a: string, b: string, o: { json: boolean }) => {
+    .option(
+      '--out <dir>',
+      'also write the two runs side by side (builds, budgets, invariants, cascade, every metric with its delta) to DIR/compare.md and DIR/compare.html',
+    )
+    .action(async (a: string, b: string, o: { json: boolean; out?: string }) => {
       const { compareCommand } = await import('./compare.ts');
       process.exitCode = await compareCommand(a, b, o);
     });

@@ -20,8 +20,9 @@
 //            binomial proportions of those sizes (a stage of 40 pay clicks);
 //   latency  quantiles in ms: machine noise, within a factor of 4 or 100 ms.
 // docs/REPRODUCIBILITY.md has what each class holds and the measured spread.
-import { readFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { mkdir, readFile } from 'node:fs/promises';
+import { basename, join } from 'node:path';
+import { writeComparison } from './report/comparison.ts';
 import { UsageError } from './errors.ts';
 import { runSummarySchema, type RunSummary } from './summary.ts';
 
@@ -319,12 +320,26 @@ export function formatComparison(c: Comparison, labels: [string, string]): strin
 export async function compareCommand(
   dirA: string,
   dirB: string,
-  o: { json?: boolean },
+  o: { json?: boolean; out?: string },
   print: (line: string) => void = console.log,
 ): Promise<number> {
   const [a, b] = await Promise.all([readRunSummary(dirA), readRunSummary(dirB)]);
   const c = compareSummaries(a, b);
   if (o.json) print(JSON.stringify(c, null, 2));
   else for (const l of formatComparison(c, ['A', 'B'])) print(l);
+  if (o.out) {
+    await mkdir(o.out, { recursive: true });
+    const label = (s: RunSummary, dir: string) =>
+      s.preset.variant ?? (basename(dir) || s.checkout.mode);
+    const files = await writeComparison(
+      o.out,
+      [
+        { label: label(a, dirA), summary: a },
+        { label: label(b, dirB), summary: b },
+      ],
+      c,
+    );
+    if (!o.json) print(`side by side: ${files.map((f) => join(o.out!, f)).join(', ')}`);
+  }
   return c.ok ? 0 : 1;
 }

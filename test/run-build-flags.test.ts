@@ -5,7 +5,7 @@
 // not start. The run itself is exercised end to end by the phenomenon matrix.
 import { describe, expect, it } from 'vitest';
 import { loadPreset } from '../harness/preset.ts';
-import { buildOf, buildOverridden } from '../harness/run/preset.ts';
+import { buildOf, buildOverridden, variantsOf } from '../harness/run/preset.ts';
 import { runCli } from './support/cli.ts';
 
 describe('the build of a run', () => {
@@ -34,6 +34,27 @@ describe('the build of a run', () => {
     expect(b.set).toMatchObject({ splitStockCheck: 'true', stockCacheMs: '200' });
     expect(naive!.checkout).toEqual(before);
     expect(buildOverridden({ set: ['holdPaying=true'] })).toBe(true);
+  });
+});
+
+describe('the variants a run covers', () => {
+  const { preset } = loadPreset('retry-storm');
+  const names = (spec?: string) => variantsOf(preset, spec).map((v) => v?.name);
+
+  it('are all without --variant, the one named, or those named in their order (--variant a --variant b is a,b)', () => {
+    expect(names()).toEqual(['naive', 'hardened']);
+    expect(names('hardened')).toEqual(['hardened']);
+    expect(names('hardened,naive')).toEqual(['hardened', 'naive']);
+    expect(names('naive,naive')).toEqual(['naive']);
+  });
+
+  it('refuses a variant the preset does not have, naming those it has', () => {
+    expect(() => names('naive,clever')).toThrow(
+      'preset retry-storm has no variant "clever" (variants: naive, hardened)',
+    );
+    expect(() => variantsOf(loadPreset('livestream-spike').preset, 'naive')).toThrow(
+      'preset livestream-spike has no variants (--variant does not apply)',
+    );
   });
 });
 

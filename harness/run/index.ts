@@ -25,6 +25,7 @@ import { notAudited } from '../audit.ts';
 import { compareSummaries, formatComparison } from '../compare.ts';
 import { UsageError } from '../errors.ts';
 import { loadPreset, type Variant } from '../preset.ts';
+import { writeComparison, type Side } from '../report/comparison.ts';
 import { writeReports } from '../report/index.ts';
 import type { RunSummary } from '../summary.ts';
 import { PROJECT_ROOT } from '../tools.ts';
@@ -128,6 +129,7 @@ export async function runCommand(o: RunOptions, print: Print = console.log): Pro
     results.push({ variant, summary: reps[0]!.summary });
     if (repeat > 1) reproduced = (await compareRepetitions(vdir, reps, print)) && reproduced;
   }
+  if (results.length > 1) await compareVariants(base, results, print);
   const verdict =
     results.length === 1
       ? results[0]!.summary.exitCode
@@ -137,6 +139,23 @@ export async function runCommand(o: RunOptions, print: Print = console.log): Pro
           ? 0
           : 1;
   return reproduced ? verdict : 1;
+}
+
+/** Variants run together: the first two side by side (compare.md, compare.html in the run's folder). */
+async function compareVariants(
+  base: string,
+  results: { variant?: Variant; summary: RunSummary }[],
+  print: Print,
+) {
+  const [a, b] = results as [(typeof results)[0], (typeof results)[0]];
+  const sides: [Side, Side] = [
+    { label: a.variant?.name ?? 'A', summary: a.summary },
+    { label: b.variant?.name ?? 'B', summary: b.summary },
+  ];
+  const files = await writeComparison(base, sides, compareSummaries(a.summary, b.summary));
+  print(
+    `\n${sides[0].label} vs ${sides[1].label}: ${files.map((f) => join(shown(base), f)).join(', ')}`,
+  );
 }
 
 /** --repeat: every repetition against the first, printed and written to compare.json. */

@@ -42,13 +42,17 @@ export interface RunContext {
   resolved: ResolvedPreset;
 }
 
-/** The runs --variant asks for: the one named, else every variant, else the preset itself. */
-export function variantsOf(preset: Preset, name: string | undefined): (Variant | undefined)[] {
+/**
+ * The runs --variant asks for: those named (`naive`, or `naive,hardened` in
+ * that order), else every variant, else the preset itself.
+ */
+export function variantsOf(preset: Preset, names: string | undefined): (Variant | undefined)[] {
+  const wanted = names ? [...new Set(names.split(',').map((n) => n.trim()))] : [];
   if (preset.variants?.length)
-    return name
-      ? [preset.variants.find((v) => v.name === name) ?? usageNoVariant(preset, name)]
+    return wanted.length
+      ? wanted.map((n) => preset.variants!.find((v) => v.name === n) ?? usageNoVariant(preset, n))
       : preset.variants;
-  return name ? [usageNoVariant(preset, name)] : [undefined];
+  return wanted.length ? [usageNoVariant(preset, wanted[0]!)] : [undefined];
 }
 
 function usageNoVariant(p: Preset, v: string): never {
