@@ -4,6 +4,7 @@
 import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { cpus } from 'node:os';
+import { cpuSeconds, machineBusySeconds, selfCpuSeconds } from '../harness/proc.ts';
 import { findTool } from '../harness/tools.ts';
 
 // ---------------------------------------------------------------- machine and pinning
@@ -33,12 +34,6 @@ export function cpuModel(): string {
     /* not Linux */
   }
   return cpus()[0]?.model ?? 'unknown';
-}
-
-function clockTicks(): number {
-  const r = spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' });
-  const n = Number((r.stdout ?? '').trim());
-  return Number.isFinite(n) && n > 0 ? n : 100;
 }
 
 export interface Pinning {
@@ -74,37 +69,7 @@ export function setUpPinning(noPin: boolean): Pinning {
 
 // ---------------------------------------------------------------- CPU accounting from /proc
 
-const TICKS = clockTicks();
-
-/** utime + stime of a process, in seconds (undefined when it is gone or not Linux). */
-export function cpuSeconds(pid: number): number | undefined {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    // fields[0] is field 3 (state); utime is field 14, stime 15.
-    return (Number(fields[11]) + Number(fields[12])) / TICKS;
-  } catch {
-    return undefined;
-  }
-}
-
-/** CPU seconds all CPUs spent busy since boot (user, nice, system, irq, softirq, steal). */
-export function machineBusySeconds(): number | undefined {
-  try {
-    const line = readFileSync('/proc/stat', 'utf8').split('\n', 1)[0]!;
-    const f = line.trim().split(/\s+/).slice(1).map(Number);
-    // user nice system idle iowait irq softirq steal (guest time is inside user)
-    const busy = f[0]! + f[1]! + f[2]! + f[5]! + f[6]! + f[7]!;
-    return busy / TICKS;
-  } catch {
-    return undefined;
-  }
-}
-
-export const selfCpuSeconds = () => {
-  const u = process.cpuUsage();
-  return (u.user + u.system) / 1e6;
-};
+export { cpuSeconds, machineBusySeconds, selfCpuSeconds };
 
 export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 

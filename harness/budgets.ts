@@ -90,6 +90,12 @@ export const KNOWN_METRICS: readonly KnownMetric[] = [
   ),
   m('orders.expired', 'count', none, 'unpaid orders released at their payment deadline'),
   m(
+    'capacity.arrivals_per_s',
+    'count',
+    none,
+    'flashcrowd sweep only: the offered peak arrival rate of the highest step that met every budget (the knee)',
+  ),
+  m(
     'checkout.unexplained',
     'count',
     none,

@@ -438,6 +438,81 @@ export function buildCli(): Command {
     });
 
   program
+    .command('sweep')
+    .description(
+      'The capacity curve: run a preset at several load scales (or bisect for the knee), each step a full run with its own report; write sweep.json, sweep.md and sweep.html (failure rate, p99, dropped arrivals and throughput against the offered arrival rate, the process that saturated, the knee and the first budget to break beyond it). Exit 0 when the capacity budgets hold (none given: always 0 once every step ran), 1 when one fails, 2 usage or set-up error.',
+    )
+    .argument('<preset>', 'a preset name or file')
+    .option(
+      '--load-scales <list>',
+      'the steps, e.g. 0.25,0.5,1,2,4 (default); with --search, the two ends',
+      (v: string) =>
+        v.split(',').map((x) => {
+          const n = Number(x);
+          if (!Number.isFinite(n)) throw new InvalidArgumentError(`${x} is not a number`);
+          return n;
+        }),
+    )
+    .option('--search', 'bisect for the knee between the two load scales (default 0.25,4)', false)
+    .option(
+      '--search-steps <n>',
+      'bisection steps after the two ends',
+      intArg('--search-steps', 1, 10),
+      4,
+    )
+    .option('--variant <name>', 'the variant to sweep (required for a preset with several)')
+    .option('--seed <n>', 'seed of every step', intArg('--seed', 0, 2 ** 31 - 1), 1)
+    .option(
+      '--time-scale <x>',
+      "every step's time-scale (default the preset's ci one)",
+      numArg('--time-scale', 0, 1),
+    )
+    .option(
+      '--budget <expr>',
+      'capacity.arrivals_per_s>=X gates the sweep; any other budget is added to every step (repeatable)',
+      (v: string, acc: string[]) => [...acc, v],
+      [] as string[],
+    )
+    .option(
+      '--out <dir>',
+      'where the steps and the sweep report go (default reports/sweep-<preset>-<time>)',
+    )
+    .action(
+      async (
+        preset: string,
+        o: {
+          loadScales?: number[];
+          search: boolean;
+          searchSteps: number;
+          variant?: string;
+          seed: number;
+          timeScale?: number;
+          budget: string[];
+          out?: string;
+        },
+      ) => {
+        const { sweepCommand } = await import('./sweep.ts');
+        const { runCommand } = await import('./run.ts');
+        const { readRunSummary } = await import('./compare.ts');
+        process.exitCode = await sweepCommand({ ...o, preset, budgets: o.budget }, async (step) => {
+          await runCommand({
+            preset,
+            seed: o.seed,
+            ci: false,
+            timeScale: step.timeScale,
+            loadScale: step.loadScale,
+            ...(o.variant ? { variant: o.variant } : {}),
+            out: step.dir,
+            budgets: step.budgets,
+            allowRemoteTarget: false,
+            progress: 'none',
+          });
+          return readRunSummary(step.dir);
+        });
+      },
+    );
+
+  program
     .command('phenomena')
     .description(
       "Reproduce the brief's failures: for each row of the phenomenon matrix (docs/PHENOMENA.md), run its preset at --ci with the naive build and with the hardened one, and check that the naive build shows the phenomenon and the hardened one passes. Writes phenomena.md and phenomena.json. Exit 0 every row holds, 1 one does not, 2 usage or set-up error.",

@@ -18,6 +18,8 @@ export interface RedisHandle {
   kind: 'env' | 'local' | 'container';
   /** Port of a local server (undefined for env). */
   port?: number;
+  /** The local server's process (its guard with `apart`), for CPU accounting. */
+  pid?: number;
   close(): Promise<void>;
 }
 
@@ -123,6 +125,7 @@ export async function startLocalRedis(
     kind: 'local',
     port,
     process: child,
+    ...(child.pid !== undefined ? { pid: child.pid } : {}),
     async close() {
       if (child.exitCode === null && child.signalCode === null) {
         child.kill('SIGTERM');

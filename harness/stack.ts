@@ -24,6 +24,8 @@ export interface Stack {
   urls: StackUrls;
   /** How Redis was found: env (REDIS_URL), local (redis-server started here), container. */
   redisKind: string;
+  /** The processes this stack started, for CPU accounting (a Redis not started here is absent). */
+  processes: { name: string; pid: number }[];
   stop(): Promise<void>;
 }
 
@@ -186,9 +188,14 @@ export async function startStack(o: StackOptions): Promise<Stack> {
     const checkout = co.urls.checkout;
     if (!checkout) throw new Error(`the checkout printed ${JSON.stringify(co.urls)}`);
     log(`  checkout ${checkout}`);
+    const processes = [
+      ...children.flatMap((c) => (c.proc.pid ? [{ name: c.name, pid: c.proc.pid }] : [])),
+      ...(redis.pid ? [{ name: 'redis', pid: redis.pid }] : []),
+    ];
     return {
       urls: { checkout, bank, wallet, coupon, redis: redis.url },
       redisKind: redis.kind,
+      processes,
       stop,
     };
   } catch (e) {

@@ -154,6 +154,7 @@ describe('parsing', () => {
       'risk.declines',
       'checkout.unexplained',
       'failures.reasons',
+      'capacity.arrivals_per_s',
       'checkout.p50_ms',
       'checkout.p95_ms',
       'checkout.p99_ms',
