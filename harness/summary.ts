@@ -63,6 +63,87 @@ export const faultBandSchema = z
   .strict();
 export type FaultBand = z.infer<typeof faultBandSchema>;
 
+/**
+ * The cascade timeline (harness/cascade.ts, docs/REPORTS.md "Cascade"): when
+ * each signal left its baseline, in time order, and how much the layers
+ * multiplied the shoppers' payment clicks on their way to the gateways.
+ */
+export const cascadeSchema = z
+  .object({
+    /** The onset rule's constants: baseline window, then per signal factor, floor and consecutive seconds. */
+    rule: z
+      .object({
+        baselineStage: z.string(),
+        baselineShare: num,
+        baselineMinSamples: z.number().int(),
+        signals: z.record(
+          z.string(),
+          z.object({ factor: num, floor: num, consecutive: z.number().int() }).strict(),
+        ),
+      })
+      .strict(),
+    /** The start of the first fault band (seconds from the start of traffic); null: no band. */
+    firstFaultS: nullableNum,
+    /** Signals that crossed their threshold, earliest first. */
+    onsets: z.array(
+      z
+        .object({
+          /** `dep.p99_ms`, `dep.error_rate`, `dep.retries_per_s`, `dep.breaker_open`, `checkout.p99_ms`, `checkout.failure_rate`, `checkout.shed_per_s`, `stock.held`. */
+          signal: z.string(),
+          /** For the `dep.*` signals: bank, wallet, coupon. */
+          dependency: z.string().optional(),
+          /** The first second of the first run of `consecutive` seconds above the threshold. */
+          atS: num,
+          /** atS minus firstFaultS; null without a fault band. */
+          lagS: nullableNum,
+          /** Median over the baseline window (0 when it had no sample). */
+          baseline: num,
+          threshold: num,
+          /** The highest value from the onset on. */
+          peak: num,
+        })
+        .strict(),
+    ),
+    /** Signals with no onset, as `signal{dependency=bank}` or `signal`. */
+    none: z.array(z.string()),
+    /** `bank p99 x4.2 at 12 s -> bank retries x3 at 13 s -> ...`, or `no onset`. */
+    story: z.string(),
+    /** Calls per shopper pay click, by layer; null where the data is missing. */
+    amplification: z
+      .object({
+        /** `pay.attempted`: the shoppers' pay clicks, first and retried after a failure; re-click copies not counted. */
+        payClicks: nullableNum,
+        /** Answers to POST /v1/orders/:id/pay (requests_per_s{route=orders.pay}, integrated): clicks and their re-click copies. */
+        payRequests: nullableNum,
+        /** payRequests / payClicks: the shoppers' re-click layer. */
+        reclickX: nullableNum,
+        /** Calls to the payment gateways (`dep.calls` of bank and wallet). */
+        paymentCalls: nullableNum,
+        /** paymentCalls / payRequests: the checkout layer (retries, deduplicated re-clicks, the wallet's two calls, queries). */
+        checkoutX: nullableNum,
+        /** paymentCalls / payClicks = reclickX x checkoutX. */
+        endToEndX: nullableNum,
+        dependencies: z.array(
+          z
+            .object({
+              dependency: z.string(),
+              /** `dep.calls{dependency}`: every attempt the checkout made. */
+              calls: nullableNum,
+              /** retries_per_s{dependency}, integrated. */
+              retries: nullableNum,
+              /** calls / (calls - retries): the checkout's retry layer. */
+              retryX: nullableNum,
+              /** calls / payClicks, for the payment gateways (bank, wallet); null for the coupon service. */
+              perPayClick: nullableNum,
+            })
+            .strict(),
+        ),
+      })
+      .strict(),
+  })
+  .strict();
+export type Cascade = z.infer<typeof cascadeSchema>;
+
 export const runSummarySchema = z
   .object({
     schemaVersion: z.literal(SUMMARY_SCHEMA_VERSION),
@@ -175,6 +256,22 @@ export const runSummarySchema = z
         note: z.string().optional(),
       })
       .strict(),
+    /** When each signal left its baseline, and the retry amplification (absent in older summaries). */
+    cascade: cascadeSchema.optional(),
+    /**
+     * Cores each process used on average during the traffic (absent in older
+     * summaries, and empty where /proc cannot be read): `harness+load` (the
+     * harness with flashcrowd's engine in it; `harness` with --runners),
+     * `checkout`, `mocks`, `redis` (started by the run), `machine` (all of it,
+     * of `cores`). `flashcrowd sweep` names the one that saturated.
+     */
+    cpu: z
+      .object({
+        shares: z.array(z.object({ name: z.string(), cores: num }).strict()),
+        cores: z.number().int(),
+      })
+      .strict()
+      .optional(),
     /** Problems that did not stop the run (a scrape that failed, k6's own exit code...). */
     warnings: z.array(z.string()),
     /** Report files, relative to the run directory. */

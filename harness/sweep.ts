@@ -74,7 +74,7 @@ export function stepOf(p: Preset, loadScale: number, dir: string, s: RunSummary)
   const m = s.metrics;
   const v = (k: string) => (typeof m[k] === 'number' ? m[k] : null);
   const paid = v('pay.paid');
-  const cpu = (s as { cpu?: { shares: { name: string; cores: number }[]; cores: number } }).cpu;
+  const cpu = s.cpu;
   const broken = s.budgets.find((b) => !b.ok);
   const sat = cpu ? saturated(cpu.shares, cpu.cores) : undefined;
   return {

@@ -44,7 +44,9 @@ describe('two runs side by side', () => {
     expect(md).toMatch(/\| leaks\.stock==0 \| FAIL 12 \| ok 0 \|/);
     expect(md).toMatch(/\| I3 \| BROKEN 3 \| held \|/);
     expect(md).toMatch(/\| leaks\.stock \| exact \| 12 \| 0 \| -12 \|/);
-    expect(md).toMatch(/Not the same run \(.*checkout: "naive" vs "hardened"\): deltas show what changed/);
+    expect(md).toMatch(
+      /Not the same run \(.*checkout: "naive" vs "hardened"\): deltas show what changed/,
+    );
     for (const t of ['Runs', 'Budgets', 'Invariants', 'Cascade', 'Metrics'])
       expect(md).toContain(`## ${t}`);
   });

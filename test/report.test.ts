@@ -12,6 +12,7 @@ import { validateXML } from 'xmllint-wasm';
 import { UsageError } from '../harness/errors.ts';
 import { CHART_DEFS, parseSeriesKey } from '../harness/report/charts.ts';
 import { fmtMetric, xmlEscape } from '../harness/report/format.ts';
+import { mdText } from '../harness/report/markdown.ts';
 import {
   REPORT_FILES,
   ReportDataError,
@@ -176,6 +177,17 @@ describe('writeReports', () => {
     expect(md).toContain('outage \\<all operations\\>');
     expect(md).not.toContain('\u0007');
 
+    // the cascade: its story, one row per onset in time order; a summary without one says so
+    const story = failingSummary().cascade!.story;
+    expect(story).toMatch(/^bank errors 80% at 6 s -> .* -> wallet errors 100% at 12 s$/);
+    expect(md).toContain(`### Cascade\n\n**${mdText(story)}**`);
+    expect(md).toContain('| 1 | bank error rate | 6 s | +0 s | 0% | 5% | 80% | +80% |');
+    expect(md).toMatch(/\| 3 \| wallet error rate \| 12 s \| \+6 s \|/);
+    expect(md).toContain('| end to end | x1.54 | 3,700 payment gateway calls / 2,400 pay clicks |');
+    expect(read(passDir, 'summary.md')).toContain(
+      '### Cascade\n\nNot recorded (a summary from before the cascade timeline).',
+    );
+
     const ok = read(passDir, 'summary.md');
     expect(ok.split('\n')[0]).toBe('## ✅ PASS: livestream-spike (hardened)');
     expect(ok).toContain('0 of 3 budgets failed, 0 of 11 invariants broken');
@@ -219,6 +231,15 @@ describe('writeReports', () => {
     expect(dep.slice(0, dep.indexOf('</svg>'))).toContain('>no data</text>');
     // a series that is present but all null is listed as such
     expect(read(passDir, 'index.html')).toContain('wallet p99 (no data)');
+    // the cascade section, and charts of the hardened checkout's internals
+    const cascade = html.slice(html.indexOf('<section id="cascade">'));
+    expect(cascade.slice(0, cascade.indexOf('</section>'))).toContain(
+      `<strong>${xmlEscape(failingSummary().cascade!.story)}</strong>`,
+    );
+    expect(cascade).toMatch(/^[^]*?<td>bank error rate<\/td><td class="num">6 s<\/td>/);
+    expect(CHART_DEFS.map((d) => d.id)).toEqual(
+      expect.arrayContaining(['retries', 'breakers', 'shed']),
+    );
     // tables: broken invariants and failed budgets are marked, examples escaped
     expect(html).toContain('<span class="tag fail">BROKEN</span>');
     expect(html).toContain('<code>ord-&lt;sku-2&gt;&amp;&quot;9&quot;</code>');

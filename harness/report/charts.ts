@@ -12,7 +12,7 @@
 import type { FaultBand, TimeSeries } from '../summary.ts';
 import { fmtCompact, xmlEscape } from './format.ts';
 
-export type ChartUnit = 'per_s' | 'ms' | 'count';
+export type ChartUnit = 'per_s' | 'ms' | 'count' | 'state';
 
 export interface ChartLine {
   /** Legend text. */
@@ -86,6 +86,28 @@ export const CHART_DEFS = [
       "The gateways' own answer latency quantiles, in milliseconds: colour is the dependency, the dash pattern the quantile.",
     unit: 'ms',
     expected: ['dep_latency_ms{dependency,q}'],
+  },
+  {
+    id: 'retries',
+    title: 'Checkout retries',
+    description: 'Calls the checkout retried, per second, by dependency.',
+    unit: 'per_s',
+    expected: ['retries_per_s{dependency}'],
+  },
+  {
+    id: 'breakers',
+    title: 'Circuit breakers',
+    description:
+      "The checkout's circuit breakers by dependency and key: 0 closed, 1 open, 2 half-open, 3 isolated.",
+    unit: 'state',
+    expected: ['breaker_state{dependency,key}'],
+  },
+  {
+    id: 'shed',
+    title: 'Load shed',
+    description: 'Requests the checkout shed with a 503 (load shedding), per second.',
+    unit: 'per_s',
+    expected: ['shed_per_s'],
   },
 ] as const satisfies readonly Omit<ChartSpec, 't' | 'lines' | 'stages' | 'bands'>[];
 
@@ -304,10 +326,29 @@ export function buildCharts(ts: TimeSeries): ChartSpec[] {
         }
         break;
       }
+      case 'retries':
+        lines.push(...plainLines(pick(ts, 'retries_per_s'), (l) => l.dependency ?? '?'));
+        break;
+      case 'breakers':
+        lines.push(...plainLines(pick(ts, 'breaker_state'), (l) => `${l.dependency}: ${l.key}`));
+        break;
+      case 'shed':
+        lines.push(...plainLines(pick(ts, 'shed_per_s'), () => 'shed'));
+        break;
     }
     specs.push({ ...base(def), lines });
   }
   return specs;
+}
+
+/** One line per series, in palette order, labelled from its labels. */
+function plainLines(found: Found[], label: (l: Record<string, string>) => string): ChartLine[] {
+  return found.map((f, i) => ({
+    label: label(f.ref.labels),
+    key: f.key,
+    values: f.values,
+    ...styleAt(i),
+  }));
 }
 
 function labelText(labels: Record<string, string>): string {
@@ -392,6 +433,7 @@ const UNIT_TITLE: Record<ChartUnit, string> = {
   per_s: 'per second',
   ms: 'milliseconds',
   count: 'units',
+  state: 'state',
 };
 
 function finite(v: number | null | undefined): v is number {

@@ -77,8 +77,7 @@ function metricTable([a, b]: [Side, Side], c: Comparison): Table {
 
 /** The cascade stories, when the runs carry them (summary.json `cascade`). */
 function cascadeLines([a, b]: [Side, Side]): string[] {
-  const story = (s: RunSummary) =>
-    (s as { cascade?: { story?: string } }).cascade?.story ?? '(no cascade timeline)';
+  const story = (s: RunSummary) => s.cascade?.story ?? '(no cascade timeline)';
   return [`${a.label}: ${story(a.summary)}`, `${b.label}: ${story(b.summary)}`];
 }
 

@@ -16,7 +16,17 @@ import {
   unshownBreaks,
   xmlEscape as e,
 } from './format.ts';
-import { budgetMessage, presetTitle, verdictCounts, verdictLine } from './markdown.ts';
+import {
+  AMPLIFICATION_HEAD,
+  CASCADE_HEAD,
+  amplificationRows,
+  budgetMessage,
+  cascadeNone,
+  cascadeRows,
+  presetTitle,
+  verdictCounts,
+  verdictLine,
+} from './markdown.ts';
 
 /** How many example ids an invariant row shows (the rest are counted). */
 export const HTML_MAX_EXAMPLES = 10;
@@ -111,6 +121,33 @@ function recordText(r: Record<string, string | number | boolean>): string {
     .join(' ');
 }
 
+/** The cascade section: the story, the onsets in time order, the signals without one, the amplification. */
+function cascadeSection(c: RunSummary['cascade']): string {
+  const o = ['<section id="cascade"><h2>Cascade</h2>'];
+  if (!c) o.push('<p class="muted">Not recorded (a summary from before the cascade timeline).</p>');
+  else {
+    o.push(`<p><strong>${e(c.story)}</strong></p>`);
+    o.push(
+      '<p class="desc">A signal\'s onset is the first second it stays above max(baseline x factor, baseline + floor) for its number of consecutive seconds; the baseline is its median over the baseline stage (docs/REPORTS.md lists the constants). Lag is from the start of the first fault window.</p>',
+    );
+    const cols = CASCADE_HEAD.map((head, i) => ({ head, num: i !== 1 }));
+    const rows = cascadeRows(c).map((r) => ({ cells: r.map(e) }));
+    o.push(dataTable(cols, rows, 'No signal left its baseline.'));
+    if (c.none.length) o.push(`<p class="muted">No onset: ${e(cascadeNone(c))}.</p>`);
+    o.push('<h3>Retry amplification</h3>');
+    const amp = amplificationRows(c.amplification).map((r) => ({ cells: r.map(e) }));
+    o.push(
+      dataTable(
+        AMPLIFICATION_HEAD.map((head, i) => ({ head, num: i === 1 })),
+        amp,
+        '',
+      ),
+    );
+  }
+  o.push('</section>');
+  return o.join('\n');
+}
+
 export function renderHtml(s: RunSummary, ts: TimeSeries): string {
   const c = verdictCounts(s);
   const pass = s.verdict === 'pass';
@@ -135,7 +172,7 @@ export function renderHtml(s: RunSummary, ts: TimeSeries): string {
   o.push(`<p><strong>${e(verdictLine(s))}.</strong> Exit code ${s.exitCode}.</p>`);
   if (s.preset.description) o.push(`<p>${e(s.preset.description)}</p>`);
   o.push(
-    '<nav><a href="#run">Run</a><a href="#budgets">Budgets</a><a href="#invariants">Invariants</a><a href="#charts">Charts</a><a href="#stock">Stock</a><a href="#failures">Failures</a><a href="#events">Orders and payments</a><a href="#faults">Faults</a><a href="#metrics">Metrics</a></nav>',
+    '<nav><a href="#run">Run</a><a href="#budgets">Budgets</a><a href="#invariants">Invariants</a><a href="#charts">Charts</a><a href="#stock">Stock</a><a href="#failures">Failures</a><a href="#events">Orders and payments</a><a href="#faults">Faults</a><a href="#cascade">Cascade</a><a href="#metrics">Metrics</a></nav>',
   );
   o.push('</div></header>');
   o.push('<main>');
@@ -384,6 +421,9 @@ export function renderHtml(s: RunSummary, ts: TimeSeries): string {
     ),
   );
   o.push('</section>');
+
+  // ---- cascade
+  o.push(cascadeSection(s.cascade));
 
   // ---- quiescence and warnings
   o.push('<section id="quiescence"><h2>Quiescence</h2>');

@@ -1,7 +1,9 @@
 // summary.md: the run in GitHub-flavoured Markdown, verdict first. The same
 // text is appended to $GITHUB_STEP_SUMMARY in CI, so it must read well on
 // GitHub: tables, no raw HTML except <details> for the long lists.
-import type { RunSummary } from '../summary.ts';
+import { signalLabel } from '../cascade.ts';
+import type { Cascade, RunSummary } from '../summary.ts';
+import { parseSeriesKey } from './charts.ts';
 import {
   OP_WORDS,
   fmtDateTime,
@@ -92,6 +94,114 @@ function featuresText(f: RunSummary['checkout']['features']): string {
     .filter(([, v]) => v !== false)
     .map(([k, v]) => (v === true ? k : `${k}=${v}`));
   return on.length ? on.join(', ') : 'none';
+}
+
+// ---------------------------------------------------------------- cascade (shared with index.html)
+
+export const CASCADE_HEAD = [
+  '#',
+  'signal',
+  'onset',
+  'lag',
+  'baseline',
+  'threshold',
+  'peak',
+  'vs baseline',
+];
+
+/** The onsets as plain-text cells, in time order. */
+export function cascadeRows(c: Cascade): string[][] {
+  return c.onsets.map((o, i) => [
+    String(i + 1),
+    signalLabel(o.signal, o.dependency),
+    fmtSeconds(o.atS),
+    o.lagS === null ? 'no fault' : `${o.lagS >= 0 ? '+' : ''}${fmtSeconds(o.lagS)}`,
+    fmtMetric(o.signal, o.baseline),
+    fmtMetric(o.signal, o.threshold),
+    fmtMetric(o.signal, o.peak),
+    o.baseline > 0
+      ? `x${fmtNumber(o.peak / o.baseline)}`
+      : `+${fmtMetric(o.signal, o.peak - o.baseline)}`,
+  ]);
+}
+
+/** The signals without an onset, by name: `wallet p99 latency, checkout shed load`. */
+export function cascadeNone(c: Cascade): string {
+  return c.none
+    .map((k) => {
+      const { name, labels } = parseSeriesKey(k);
+      return signalLabel(name, labels.dependency);
+    })
+    .join(', ');
+}
+
+const fmtX = (x: number | null) => (x === null ? 'no data' : `x${fmtNumber(x)}`);
+const fmtN = (n: number | null) => (n === null ? 'no data' : fmtNumber(n));
+
+export const AMPLIFICATION_HEAD = ['layer', 'factor', 'from'];
+
+/** The retry amplification by layer, as plain-text cells. */
+export function amplificationRows(a: Cascade['amplification']): string[][] {
+  const rows = [
+    [
+      'shopper re-clicks',
+      fmtX(a.reclickX),
+      `${fmtN(a.payRequests)} pay requests / ${fmtN(a.payClicks)} pay clicks`,
+    ],
+    [
+      'checkout',
+      fmtX(a.checkoutX),
+      `${fmtN(a.paymentCalls)} payment gateway calls / ${fmtN(a.payRequests)} pay requests`,
+    ],
+    [
+      'end to end',
+      fmtX(a.endToEndX),
+      `${fmtN(a.paymentCalls)} payment gateway calls / ${fmtN(a.payClicks)} pay clicks`,
+    ],
+  ];
+  for (const d of a.dependencies) {
+    rows.push([
+      `${d.dependency} retries`,
+      fmtX(d.retryX),
+      `${fmtN(d.calls)} calls, ${fmtN(d.retries)} of them retries`,
+    ]);
+    if (d.perPayClick !== null)
+      rows.push([
+        `${d.dependency} calls per pay click`,
+        fmtNumber(d.perPayClick),
+        `${fmtN(d.calls)} calls / ${fmtN(a.payClicks)} pay clicks`,
+      ]);
+  }
+  return rows;
+}
+
+function cascadeSection(c: Cascade | undefined): string[] {
+  const out = ['', '### Cascade', ''];
+  if (!c) return [...out, 'Not recorded (a summary from before the cascade timeline).'];
+  out.push(`**${mdText(c.story)}**`, '');
+  out.push(
+    'Onset: the first second a signal stays above max(baseline x factor, baseline + floor) for its consecutive seconds; ' +
+      'baseline: its median over the baseline stage; lag: from the start of the first fault window (constants: docs/REPORTS.md, Cascade).',
+    '',
+  );
+  if (c.onsets.length)
+    out.push(
+      table(
+        CASCADE_HEAD,
+        cascadeRows(c).map((r) => r.map(mdText)),
+        ['r', 'l', 'r', 'r', 'r', 'r', 'r', 'r'],
+      ),
+      '',
+    );
+  if (c.none.length) out.push(`No onset: ${mdText(cascadeNone(c))}.`, '');
+  out.push(
+    table(
+      AMPLIFICATION_HEAD,
+      amplificationRows(c.amplification).map((r) => r.map(mdText)),
+      ['l', 'r', 'l'],
+    ),
+  );
+  return out;
 }
 
 export function renderMarkdown(s: RunSummary): string {
@@ -294,6 +404,8 @@ export function renderMarkdown(s: RunSummary): string {
         ['l', 'l', 'l', 'r'],
       ),
     );
+
+  out.push(...cascadeSection(s.cascade));
 
   out.push('');
   out.push('### Quiescence');

@@ -31,6 +31,7 @@ import type { RunSummary } from '../summary.ts';
 import { PROJECT_ROOT } from '../tools.ts';
 import { baselineOf } from './baseline.ts';
 import { applyChaos, clearChaos } from './chaos.ts';
+import { watchCpu } from './cpu.ts';
 import { engineFactory, prepareLoad, readyEngine, runLoad, timeSeries } from './load.ts';
 import { finalReadings, runMetrics } from './metrics.ts';
 import { decideI10 } from './probe.ts';
@@ -189,7 +190,9 @@ async function runOne(r: OneRun, o: RunOptions, print: Print): Promise<RunSummar
     await readyEngine(engine, plan, o.signal);
     // Chaos is applied just before the traffic, so its clock starts with it.
     const bands = await applyChaos(ctx, target);
+    const cpu = watchCpu(target, o.runners ? 'harness' : 'harness+load');
     const loadRun = await runLoad(ctx, target, { engine, plan, bands });
+    const cpuShares = cpu.stop();
     await clearChaos(target);
     store = openStore(ctx, target, sale);
     const interrupted = interruption(o.signal, loadRun.trafficS);
@@ -244,6 +247,8 @@ async function runOne(r: OneRun, o: RunOptions, print: Print): Promise<RunSummar
       target,
       sale,
       bands,
+      series,
+      cpu: cpuShares,
       loadRun,
       settling,
       readings,

@@ -2,7 +2,13 @@
 // (harness/summary.ts), which the report files are written from.
 import { relative } from 'node:path';
 import { INVARIANT_NAMES, type InvariantId, type InvariantResult } from '../audit.ts';
-import { SUMMARY_SCHEMA_VERSION, type FaultBand, type RunSummary } from '../summary.ts';
+import { cascadeOf } from '../cascade.ts';
+import {
+  SUMMARY_SCHEMA_VERSION,
+  type FaultBand,
+  type RunSummary,
+  type TimeSeries,
+} from '../summary.ts';
 import { flashcrowdVersion, PROJECT_ROOT } from '../tools.ts';
 import type { LoadRun } from './load.ts';
 import {
@@ -23,6 +29,10 @@ export interface SummaryParts {
   target: Target;
   sale: Sale;
   bands: FaultBand[];
+  /** timeseries.json, for the cascade timeline. */
+  series: TimeSeries;
+  /** Cores each process used during the traffic (harness/run/cpu.ts). */
+  cpu?: RunSummary['cpu'];
   loadRun: LoadRun;
   settling: Settling;
   readings: Readings;
@@ -96,6 +106,8 @@ export function buildSummary(ctx: RunContext, p: SummaryParts): RunSummary {
               : `not settled within ${limitS} s: leaks counted as found`,
           }),
     },
+    cascade: cascadeOf(p.series, p.metrics),
+    ...(p.cpu ? { cpu: p.cpu } : {}),
     warnings: ctx.warnings,
     files: {},
   };

@@ -1,6 +1,7 @@
 // A realistic run summary and time series for the report renderers' tests: a
 // passing run and a failing one (a broken invariant, failed budgets, a budget
 // with no samples, an undecided invariant, fault bands, two SKUs, gaps).
+import { cascadeOf } from '../../harness/cascade.ts';
 import { seriesKey, type RunSummary, type TimeSeries } from '../../harness/summary.ts';
 
 // ---------------------------------------------------------------- fixtures
@@ -24,6 +25,12 @@ export const STAGES = [
   { label: 'baseline', fromS: 0, toS: 8 },
   { label: 'host-opens-link', fromS: 8, toS: 18 },
   { label: 'decay', fromS: 18, toS: 30 },
+];
+
+/** The failing run's fault windows (in its summary and its series). */
+const FAIL_BANDS: RunSummary['chaos']['bands'] = [
+  { service: 'bank', label: 'brownout p99 x4 & 20% 503', fromS: 6, toS: 16 },
+  { service: 'wallet', label: 'outage <all operations>', fromS: 12, toS: null },
 ];
 
 export function baseSummary(): RunSummary {
@@ -119,6 +126,9 @@ export function failingSummary(): RunSummary {
     'leaks.stock': 12,
     dropped_iterations: null,
     'paid.total': 8123,
+    'pay.attempted': 2400,
+    'dep.calls{dependency=bank}': 3100,
+    'dep.calls{dependency=wallet}': 600,
   };
   s.budgets = [
     {
@@ -218,10 +228,7 @@ export function failingSummary(): RunSummary {
     ],
   };
   s.chaos = {
-    bands: [
-      { service: 'bank', label: 'brownout p99 x4 & 20% 503', fromS: 6, toS: 16 },
-      { service: 'wallet', label: 'outage <all operations>', fromS: 12, toS: null },
-    ],
+    bands: FAIL_BANDS.map((b) => ({ ...b })),
     injected: [
       { service: 'bank', operation: 'payments.create', kind: 'latency', count: 5120 },
       { service: 'bank', operation: 'payments.create', kind: 'http_503', count: 1022 },
@@ -229,6 +236,7 @@ export function failingSummary(): RunSummary {
     ],
   };
   s.quiescence = { settled: false, waitedS: 30, note: '12 orders still processing' };
+  s.cascade = cascadeOf(series(true), s.metrics);
   s.warnings = [
     'scrape of http://127.0.0.1:40123/metrics failed twice: ECONNRESET',
     'k6 exited with code 99 (thresholds crossed) \u0007 ]]> <!-- -->',
@@ -280,7 +288,7 @@ export function series(fail: boolean): TimeSeries {
     intervalS: 1,
     t,
     series: out,
-    bands: fail ? failingSummary().chaos.bands : [],
+    bands: fail ? FAIL_BANDS.map((b) => ({ ...b })) : [],
     stages: STAGES,
   };
 }
