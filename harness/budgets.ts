@@ -90,6 +90,12 @@ export const KNOWN_METRICS: readonly KnownMetric[] = [
   ),
   m('orders.expired', 'count', none, 'unpaid orders released at their payment deadline'),
   m(
+    'retries.end_to_end',
+    'factor',
+    none,
+    'payment-gateway calls (bank and wallet, every operation) per shopper pay click: re-clicks and checkout retries together',
+  ),
+  m(
     'capacity.arrivals_per_s',
     'count',
     none,

@@ -2,6 +2,7 @@
 // errors, chaos middleware, admin routes (/__chaos, /__reset), /healthz,
 // /metrics, and a listener that honours "refuse" outage windows.
 import { once } from 'node:events';
+import { readFileSync } from 'node:fs';
 import type { AddressInfo, Socket } from 'node:net';
 import http from 'node:http';
 import express, {
@@ -184,8 +185,8 @@ export async function listenTracked(
     sockets.add(s);
     s.on('close', () => sockets.delete(s));
   });
-  server.listen(port, host);
-  await once(server, 'listening');
+  if (port !== 0) await listenOn(server, port, host);
+  else await listenOutsideEphemeral(server, host);
   const bound = (server.address() as AddressInfo).port;
   return {
     server,
@@ -193,6 +194,56 @@ export async function listenTracked(
     port: bound,
     url: `http://${host.includes(':') ? `[${host}]` : host}:${bound}`,
   };
+}
+
+/** Listen on `port`; rejects with the listen error (EADDRINUSE...). */
+function listenOn(server: http.Server, port: number, host: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const onError = (e: Error) => {
+      server.off('listening', onListening);
+      reject(e);
+    };
+    const onListening = () => {
+      server.off('error', onError);
+      resolve();
+    };
+    server.once('error', onError);
+    server.once('listening', onListening);
+    server.listen(port, host);
+  });
+}
+
+/** The first port of the kernel's ephemeral range (outgoing connections' source ports). */
+function ephemeralLow(): number {
+  try {
+    const low = Number(
+      readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').split(/\s+/)[0],
+    );
+    return Number.isInteger(low) && low > 2048 ? low : 32768;
+  } catch {
+    return 32768;
+  }
+}
+
+/**
+ * A free port below the ephemeral range. A service that closes its listener
+ * for a `refuse` window must get its port back afterwards: a port the kernel
+ * picked (port 0) is an ephemeral one, which any outgoing connection may take
+ * as its source port while the listener is closed, and the service would then
+ * stay unreachable (EADDRINUSE). Falls back to port 0 after 50 tries.
+ */
+async function listenOutsideEphemeral(server: http.Server, host: string): Promise<void> {
+  const high = ephemeralLow() - 1;
+  const low = Math.min(10_000, high - 1000);
+  for (let i = 0; i < 50; i++) {
+    const port = low + Math.floor(Math.random() * (high - low));
+    try {
+      return await listenOn(server, port, host);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EADDRINUSE') throw e;
+    }
+  }
+  await listenOn(server, 0, host);
 }
 
 /** Build a service and listen; port 0 picks a free port. Handles refuse windows by closing and reopening the listener. */
@@ -213,15 +264,24 @@ export async function startService<E>(
     if (closed) return;
     clearTimeout(timer);
     const down = engine.refusing();
+    let retryMs: number | undefined;
     if (down && listening) {
       server.close();
       listening = false;
     } else if (!down && !listening) {
-      server.listen(port, host);
       listening = true;
+      listenOn(server, port, host).catch((e: NodeJS.ErrnoException) => {
+        // The port is taken for now (an outgoing connection's source port): try again soon.
+        listening = false;
+        console.error(
+          `[${def.name}] cannot listen again on ${port} (${e.code ?? e.message}); retrying`,
+        );
+        if (!closed) timer = setTimeout(sync, 100);
+      });
     }
     const next = engine.nextBoundaryMs();
-    if (next !== undefined) timer = setTimeout(sync, Math.max(1, next + 1));
+    if (next !== undefined) retryMs = Math.max(1, next + 1);
+    if (retryMs !== undefined) timer = setTimeout(sync, retryMs);
   };
   engine.onChange(sync);
   sync();

@@ -155,6 +155,7 @@ describe('parsing', () => {
       'checkout.unexplained',
       'failures.reasons',
       'capacity.arrivals_per_s',
+      'retries.end_to_end',
       'checkout.p50_ms',
       'checkout.p95_ms',
       'checkout.p99_ms',

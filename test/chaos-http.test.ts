@@ -2,6 +2,8 @@
 // as the host service: each fault kind arrives as what it is, rates and
 // latency quantiles match the profile, windows and timelines take effect,
 // capacity limits hold, and the admin routes validate what they are given.
+import { readFileSync } from 'node:fs';
+import net from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createBank } from '../mock-gateways/bank/service.ts';
 import { latencyQuantile } from '../mock-gateways/chaos/latency.ts';
@@ -251,6 +253,28 @@ describe('outage windows and timelines on a live server', () => {
     expect(r).toMatchObject({ kind: 'error', code: 'ECONNREFUSED' });
     while (s.engine.elapsedMs() < 500) await sleep(25);
     expect(await rawRequest(`${s.url}/healthz`)).toMatchObject({ kind: 'response', status: 200 });
+  });
+
+  it('down (refuse): the port is outside the ephemeral range, and one taken during the window is retried until the service listens again', async () => {
+    const low = Number(
+      readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').split(/\s+/)[0],
+    );
+    const s = await bank({
+      outages: [{ startMs: 0, durationMs: 300, mode: 'down', how: 'refuse' }],
+    });
+    const port = Number(new URL(s.url).port);
+    expect(port).toBeLessThan(low); // an outgoing connection cannot take it as its source port
+    // Plant the fault: another socket holds the port while the listener is closed.
+    const squatter = net.createServer();
+    await new Promise<void>((r) => squatter.listen(port, '127.0.0.1', r));
+    while (s.engine.elapsedMs() < 500) await sleep(25);
+    await new Promise<void>((r) => squatter.close(() => r()));
+    let answer = await rawRequest(`${s.url}/healthz`);
+    for (let i = 0; i < 40 && answer.kind !== 'response'; i++) {
+      await sleep(50);
+      answer = await rawRequest(`${s.url}/healthz`);
+    }
+    expect(answer).toMatchObject({ kind: 'response', status: 200 });
   });
 
   it('brownout raises the error rate for its window only', async () => {

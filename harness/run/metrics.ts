@@ -44,6 +44,19 @@ export async function finalReadings({ urls, haveMocks }: Target): Promise<Readin
   return { stock, checkoutProm, mockProms };
 }
 
+/**
+ * Payment-gateway calls (bank and wallet, every operation and retry) per pay
+ * click of a shopper: what the shoppers' re-clicks and the checkout's retries
+ * make of one click, end to end (null without clicks or calls).
+ */
+function endToEnd(m: Metrics): number | null {
+  const clicks = m['pay.attempted'];
+  const bank = m['dep.calls{dependency=bank}'];
+  const wallet = m['dep.calls{dependency=wallet}'];
+  if (!clicks || bank === undefined || bank === null) return null;
+  return (bank + (wallet ?? 0)) / clicks;
+}
+
 /** The gateways' risk-control declines (velocity, fraud rules), seeds 000 and 003. */
 const RISK_DECLINES = new Set(['card_velocity_exceeded', 'risk_control_rejected']);
 
@@ -68,6 +81,7 @@ export function runMetrics(
     stock: readings.stock,
     stages: a.stages,
   });
+  metrics['retries.end_to_end'] = endToEnd(metrics);
   if (Object.keys(readings.mockProms).length)
     metrics['risk.declines'] = declinesOf(readings.mockProms)
       .filter((d) => RISK_DECLINES.has(d.reason))
