@@ -49,6 +49,14 @@ export const featuresSchema = z
   .strict();
 export type Features = z.infer<typeof featuresSchema>;
 
+/** The features that are the seeds' mistakes (on: the mistake), not resilience (docs/CHECKOUT.md, "Naive behaviours"). */
+export const NAIVE_BEHAVIOURS: readonly (keyof Features)[] = [
+  'splitStockCheck',
+  'holdPaying',
+  'couponReleaseOnCancelOnly',
+  'reclickRepays',
+];
+
 export const paramsSchema = z
   .object({
     /** How long an unpaid order holds its stock (15 min, like the platforms in the seeds). */

@@ -1,5 +1,6 @@
 // `flashcrowd checkout`: the reference checkout with its Redis and mocks.
 // Whatever is not given (Redis, mocks) is started here and stopped with it.
+import { NAIVE_BEHAVIOURS } from '../checkout/config.ts';
 import { startCheckout } from '../checkout/service.ts';
 import { ValidationError } from '../mock-gateways/errors.ts';
 import type { RunningService } from '../mock-gateways/service.ts';
@@ -97,12 +98,15 @@ export async function runCheckoutCommand(
         console.log(`${k.padEnd(8)} ${v}${some === 0 ? ' (mock, started here)' : ''}`);
       const on = Object.entries(co.config.features)
         .filter(([, v]) => v === true)
-        .map(([k]) => k);
+        .map(([k]) => k as keyof typeof co.config.features);
+      const resilience = on.filter((k) => !NAIVE_BEHAVIOURS.includes(k));
+      const mistakes = on.filter((k) => NAIVE_BEHAVIOURS.includes(k));
       console.log(
-        on.length === 0
+        resilience.length === 0
           ? '(every resilience feature is off: the naive build)'
-          : `(features on: ${on.join(', ')})`,
+          : `(features on: ${resilience.join(', ')})`,
       );
+      if (mistakes.length) console.log(`(naive behaviours on: ${mistakes.join(', ')})`);
       console.log(
         'Seed a sale: curl -s -XPOST ' +
           co.url +

@@ -241,7 +241,7 @@ const SCRIPTS: Script[] = [
     mutation: {
       name: 'coupon release skipped after a payment failure',
       file: 'checkout/checkout.ts',
-      find: '      if (order.coupon) await this.releaseCoupon(order.coupon, order.id);\n',
+      find: '      if (order.coupon) await this.releaseCouponOfEnded(order.coupon, order.id);\n',
       replace: '',
     },
     breaks: ['I8'],
