@@ -14,7 +14,7 @@ function clockTicks(): number {
 const TICKS = clockTicks();
 
 /** utime + stime of one process, in seconds (undefined when it is gone or not Linux). */
-function ownCpuSeconds(pid: number): number | undefined {
+export function cpuSeconds(pid: number): number | undefined {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
     const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
@@ -39,17 +39,12 @@ function childrenOf(pid: number): number[] {
   }
 }
 
-/** utime + stime of a process, in seconds (undefined when it is gone or not Linux). */
-export function cpuSeconds(pid: number): number | undefined {
-  return ownCpuSeconds(pid);
-}
-
 /**
  * A process and its live descendants (a guard and the redis-server it runs),
  * in seconds: a descendant that exits meanwhile leaves the sum.
  */
 export function treeCpuSeconds(pid: number): number | undefined {
-  const own = ownCpuSeconds(pid);
+  const own = cpuSeconds(pid);
   if (own === undefined) return undefined;
   return childrenOf(pid).reduce((s, c) => s + (treeCpuSeconds(c) ?? 0), own);
 }
