@@ -17,6 +17,7 @@ const LOAD = [
   'test/compose.test.ts',
   'test/engine-http.test.ts',
   'test/scenario-livestream.test.ts',
+  'test/phenomena.test.ts',
 ];
 
 const shared = {

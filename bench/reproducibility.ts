@@ -1,9 +1,9 @@
 // `npm run bench:repro`: the reproducibility table of docs/REPRODUCIBILITY.md.
 // Every shipped preset at its CI scale, with the hardened build and the naive
 // one, run twice with one seed (`flashcrowd run --repeat 2`), side by side in
-// one invocation; each pair compared by harness/compare.ts. A preset with
-// variants runs each variant (retry-storm: naive and hardened); any other
-// preset runs as shipped and once more from a copy whose checkout is naive.
+// one invocation; each pair compared by harness/compare.ts. Each preset runs
+// each of its variants (every shipped one has naive and hardened; a preset
+// file without variants runs as it is).
 // Prints one Markdown row per run pair: values compared, identical, within
 // tolerance, out of tolerance, whether the exact class (audit, schedule, and
 // for the naive build injected faults) was identical, and the largest
@@ -92,22 +92,15 @@ const lines = [
 ];
 let allOk = true;
 for (const name of names) {
-  const { preset, file } = loadPreset(name);
-  const runs: { label: string; what: string; dirs: string[] }[] = [];
-  if (preset.variants?.length)
-    runs.push({
-      label: name,
+  const { preset } = loadPreset(name);
+  // Each variant in its own folder; a preset without variants (a file of yours) runs as it is.
+  const runs = [
+    {
+      label: preset.variants?.length ? name : `${name} / ${preset.checkout.mode}`,
       what: name,
-      dirs: preset.variants.map((v) => v.name),
-    });
-  else {
-    runs.push({ label: `${name} / ${preset.checkout.mode}`, what: file, dirs: [''] });
-    const naive = join(tmp, `${name}-naive.json`);
-    const raw = JSON.parse(readFileSync(file, 'utf8')) as Record<string, unknown>;
-    raw.checkout = { ...(raw.checkout as object), mode: 'naive' };
-    writeFileSync(naive, JSON.stringify(raw));
-    runs.push({ label: `${name} / naive`, what: naive, dirs: [''] });
-  }
+      dirs: preset.variants?.map((v) => v.name) ?? [''],
+    },
+  ];
   for (const r of runs) {
     const out = join(tmp, r.label.replace(/[^a-z0-9-]+/gi, '_'));
     const started = Date.now();

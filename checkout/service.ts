@@ -59,7 +59,6 @@ function send(res: Response, a: Answer) {
   else res.status(a.status).json(a.body);
 }
 
-/** Shed load with 503 + Retry-After when too much is in flight or the event loop lags. */
 /**
  * Load shedding: refuse shopper requests with 503 + Retry-After when too many
  * are in flight or the event loop lags (its p99 delay over the last second).

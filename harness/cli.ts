@@ -211,7 +211,7 @@ export function buildCli(): Command {
   program
     .command('demo')
     .description(
-      'The quick-start demo: `run livestream-spike --ci` (about 20 s of livestream traffic through the whole stack), report in reports/<run-id>/.',
+      'The quick-start demo: `run livestream-spike --ci`, its naive and its hardened variant (about 20 s of livestream traffic each through the whole stack) and their comparison; reports in reports/<run-id>/.',
     )
     .option('--seed <n>', 'seed', intArg('--seed', 0, 2 ** 31 - 1), 1)
     .option('--preset <name>', 'another preset to demo', 'livestream-spike')
@@ -654,7 +654,7 @@ export function buildCli(): Command {
         else
           console.log(
             `\nstack up. With your own k6: k6 run -e TARGET_URL=${stack.urls.checkout} -e COUPON_URL=${stack.urls.coupon} scenarios/livestream.ts\n` +
-              `or: npx flashcrowd run livestream-spike --ci --target ${stack.urls.checkout} --bank ${stack.urls.bank} --wallet ${stack.urls.wallet} --coupon ${stack.urls.coupon} --redis ${stack.urls.redis}\nCtrl-C stops everything.`,
+              `or: npx flashcrowd run livestream-spike --ci --variant hardened --target ${stack.urls.checkout} --bank ${stack.urls.bank} --wallet ${stack.urls.wallet} --coupon ${stack.urls.coupon} --redis ${stack.urls.redis}\nCtrl-C stops everything.`,
           );
       },
     );

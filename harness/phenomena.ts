@@ -14,31 +14,23 @@ import type { Print } from './run/options.ts';
 import type { BudgetResult, RunSummary } from './summary.ts';
 import { PROJECT_ROOT } from './tools.ts';
 
-/** A checkout build of a preset: one of its variants, or --mode and --set. */
-export interface Build {
-  variant?: string;
-  mode?: 'naive' | 'hardened';
-  set?: string[];
-}
-
 export interface PhenomenonRow {
   /** Its number in the brief's table. */
   n: number;
   phenomenon: string;
   seeds: string;
   preset: string;
-  naive: Build;
-  hardened: Build;
+  /** The preset's variants that run the naive and the hardened build. */
+  naive: string;
+  hardened: string;
   /** What the naive build's run shows (each must hold): the phenomenon, by its metric. */
   naiveShows: string[];
   /** What the hardened build's run shows besides passing its budgets. */
   hardenedShows: string[];
 }
 
-const NAIVE: Build = { variant: 'naive' };
-const HARDENED: Build = { variant: 'hardened' };
-const MODE_NAIVE: Build = { mode: 'naive' };
-const PRESET: Build = {};
+const NAIVE = 'naive';
+const HARDENED = 'hardened';
 
 export const PHENOMENA: readonly PhenomenonRow[] = [
   {
@@ -66,8 +58,8 @@ export const PHENOMENA: readonly PhenomenonRow[] = [
     phenomenon: 'coupon stays locked after a failed payment',
     seeds: '000',
     preset: 'coupon-contention',
-    naive: { mode: 'naive', set: ['couponReleaseOnCancelOnly=true'] },
-    hardened: PRESET,
+    naive: NAIVE,
+    hardened: HARDENED,
     naiveShows: ['leaks.coupon>0'],
     hardenedShows: ['leaks.coupon==0'],
   },
@@ -86,8 +78,8 @@ export const PHENOMENA: readonly PhenomenonRow[] = [
     phenomenon: 'unpaid order kept 15-30 min, then released',
     seeds: '000',
     preset: 'livestream-spike',
-    naive: MODE_NAIVE,
-    hardened: PRESET,
+    naive: NAIVE,
+    hardened: HARDENED,
     naiveShows: ['orders.expired>0'],
     hardenedShows: ['orders.expired>0', 'leaks.stock==0'],
   },
@@ -116,8 +108,8 @@ export const PHENOMENA: readonly PhenomenonRow[] = [
     phenomenon: 'gateway crash (~8 min) and third-party outages (47% failures)',
     seeds: '001',
     preset: 'gateway-outage',
-    naive: MODE_NAIVE,
-    hardened: PRESET,
+    naive: NAIVE,
+    hardened: HARDENED,
     naiveShows: ['pay.failure_rate{stage=peak}>0.2'],
     hardenedShows: ['pay.failover>0'],
   },
@@ -146,8 +138,8 @@ export const PHENOMENA: readonly PhenomenonRow[] = [
     phenomenon: 'charged twice after repeated clicks',
     seeds: '003',
     preset: 'livestream-spike',
-    naive: MODE_NAIVE,
-    hardened: PRESET,
+    naive: NAIVE,
+    hardened: HARDENED,
     naiveShows: ['double_charges>0'],
     hardenedShows: ['double_charges==0'],
   },
@@ -166,8 +158,8 @@ export const PHENOMENA: readonly PhenomenonRow[] = [
     phenomenon: 'daily reconciliation: bank statement vs orders',
     seeds: '003',
     preset: 'ambiguous-capture',
-    naive: MODE_NAIVE,
-    hardened: PRESET,
+    naive: NAIVE,
+    hardened: HARDENED,
     naiveShows: ['invariants.I11==0'],
     hardenedShows: ['invariants.I11==1'],
   },
@@ -184,14 +176,8 @@ export const PHENOMENA: readonly PhenomenonRow[] = [
   },
 ];
 
-export const buildKey = (preset: string, b: Build) =>
-  [preset, b.variant ?? '', b.mode ?? '', ...(b.set ?? [])].join('|');
-
-/** A directory name for a run: `preset`, `preset-naive`, `preset-naive-couponReleaseOnCancelOnly`. */
-export function runName(preset: string, b: Build): string {
-  const parts = [preset, b.variant ?? b.mode, ...(b.set ?? []).map((kv) => kv.split('=')[0])];
-  return parts.filter(Boolean).join('-');
-}
+/** A run's directory under --out: `preset-variant`. */
+export const runName = (preset: string, variant: string) => `${preset}-${variant}`;
 
 export interface RowResult {
   row: PhenomenonRow;
@@ -245,16 +231,16 @@ export async function phenomenaCommand(o: PhenomenaOptions, print: Print = conso
   const rows = selectRows(o.rows);
   const stamp = new Date().toISOString().replace(/[:.]/g, '-');
   const out = resolve(o.out ?? join(PROJECT_ROOT, 'reports', `phenomena-${stamp}`));
-  const runs = new Map<string, { preset: string; build: Build }>();
+  const runs = new Map<string, { preset: string; variant: string }>();
   for (const r of rows)
-    for (const b of [r.naive, r.hardened])
-      runs.set(buildKey(r.preset, b), { preset: r.preset, build: b });
+    for (const variant of [r.naive, r.hardened])
+      runs.set(runName(r.preset, variant), { preset: r.preset, variant });
   print(`phenomena: ${rows.length} row(s), ${runs.size} run(s) at --ci, seed ${o.seed} -> ${out}`);
   const done = new Map<string, { dir: string; summary: RunSummary }>();
   let k = 0;
-  for (const [key, { preset, build }] of runs) {
-    const dir = join(out, runName(preset, build));
-    print(`\n[${(k += 1)}/${runs.size}] ${runName(preset, build)}`);
+  for (const [name, { preset, variant }] of runs) {
+    const dir = join(out, name);
+    print(`\n[${(k += 1)}/${runs.size}] ${name}`);
     const code = await runCommand(
       {
         preset,
@@ -262,9 +248,7 @@ export async function phenomenaCommand(o: PhenomenaOptions, print: Print = conso
         ci: true,
         ...(o.timeScale ? { timeScale: o.timeScale } : {}),
         ...(o.loadScale ? { loadScale: o.loadScale } : {}),
-        ...(build.variant ? { variant: build.variant } : {}),
-        ...(build.mode ? { mode: build.mode } : {}),
-        ...(build.set ? { set: build.set } : {}),
+        variant,
         out: dir,
         budgets: [],
         allowRemoteTarget: false,
@@ -272,12 +256,12 @@ export async function phenomenaCommand(o: PhenomenaOptions, print: Print = conso
       },
       print,
     );
-    if (code === 2) throw new UsageError(`the run of ${runName(preset, build)} could not start`);
+    if (code === 2) throw new UsageError(`the run of ${name} could not start`);
     const summary = JSON.parse(await readFile(join(dir, 'summary.json'), 'utf8')) as RunSummary;
-    done.set(key, { dir, summary });
+    done.set(name, { dir, summary });
   }
   const results = rows.map((r) =>
-    judgeRow(r, done.get(buildKey(r.preset, r.naive))!, done.get(buildKey(r.preset, r.hardened))!),
+    judgeRow(r, done.get(runName(r.preset, r.naive))!, done.get(runName(r.preset, r.hardened))!),
   );
   await writeFile(join(out, 'phenomena.json'), JSON.stringify(results, null, 2) + '\n');
   const scales =
@@ -294,23 +278,15 @@ const shown = (bs: BudgetResult[]) =>
   bs.map((b) => `${b.ok ? '' : '**NOT** '}${b.metric} ${fmt(b.value)}`).join(', ');
 const fmt = (v: number | null) => (v === null ? 'no samples' : String(Number(v.toPrecision(3))));
 
-function buildLabel(b: Build): string {
-  if (b.variant) return `variant ${b.variant}`;
-  if (!b.mode && !b.set) return "preset's build";
-  return [b.mode && `--mode ${b.mode}`, ...(b.set ?? []).map((s) => `--set ${s}`)]
-    .filter(Boolean)
-    .join(' ');
-}
-
 /** The matrix as docs/PHENOMENA.md shows it. */
 export function phenomenaMarkdown(results: RowResult[], how: string): string {
   const lines = [
-    `| # | phenomenon | preset | naive build | hardened build | naive shows (${how}) | hardened shows | holds |`,
+    `| # | phenomenon | preset | naive variant | hardened variant | naive shows (${how}) | hardened shows | holds |`,
     '|---|---|---|---|---|---|---|---|',
   ];
   for (const r of results)
     lines.push(
-      `| ${r.row.n} | ${r.row.phenomenon} (seed ${r.row.seeds}) | ${r.row.preset} | ${buildLabel(r.row.naive)} | ${buildLabel(r.row.hardened)} | ${shown(r.naive.shows)} (verdict ${r.naive.verdict}) | ${shown(r.hardened.shows)} (verdict ${r.hardened.verdict}) | ${r.ok ? 'yes' : '**no**'} |`,
+      `| ${r.row.n} | ${r.row.phenomenon} (seed ${r.row.seeds}) | ${r.row.preset} | ${r.row.naive} | ${r.row.hardened} | ${shown(r.naive.shows)} (verdict ${r.naive.verdict}) | ${shown(r.hardened.shows)} (verdict ${r.hardened.verdict}) | ${r.ok ? 'yes' : '**no**'} |`,
     );
   return lines.join('\n') + '\n';
 }

@@ -341,11 +341,13 @@ describe('docker-compose.yml: each flashcrowd command runs as a local process', 
     expect(notice?.state, JSON.stringify(notice)).toBe('acked');
   });
 
-  it("the README's line: `flashcrowd run livestream-spike --ci --target ...` passes against them", async () => {
+  it("the README's line: `flashcrowd run livestream-spike --ci --variant hardened --target ...` passes against them", async () => {
     const out = join(tmp, 'run');
     const args = [
       'run',
       'livestream-spike',
+      '--variant',
+      'hardened',
       '--ci',
       '--progress',
       'plain',

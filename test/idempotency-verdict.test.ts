@@ -143,7 +143,17 @@ describe('the probe and the run against a real checkout', () => {
   it('a `flashcrowd run` against a checkout whose replays name another order fails I10 and invariants.broken==0 from its shoppers’ double-submitted orders', async () => {
     const out = join(tmp, 'run');
     const args = [
-      ...['run', 'livestream-spike', '--ci', '--seed', '3', '--progress', 'plain'],
+      ...[
+        'run',
+        'livestream-spike',
+        '--variant',
+        'hardened',
+        '--ci',
+        '--seed',
+        '3',
+        '--progress',
+        'plain',
+      ],
       ...['--out', out, '--target', proxy.url, '--redis', stack.urls.redis],
       ...['--bank', stack.urls.bank, '--wallet', stack.urls.wallet, '--coupon', stack.urls.coupon],
     ];

@@ -173,6 +173,8 @@ describe("the livestream scenario through the user's k6", () => {
         BIN,
         'run',
         'livestream-spike',
+        '--variant',
+        'hardened',
         '--ci',
         '--engine',
         'k6',

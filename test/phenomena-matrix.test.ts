@@ -1,5 +1,5 @@
 // The phenomenon matrix's rows (harness/phenomena.ts) are well formed: the
-// brief's 14 in its order, each on a shipped preset with a build that exists
+// brief's 14 in its order, each on two variants of a shipped preset
 // and checks that parse; and a row holds only when the naive run shows the
 // phenomenon and the hardened run passes and shows its part. The matrix
 // itself is run by test/phenomena.test.ts.
@@ -7,7 +7,6 @@ import { describe, expect, it } from 'vitest';
 import { parseBudgets } from '../harness/budgets.ts';
 import { judgeRow, PHENOMENA, runName, selectRows } from '../harness/phenomena.ts';
 import { loadPreset } from '../harness/preset.ts';
-import { checkBuildFlags } from '../harness/run/preset.ts';
 import type { RunSummary } from '../harness/summary.ts';
 
 const summary = (verdict: 'pass' | 'fail', metrics: Record<string, number | null>) =>
@@ -20,13 +19,12 @@ describe('the phenomenon matrix', () => {
   });
 
   it.each(PHENOMENA.map((r) => [r.n, r] as const))(
-    'row %i runs a shipped preset with builds that exist and checks that parse',
+    'row %i runs two variants of a shipped preset, with checks that parse',
     (_n, r) => {
       const { preset } = loadPreset(r.preset);
-      for (const b of [r.naive, r.hardened]) {
-        if (b.variant) expect(preset.variants?.map((v) => v.name)).toContain(b.variant);
-        expect(() => checkBuildFlags(b)).not.toThrow();
-      }
+      const variants = preset.variants?.map((v) => v.name);
+      expect(variants).toContain(r.naive);
+      expect(variants).toContain(r.hardened);
       expect(parseBudgets(r.naiveShows, 'cli')).toHaveLength(r.naiveShows.length);
       expect(parseBudgets(r.hardenedShows, 'cli')).toHaveLength(r.hardenedShows.length);
       expect(r.naiveShows.length).toBeGreaterThan(0);

@@ -170,6 +170,21 @@ describe('the shipped presets', () => {
     );
   });
 
+  it('each have a naive variant that expects to fail and a hardened one that expects to pass (the phenomenon matrix runs both)', () => {
+    for (const name of EXPECTED) {
+      const { preset } = loadPreset(name);
+      const by = new Map(preset.variants?.map((v) => [v.name, v]));
+      expect([by.get('naive')?.checkout?.mode, by.get('naive')?.expect], name).toEqual([
+        'naive',
+        'fail',
+      ]);
+      expect([by.get('hardened')?.checkout?.mode, by.get('hardened')?.expect], name).toEqual([
+        'hardened',
+        'pass',
+      ]);
+    }
+  });
+
   it('scale the same in the k6 script (raw JSON + defaults) as in the harness (zod)', () => {
     for (const p of [...EXPECTED.map(raw), minimal()]) {
       const o = { seed: 5, timeScale: 0.01, loadScale: 0.2 };

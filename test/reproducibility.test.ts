@@ -12,12 +12,11 @@
 // the bank answered at once). bank-brownout with the hardened build is not
 // asserted here: how long its breaker stays open is timing, and one pair in
 // three moved beyond the tolerances (docs/REPRODUCIBILITY.md).
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { Comparison } from '../harness/compare.ts';
-import { loadPreset } from '../harness/preset.ts';
 import { runCli } from './support/cli.ts';
 
 describe('the same seed gives the same run', () => {
@@ -57,14 +56,9 @@ describe('the same seed gives the same run', () => {
 
   it('top-of-hour with the naive build, twice: its re-click double charges and every audit count identical, the rest within tolerance', async () => {
     const out = mkdtempSync(join(tmpdir(), 'flashcrowd-repro-'));
-    const raw = JSON.parse(readFileSync(loadPreset('top-of-hour').file, 'utf8')) as {
-      checkout: object;
-    };
-    const file = join(out, 'top-of-hour-naive.json');
-    writeFileSync(file, JSON.stringify({ ...raw, checkout: { ...raw.checkout, mode: 'naive' } }));
     const { code, log } = await runCli(
       [
-        ...['run', file, '--ci', '--seed', '1', '--repeat', '2'],
+        ...['run', 'top-of-hour', '--variant', 'naive', '--ci', '--seed', '1', '--repeat', '2'],
         ...['--progress', 'none', '--out', join(out, 'runs')],
       ],
       { timeoutMs: 480_000 },

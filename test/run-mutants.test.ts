@@ -16,7 +16,7 @@ async function runMutant(m: Mutation, preset: string) {
   try {
     const out = join(copy.dir, 'reports', 'run');
     const { code, log } = await runCli(
-      ['run', preset, '--ci', '--progress', 'none', '--out', out],
+      ['run', preset, '--variant', 'hardened', '--ci', '--progress', 'none', '--out', out],
       { bin: join(copy.dir, 'bin', 'flashcrowd.js'), cwd: copy.dir },
     );
     if (!existsSync(join(out, 'summary.json')))

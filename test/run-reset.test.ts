@@ -54,7 +54,19 @@ describe('flashcrowd run --target starts from a clean target', () => {
     for (const k of [1, 2]) {
       const out = join(tmp, `again-${k}`);
       const r = await run([
-        ...['run', 'livestream-spike', '--ci', '--seed', '3', '--progress', 'none', '--out', out],
+        ...[
+          'run',
+          'livestream-spike',
+          '--variant',
+          'hardened',
+          '--ci',
+          '--seed',
+          '3',
+          '--progress',
+          'none',
+          '--out',
+          out,
+        ],
         ...targetArgs(stack.urls.bank),
       ]);
       expect(r.code, `run ${k}:\n${r.log.slice(-4_000)}`).toBe(0);
@@ -81,7 +93,17 @@ describe('flashcrowd run --target starts from a clean target', () => {
     const proxy = await resetSwallower(stack.urls.bank);
     try {
       const refused = await run([
-        ...['run', 'livestream-spike', '--ci', '--progress', 'none', '--out', join(tmp, 'dirty')],
+        ...[
+          'run',
+          'livestream-spike',
+          '--variant',
+          'hardened',
+          '--ci',
+          '--progress',
+          'none',
+          '--out',
+          join(tmp, 'dirty'),
+        ],
         ...targetArgs(proxy.url),
       ]);
       expect(refused.code, refused.log.slice(-3_000)).toBe(2);
@@ -93,7 +115,18 @@ describe('flashcrowd run --target starts from a clean target', () => {
 
       const out = join(tmp, 'no-reset');
       const r = await run([
-        ...['run', 'livestream-spike', '--ci', '--no-reset', '--progress', 'none', '--out', out],
+        ...[
+          'run',
+          'livestream-spike',
+          '--variant',
+          'hardened',
+          '--ci',
+          '--no-reset',
+          '--progress',
+          'none',
+          '--out',
+          out,
+        ],
         ...targetArgs(proxy.url),
       ]);
       expect(r.log).toMatch(/traffic:/);

@@ -110,17 +110,39 @@ describe('flashcrowd run: usage errors exit 2 before anything starts', () => {
   });
 
   it('a budget naming an unknown metric is refused with a suggestion', () => {
-    const r = cli(['run', 'livestream-spike', '--ci', '--budget', 'pay.failure_rat<0.02']);
+    const r = cli([
+      'run',
+      'livestream-spike',
+      '--variant',
+      'hardened',
+      '--ci',
+      '--budget',
+      'pay.failure_rat<0.02',
+    ]);
     expect(r.status).toBe(2);
     expect(r.stderr).toMatch(/pay\.failure_rat/);
     expect(r.stderr).toMatch(/pay\.failure_rate/);
   });
 
   it('a target outside loopback is refused without --allow-remote-target', () => {
-    const r = cli(['run', 'livestream-spike', '--ci', '--target', 'http://10.1.2.3:8080']);
+    const r = cli([
+      'run',
+      'livestream-spike',
+      '--variant',
+      'hardened',
+      '--ci',
+      '--target',
+      'http://10.1.2.3:8080',
+    ]);
     expect(r.status).toBe(2);
     expect(r.stderr).toMatch(/not a loopback address/);
     expect(r.stderr).toMatch(/--allow-remote-target/);
+  });
+
+  it('--target with a preset of several variants and no --variant is refused: the target runs one build of its own', () => {
+    const r = cli(['run', 'livestream-spike', '--ci', '--target', 'http://127.0.0.1:9']);
+    expect(r.status, r.stderr).toBe(2);
+    expect(r.stderr).toMatch(/give --variant \(naive, hardened\) with --target/);
   });
 
   it('a time-scale above 1 is refused naming the option', () => {
@@ -134,12 +156,16 @@ describe('flashcrowd run: usage errors exit 2 before anything starts', () => {
   it('--engine k6 with FLASHCROWD_K6=docker and no Docker engine exits 2 naming k6 and Docker, before the stack starts', () => {
     const id = randomUUID();
     const out = join(tmp, 'k6-docker');
-    const r = cli(['run', 'livestream-spike', '--ci', '--engine', 'k6', '--out', out], 30_000, {
-      ...process.env,
-      FLASHCROWD_K6: 'docker',
-      DOCKER_HOST: 'unix:///nonexistent/docker.sock',
-      FLASHCROWD_TEST_MARK: id,
-    });
+    const r = cli(
+      ['run', 'livestream-spike', '--variant', 'hardened', '--ci', '--engine', 'k6', '--out', out],
+      30_000,
+      {
+        ...process.env,
+        FLASHCROWD_K6: 'docker',
+        DOCKER_HOST: 'unix:///nonexistent/docker.sock',
+        FLASHCROWD_TEST_MARK: id,
+      },
+    );
     expect(r.status, r.stderr).toBe(2);
     expect(r.stderr).toMatch(/FLASHCROWD_K6=docker/);
     expect(r.stderr).toMatch(/grafana\/k6:\d+\.\d+\.\d+ container/);
@@ -154,12 +180,16 @@ describe('flashcrowd run: usage errors exit 2 before anything starts', () => {
 
   it('--engine k6 with no k6 anywhere exits 2 saying how to get k6, and starts nothing', () => {
     const out = join(tmp, 'no-k6');
-    const r = cli(['run', 'livestream-spike', '--ci', '--engine', 'k6', '--out', out], 30_000, {
-      ...process.env,
-      FLASHCROWD_K6: '',
-      PATH: '/nonexistent',
-      DOCKER_HOST: 'unix:///nonexistent/docker.sock',
-    });
+    const r = cli(
+      ['run', 'livestream-spike', '--variant', 'hardened', '--ci', '--engine', 'k6', '--out', out],
+      30_000,
+      {
+        ...process.env,
+        FLASHCROWD_K6: '',
+        PATH: '/nonexistent',
+        DOCKER_HOST: 'unix:///nonexistent/docker.sock',
+      },
+    );
     expect(r.status, r.stderr).toBe(2);
     expect(r.stderr).toMatch(/no k6 on PATH, and FLASHCROWD_K6 is not set/);
     expect(r.stderr).toMatch(/install k6 yourself/);
@@ -169,25 +199,57 @@ describe('flashcrowd run: usage errors exit 2 before anything starts', () => {
   });
 
   it('FLASHCROWD_K6 naming a missing file exits 2 naming the variable', () => {
-    const r = cli(['run', 'livestream-spike', '--ci', '--engine', 'k6'], 30_000, {
-      ...process.env,
-      FLASHCROWD_K6: '/no/such/k6',
-    });
+    const r = cli(
+      ['run', 'livestream-spike', '--variant', 'hardened', '--ci', '--engine', 'k6'],
+      30_000,
+      {
+        ...process.env,
+        FLASHCROWD_K6: '/no/such/k6',
+      },
+    );
     expect(r.status, r.stderr).toBe(2);
     expect(r.stderr).toMatch(/FLASHCROWD_K6=\/no\/such\/k6: no such file/);
   });
 
   it('--runners refuses k6, a preset with several variants and no --variant, and --listen without --runners (exit 2)', () => {
-    const k6 = cli(['run', 'livestream-spike', '--ci', '--engine', 'k6', '--runners', '2']);
+    const k6 = cli([
+      'run',
+      'livestream-spike',
+      '--variant',
+      'hardened',
+      '--ci',
+      '--engine',
+      'k6',
+      '--runners',
+      '2',
+    ]);
     expect(k6.status, k6.stderr).toBe(2);
     expect(k6.stderr).toMatch(/--runners .*does not apply to --engine k6/);
     const variants = cli(['run', 'retry-storm', '--ci', '--runners', '2']);
     expect(variants.status, variants.stderr).toBe(2);
     expect(variants.stderr).toMatch(/give --variant \(naive, hardened\) with --runners/);
-    const listen = cli(['run', 'livestream-spike', '--ci', '--listen', '127.0.0.1:0']);
+    const listen = cli([
+      'run',
+      'livestream-spike',
+      '--variant',
+      'hardened',
+      '--ci',
+      '--listen',
+      '127.0.0.1:0',
+    ]);
     expect(listen.status, listen.stderr).toBe(2);
     expect(listen.stderr).toMatch(/--listen and --runner-timeout go with --runners/);
-    const bad = cli(['run', 'livestream-spike', '--ci', '--runners', '2', '--listen', 'nowhere']);
+    const bad = cli([
+      'run',
+      'livestream-spike',
+      '--variant',
+      'hardened',
+      '--ci',
+      '--runners',
+      '2',
+      '--listen',
+      'nowhere',
+    ]);
     expect(bad.status, bad.stderr).toBe(2);
     expect(bad.stderr).toMatch(/--listen must be host:port/);
   });
@@ -220,6 +282,8 @@ describe("flashcrowd run end to end (flashcrowd's engine, Redis, mocks and check
       [
         'run',
         'livestream-spike',
+        '--variant',
+        'hardened',
         '--ci',
         '--seed',
         '7',
@@ -279,7 +343,19 @@ describe("flashcrowd run end to end (flashcrowd's engine, Redis, mocks and check
   it('a system that has not settled when the quiescence bound runs out fails the run: --quiescence 0 leaves open orders, quiescence.unsettled names them (exit 1)', async () => {
     const out = join(tmp, 'unsettled');
     const r = await cliAsync(
-      ['run', 'livestream-spike', '--ci', '--seed', '7', '--quiescence', '0', '--out', out],
+      [
+        'run',
+        'livestream-spike',
+        '--variant',
+        'hardened',
+        '--ci',
+        '--seed',
+        '7',
+        '--quiescence',
+        '0',
+        '--out',
+        out,
+      ],
       240_000,
     );
     expect(r.status, r.out.slice(-4_000)).toBe(1);
@@ -310,6 +386,8 @@ describe("flashcrowd run end to end (flashcrowd's engine, Redis, mocks and check
       [
         'run',
         'livestream-spike',
+        '--variant',
+        'hardened',
         '--ci',
         '--seed',
         '7',
@@ -359,7 +437,20 @@ describe("flashcrowd run end to end (flashcrowd's engine, Redis, mocks and check
     const [k, v] = mark.split('=') as [string, string];
     const child = spawn(
       process.execPath,
-      [BIN, 'run', 'livestream-spike', '--ci', '--seed', '3', '--out', out, '--progress', 'plain'],
+      [
+        BIN,
+        'run',
+        'livestream-spike',
+        '--variant',
+        'hardened',
+        '--ci',
+        '--seed',
+        '3',
+        '--out',
+        out,
+        '--progress',
+        'plain',
+      ],
       { stdio: ['ignore', 'pipe', 'pipe'], detached: true, env: { ...process.env, [k]: v } },
     );
     let text = '';
@@ -428,7 +519,19 @@ describe("flashcrowd run end to end (flashcrowd's engine, Redis, mocks and check
   it('a load generator that sends nothing never passes: a k6 that exits 0 at once fails the run (exit 1) on arrivals.unaccounted, in every report', async () => {
     const out = join(tmp, 'idle');
     const r = await cliAsync(
-      ['run', 'ambiguous-capture', '--ci', '--engine', 'k6', '--out', out, '--progress', 'none'],
+      [
+        'run',
+        'ambiguous-capture',
+        '--variant',
+        'hardened',
+        '--ci',
+        '--engine',
+        'k6',
+        '--out',
+        out,
+        '--progress',
+        'none',
+      ],
       240_000,
       { ...process.env, FLASHCROWD_K6: idleK6() },
     );
@@ -459,10 +562,17 @@ describe('flashcrowd run --target: an audit that cannot run never passes', () =>
     try {
       const out = join(tmp, 'unaudited');
       const r = await cliAsync(
-        ['run', 'livestream-spike', '--ci', '--out', out, '--progress', 'none'].concat([
-          '--target',
-          stack.urls.checkout,
-        ]),
+        [
+          'run',
+          'livestream-spike',
+          '--variant',
+          'hardened',
+          '--ci',
+          '--out',
+          out,
+          '--progress',
+          'none',
+        ].concat(['--target', stack.urls.checkout]),
         240_000,
       );
       expect(r.status, r.out.slice(-4_000)).toBe(1);

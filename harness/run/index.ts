@@ -67,6 +67,11 @@ export async function runCommand(o: RunOptions, print: Print = console.log): Pro
       `preset ${preset.name} runs ${variants.length} variants, and runner processes serve one run: ` +
         `give --variant (${variants.map((v) => v?.name).join(', ')}) with --runners`,
     );
+  if (o.target && variants.length > 1)
+    throw new UsageError(
+      `preset ${preset.name} runs ${variants.length} variants, each on its own checkout build, and --target runs its own build: ` +
+        `give --variant (${variants.map((v) => v?.name).join(', ')}) with --target`,
+    );
   if (o.runners !== undefined && (o.repeat ?? 1) > 1)
     throw new UsageError(
       '--repeat runs the preset several times, and runner processes serve one run: drop one of them',

@@ -1,0 +1,109 @@
+// The phenomenon matrix, run as a user runs it (`flashcrowd phenomena`, every
+// row of docs/PHENOMENA.md at --ci and seed 1, the embedded stack): per row,
+// the naive build shows the brief's failure by its metric and the hardened
+// build passes its budgets and shows its part. The rows' shape and the rule
+// that judges them are in test/phenomena-matrix.test.ts. The matrix's runs
+// are also the evidence for what some presets' descriptions promise (the
+// others' in test/presets-promise.test.ts), read from the same run folders
+// rather than run twice.
+import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { PHENOMENA, runName, type RowResult } from '../harness/phenomena.ts';
+import type { RunSummary } from '../harness/summary.ts';
+import { runCli } from './support/cli.ts';
+import { event, failures } from './support/summary.ts';
+
+const out = mkdtempSync(join(tmpdir(), 'flashcrowd-phenomena-'));
+let code: number | null = null;
+let log = '';
+let results: RowResult[] = [];
+
+const summaryOf = (preset: string, variant: string) =>
+  JSON.parse(
+    readFileSync(join(out, runName(preset, variant), 'summary.json'), 'utf8'),
+  ) as RunSummary;
+
+/** Why a row did not hold: each check that failed, and the hardened run's failed budgets. */
+function why(r: RowResult): string {
+  const bad = [...r.naive.shows, ...r.hardened.shows].filter((b) => !b.ok);
+  const hardened = summaryOf(r.row.preset, r.row.hardened);
+  const budgets = hardened.budgets.filter((b) => !b.ok);
+  return JSON.stringify({ checks: bad, hardenedVerdict: r.hardened.verdict, budgets });
+}
+
+beforeAll(async () => {
+  ({ code, log } = await runCli(['phenomena', '--out', out, '--progress', 'none'], {
+    timeoutMs: 1_500_000,
+  }));
+  const file = join(out, 'phenomena.json');
+  if (!existsSync(file))
+    throw new Error(
+      `flashcrowd phenomena exited ${code} without phenomena.json:\n${log.slice(-4_000)}`,
+    );
+  results = JSON.parse(readFileSync(file, 'utf8')) as RowResult[];
+}, 1_600_000);
+
+describe('the phenomenon matrix at --ci, seed 1', () => {
+  it.each(PHENOMENA.map((r) => [r.n, r.phenomenon, r] as const))(
+    'row %i (%s): the naive build shows it, the hardened build passes',
+    (n, _p, row) => {
+      const r = results.find((x) => x.row.n === n);
+      expect(r, log.slice(-3_000)).toBeDefined();
+      expect(r!.row.preset).toBe(row.preset);
+      expect(r!.ok, why(r!)).toBe(true);
+    },
+  );
+
+  it('exits 0 and writes the table with every row', () => {
+    expect(code, log.slice(-3_000)).toBe(0);
+    const md = readFileSync(join(out, 'phenomena.md'), 'utf8');
+    for (const r of PHENOMENA) expect(md).toMatch(new RegExp(`^\\| ${r.n} \\| `, 'm'));
+  });
+
+  it("retry-storm's naive run: the cascade timeline names the bank's latency first, and nothing left its baseline before it", () => {
+    const c = summaryOf('retry-storm', 'naive').cascade;
+    const first = c?.onsets[0];
+    expect([first?.signal, first?.dependency], JSON.stringify(c)).toEqual(['dep.p99_ms', 'bank']);
+    expect(c!.onsets.filter((o) => o.atS < first!.atS)).toEqual([]);
+    expect(c!.story).toMatch(/^bank p99 x[\d.]+ at \d+ s -> /);
+  });
+});
+
+describe("presets do what their descriptions say (the matrix's hardened runs)", () => {
+  it('gateway-outage: the card gateway refuses connections, the breaker opens and shoppers fail over to the wallet; nothing leaks', () => {
+    const s = summaryOf('gateway-outage', 'hardened');
+    expect(failures(s, 'circuit_open') + failures(s, 'connection_refused')).toBeGreaterThan(0);
+    expect(failures(s, 'circuit_open')).toBeGreaterThan(0);
+    expect(event(s, 'failover')).toBeGreaterThan(0);
+    expect(s.metrics['leaks.stock']).toBe(0);
+    expect(s.metrics.double_charges).toBe(0);
+  });
+
+  it('ambiguous-capture: card payments take effect and their answers are lost, and the hardened checkout reconciles them: no double charge, no capture without a paid order', () => {
+    const s = summaryOf('ambiguous-capture', 'hardened');
+    const ambiguous = s.chaos.injected
+      .filter((f) => f.service === 'bank' && /ambiguous/.test(f.kind))
+      .reduce((n, f) => n + f.count, 0);
+    expect(ambiguous, JSON.stringify(s.chaos.injected)).toBeGreaterThan(0);
+    expect(event(s, 'paid_by_reconciler') + event(s, 'double_capture_refunded')).toBeGreaterThan(0);
+    expect(s.metrics.double_charges).toBe(0);
+    expect(s.metrics.captures_without_paid_order).toBe(0);
+    expect(s.metrics.paid_without_capture).toBe(0);
+  });
+
+  it('coupon-contention: the campaign runs out and refuses coupons, the coupon service drops lock calls, and every coupon comes back or is used once', () => {
+    const s = summaryOf('coupon-contention', 'hardened');
+    const refused = s
+      .events!.declines.filter((d) => d.service === 'coupon')
+      .reduce((n, d) => n + d.count, 0);
+    expect(refused, JSON.stringify(s.events!.declines)).toBeGreaterThan(0);
+    expect(
+      s.chaos.injected.some((f) => f.service === 'coupon' && f.count > 0),
+      JSON.stringify(s.chaos.injected),
+    ).toBe(true);
+    expect(s.metrics['leaks.coupon']).toBe(0);
+    expect(s.invariants.find((i) => i.id === 'I8')!.ok).toBe(true);
+  });
+});
