@@ -90,8 +90,14 @@ export const paramsSchema = z
     bulkheadQueue: z.number().int().min(0),
     /** Shed when more requests than this are in flight... */
     shedMaxInFlight: pos,
-    /** ...or when the event loop's p99 delay over the last second exceeds this. */
+    /** ...or when the event loop's p99 delay over the last second exceeds this... */
     shedMaxLoopDelayMs: msAtLeast(1),
+    /**
+     * ...or when a request waited this long between its client's
+     * `X-Request-Start` and its handler (new work; four times this for an
+     * order's pay, status or cancel).
+     */
+    shedMaxQueueMs: msAtLeast(1),
     sweeperIntervalMs: msAtLeast(1),
     reconcilerIntervalMs: msAtLeast(1),
     /** An order in paying this long is queried at the gateway. */
@@ -138,6 +144,7 @@ export const DEFAULT_PARAMS: Params = {
   bulkheadQueue: 256,
   shedMaxInFlight: 2_000,
   shedMaxLoopDelayMs: 200,
+  shedMaxQueueMs: 250,
   sweeperIntervalMs: 1_000,
   reconcilerIntervalMs: 2_000,
   staleAfterMs: 5_000,

@@ -6,6 +6,8 @@ export class CheckoutMetrics {
   readonly requests: Counter<'route' | 'status' | 'reason'>;
   readonly duration: Histogram<'route'>;
   readonly inFlight: Gauge;
+  /** From the client's X-Request-Start to the handler: the wait before the checkout saw a request. */
+  readonly queued: Histogram;
   /** Requests being served now; the gauge reads it at scrape time. */
   inFlightNow = 0;
   /** Answer counts not yet handed to prom-client, by label set (flushed at scrape time). */
@@ -34,6 +36,12 @@ export class CheckoutMetrics {
       name: 'flashcrowd_checkout_request_duration_seconds',
       help: 'Checkout request duration by route.',
       labelNames: ['route'],
+      buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+      registers,
+    });
+    this.queued = new Histogram({
+      name: 'flashcrowd_checkout_request_queue_seconds',
+      help: "Shopper requests' wait between their X-Request-Start stamp and the checkout's handler (kernel queues, parsing).",
       buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
       registers,
     });

@@ -60,25 +60,92 @@ function send(res: Response, a: Answer) {
 }
 
 /**
+ * What a shed request is: `new` work (the product page, a new order) is shed
+ * once it waited `shedMaxQueueMs`, `ongoing` work (an order's pay, status,
+ * cancel) once it waited four times that, so orders already holding stock
+ * finish first. `false`: never shed (the gateways' callbacks).
+ */
+type ShedClass = 'new' | 'ongoing' | false;
+
+/**
+ * When the request left its client, from `X-Request-Start` (`t=` and epoch
+ * seconds, milliseconds or microseconds, as load balancers write it; the
+ * flashcrowd engine sends milliseconds): undefined when absent or not a time.
+ */
+export function requestStartMs(raw: string | undefined): number | undefined {
+  if (!raw) return undefined;
+  const v = Number(raw.replace(/^t=/, ''));
+  if (!Number.isFinite(v) || v <= 0) return undefined;
+  if (v < 1e11) return v * 1000; // seconds (nginx's $msec)
+  if (v > 1e14) return v / 1000; // microseconds
+  return v;
+}
+
+/**
+ * How long a request stamped at `sent` waited: undefined without a stamp, or
+ * when the stamp is more than a minute off either way (clocks out of sync
+ * between the client's host and this one: no request waits that long).
+ */
+export function queueTimeMs(sent: number | undefined, now: number): number | undefined {
+  if (sent === undefined || Math.abs(now - sent) > 60_000) return undefined;
+  return Math.max(0, now - sent);
+}
+
+/**
  * Load shedding: refuse shopper requests with 503 + Retry-After when too many
- * are in flight or the event loop lags (its p99 delay over the last second).
- * `admit` is called by the route wrapper, which also calls `done` when the
- * answer is over: one listener per request for both.
+ * are in flight, when the event loop lags (its p99 delay over the last
+ * second), or when the request waited too long before any handler saw it.
+ * That wait is where a saturated process queues: in the kernel's accept and
+ * socket queues and the HTTP parser, which neither the in-flight count nor the
+ * route's own duration shows; the client's `X-Request-Start` stamp does. A
+ * late request answered 503 at once costs a fraction of one served, so the
+ * queue drains instead of growing (a queue-time limit, as CoDel's). `admit` is
+ * called by the route wrapper, which also calls `done` when the answer is
+ * over: one listener per request for both.
  */
 function shedder(cfg: CheckoutConfig, metrics: CheckoutMetrics) {
   const loop = monitorEventLoopDelay({ resolution: 10 });
   loop.enable();
   let lagging = false;
+  // The share of new work admitted: halved after each quarter second
+  // in which more than 1% of requests waited past shedMaxQueueMs, raised by a
+  // tenth after each one without; a new request is admitted when the
+  // accumulated share reaches one (no randomness: a run stays reproducible).
+  let admitShare = 1;
+  let credit = 0;
+  let seen = 0;
+  let waitedLong = 0;
+  let ticks = 0;
   const t = setInterval(() => {
-    lagging = loop.percentile(99) / 1e6 > cfg.params.shedMaxLoopDelayMs;
-    loop.reset();
-  }, 1_000);
+    const queueing = seen > 0 && waitedLong > seen * 0.01;
+    admitShare = queueing ? Math.max(0.05, admitShare * 0.5) : Math.min(1, admitShare + 0.1);
+    seen = waitedLong = 0;
+    if ((ticks = (ticks + 1) % 4) === 0) {
+      lagging = loop.percentile(99) / 1e6 > cfg.params.shedMaxLoopDelayMs;
+      loop.reset();
+    }
+  }, 250);
   t.unref();
+  const admitNew = () => {
+    if (admitShare >= 1) return true;
+    credit += admitShare;
+    if (credit < 1) return false;
+    credit -= 1;
+    return true;
+  };
+  /** Shed for waiting: a request that waited past its limit, or new work beyond the admitted share. */
+  const shedForQueue = (cls: 'new' | 'ongoing', queuedMs: number | undefined) => {
+    if (queuedMs === undefined) return false;
+    seen += 1;
+    if (queuedMs > cfg.params.shedMaxQueueMs) waitedLong += 1;
+    if (cls === 'ongoing') return queuedMs > cfg.params.shedMaxQueueMs * 4;
+    return queuedMs > cfg.params.shedMaxQueueMs || !admitNew();
+  };
   let inFlight = 0;
   return {
     /** false: the request was answered 503 and must not be served. */
-    admit(res: Response): boolean {
-      if (inFlight >= cfg.params.shedMaxInFlight || lagging) {
+    admit(res: Response, cls: 'new' | 'ongoing', queuedMs: number | undefined): boolean {
+      if (inFlight >= cfg.params.shedMaxInFlight || lagging || shedForQueue(cls, queuedMs)) {
         metrics.shed.inc();
         res.locals.reason = 'overloaded';
         res.status(503).set('Retry-After', '1').json({
@@ -129,14 +196,17 @@ export function buildCheckoutApp(
   // them before the rest.
   const route = (
     name: string,
+    cls: ShedClass,
     h: (req: Request, res: Response, deadline: number) => Promise<void>,
-    o: { shed: boolean } = { shed: true },
   ): RequestHandler => {
     const record = metrics.recorder(name);
-    const gate = o.shed ? shed : undefined;
+    const gate = cls ? shed : undefined;
     return async (req, res) => {
       const started = performance.now();
-      if (gate && !gate.admit(res)) {
+      const sent = requestStartMs(req.get('x-request-start'));
+      const queuedMs = queueTimeMs(sent, Date.now());
+      if (queuedMs !== undefined && cls) metrics.queued.observe(queuedMs / 1000);
+      if (gate && cls && !gate.admit(res, cls, queuedMs)) {
         record(res.statusCode, String(res.locals.reason ?? 'none'));
         return;
       }
@@ -165,7 +235,7 @@ export function buildCheckoutApp(
 
   app.get(
     '/v1/skus',
-    route('skus', async (_req, res) => {
+    route('skus', 'new', async (_req, res) => {
       const skus = await checkout.catalogue();
       res.json({
         data: skus.map((s) => ({
@@ -180,7 +250,7 @@ export function buildCheckoutApp(
   );
   app.post(
     '/v1/orders',
-    route('orders.create', async (req, res, deadline) => {
+    route('orders.create', 'new', async (req, res, deadline) => {
       const key = req.get('idempotency-key');
       if (key !== undefined && (key.length === 0 || key.length > 255))
         throw new ValidationError([
@@ -191,20 +261,20 @@ export function buildCheckoutApp(
   );
   app.get(
     '/v1/orders',
-    route('orders.list', async (req, res) => {
+    route('orders.list', 'ongoing', async (req, res) => {
       const q = parseInput(listOrdersQuery, req.query, '(query)');
       res.json({ data: (await store.listByUser(q.user)).map(orderView) });
     }),
   );
   app.get(
     '/v1/orders/:id',
-    route('orders.get', async (req, res) => {
+    route('orders.get', 'ongoing', async (req, res) => {
       res.json(orderView(await checkout.getOrder(String(req.params.id))));
     }),
   );
   app.post(
     '/v1/orders/:id/pay',
-    route('orders.pay', async (req, res, deadline) => {
+    route('orders.pay', 'ongoing', async (req, res, deadline) => {
       send(
         res,
         await checkout.pay(String(req.params.id), parseInput(payInput, req.body ?? {}), deadline),
@@ -213,24 +283,20 @@ export function buildCheckoutApp(
   );
   app.post(
     '/v1/orders/:id/cancel',
-    route('orders.cancel', async (req, res) => {
+    route('orders.cancel', 'ongoing', async (req, res) => {
       parseInput(cancelInput, req.body ?? {});
       send(res, await checkout.cancel(String(req.params.id)));
     }),
   );
   app.post(
     '/v1/notify/:style',
-    route(
-      'notify',
-      async (req, res) => {
-        const style = String(req.params.style);
-        if (style !== 'alipay' && style !== 'wechat')
-          throw new ValidationError([{ field: 'style', reason: 'must be alipay or wechat' }]);
-        const raw = (req as Request & { rawBody?: string }).rawBody ?? '';
-        send(res, await checkout.walletNotify(style, raw, req.get('x-flashcrowd-signature')));
-      },
-      { shed: false },
-    ),
+    route('notify', false, async (req, res) => {
+      const style = String(req.params.style);
+      if (style !== 'alipay' && style !== 'wechat')
+        throw new ValidationError([{ field: 'style', reason: 'must be alipay or wechat' }]);
+      const raw = (req as Request & { rawBody?: string }).rawBody ?? '';
+      send(res, await checkout.walletNotify(style, raw, req.get('x-flashcrowd-signature')));
+    }),
   );
   app.get('/healthz', async (_req, res) => {
     const ping = await store.redis.ping().catch((e: Error) => e.message);

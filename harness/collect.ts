@@ -509,6 +509,7 @@ export class Collector {
       'paid_per_s',
       'shed_per_s',
       ...QUANTILES.map((q) => seriesKey('latency_ms', { q })),
+      ...QUANTILES.map((q) => seriesKey('queue_latency_ms', { q })),
     ];
     return {
       name: 'checkout',
@@ -551,6 +552,14 @@ export class Collector {
             !NON_SHOPPER_ROUTES.has(h.labels.route ?? ''),
         );
         r.histograms.set('latency', mergeBuckets(shopper.map((h) => h.buckets)));
+        r.histograms.set(
+          'queue',
+          mergeBuckets(
+            histograms
+              .filter((h) => h.name === 'flashcrowd_checkout_request_queue_seconds')
+              .map((h) => h.buckets),
+          ),
+        );
         return r;
       },
       derive: (inc, dt) => {
@@ -574,7 +583,11 @@ export class Collector {
           else if (kind === 'retry') rate(seriesKey('retries_per_s', { dependency: a }), v);
         }
         const lat = inc.histograms.get('latency');
-        for (const q of QUANTILES) out.set(seriesKey('latency_ms', { q }), quantileMs(q, lat));
+        const queue = inc.histograms.get('queue');
+        for (const q of QUANTILES) {
+          out.set(seriesKey('latency_ms', { q }), quantileMs(q, lat));
+          out.set(seriesKey('queue_latency_ms', { q }), quantileMs(q, queue));
+        }
         return out;
       },
     };

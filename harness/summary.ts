@@ -263,11 +263,14 @@ export const runSummarySchema = z
      * summaries, and empty where /proc cannot be read): `harness+load` (the
      * harness with flashcrowd's engine in it; `harness` with --runners),
      * `checkout`, `mocks`, `redis` (started by the run), `machine` (all of it,
-     * of `cores`). `flashcrowd sweep` names the one that saturated.
+     * of `cores`); `peakCores`, the same in the busiest 3 s of the traffic.
+     * `flashcrowd sweep` names the one that saturated (at its peak).
      */
     cpu: z
       .object({
-        shares: z.array(z.object({ name: z.string(), cores: num }).strict()),
+        shares: z.array(
+          z.object({ name: z.string(), cores: num, peakCores: num.optional() }).strict(),
+        ),
         cores: z.number().int(),
       })
       .strict()

@@ -10,7 +10,7 @@ import { join, resolve } from 'node:path';
 import { evaluateBudgets, parseBudget, type ParsedBudget } from './budgets.ts';
 import { UsageError } from './errors.ts';
 import { loadPreset, type Preset } from './preset.ts';
-import { saturated } from './run/cpu.ts';
+import { saturated, type CpuShare } from './run/cpu.ts';
 import type { BudgetResult, RunSummary } from './summary.ts';
 import { sweepHtml, sweepMarkdown } from './report/sweep.ts';
 import { PROJECT_ROOT } from './tools.ts';
@@ -32,7 +32,7 @@ export interface SweepStep {
   /** The first budget this step broke (preset order), if any. */
   firstBroken?: string;
   /** Cores each process used during the traffic, and the one that saturated. */
-  cpu: { name: string; cores: number }[];
+  cpu: CpuShare[];
   saturated?: string;
   dir: string;
 }

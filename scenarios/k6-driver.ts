@@ -37,7 +37,8 @@ export function k6Sink(defs: readonly MetricDef[]): MetricSink {
 
 function params(r: JourneyRequest) {
   return {
-    headers: r.headers ?? {},
+    // Stamped as a load balancer stamps it, as flashcrowd's engine does: the checkout sheds on its queue time.
+    headers: { ...(r.headers ?? {}), 'x-request-start': `t=${Date.now()}` },
     tags: r.tags,
     timeout: `${r.timeoutS}s`,
     responseType: 'text' as const,

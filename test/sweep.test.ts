@@ -1,9 +1,10 @@
 // The capacity sweep's logic (harness/sweep.ts) on a model system whose step
-// results are a function of the load scale (no load here; the sweep of a real
-// preset is in test/sweep-run.test.ts): the knee is the highest step that met
-// every budget below the first that broke one, the first broken budget is
-// named, a bisection narrows the knee between its ends, capacity budgets gate
-// on the knee, and the reports show each step.
+// results are a function of the load scale (no load here; a real sweep of
+// livestream-spike is measured in docs/PERFORMANCE.md, "Capacity curve"): the
+// knee is the highest step that met every budget below the first that broke
+// one, the first broken budget is named, a bisection narrows the knee between
+// its ends, capacity budgets gate on the knee, the reports show each step, and
+// the saturated process is judged at its peak.
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -13,6 +14,7 @@ import { loadPreset } from '../harness/preset.ts';
 import { fmtCompact } from '../harness/report/format.ts';
 import { sweepHtml, sweepMarkdown } from '../harness/report/sweep.ts';
 import type { RunSummary } from '../harness/summary.ts';
+import { busiest, saturated } from '../harness/run/cpu.ts';
 import { kneeOf, offeredPeak, runSweep, splitBudgets, type StepRunner } from '../harness/sweep.ts';
 import { baseSummary } from './support/report-fixtures.ts';
 
@@ -26,7 +28,13 @@ function model(limit: number): { run: StepRunner; calls: number[] } {
     calls.push(x);
     const s: RunSummary = baseSummary();
     const rate = x <= limit ? 0.01 : 0.05 + x / 10;
-    s.metrics = { ...s.metrics, 'pay.failure_rate': rate, 'pay.paid': 100 * x };
+    s.metrics = {
+      ...s.metrics,
+      'pay.failure_rate': rate,
+      'orders.failure_rate': rate / 2,
+      'checkout.shed': x > limit ? 50 * x : 0,
+      'pay.paid': 100 * x,
+    };
     s.budgets = [
       {
         expr: 'pay.failure_rate<0.02',
@@ -113,7 +121,36 @@ describe('the sweep', () => {
     );
     expect(md.split('\n').filter((l) => /^\| (0\.5|1|2) \|/.test(l))).toHaveLength(3);
     const html = sweepHtml(full);
-    expect(html.match(/<svg /g)).toHaveLength(4);
+    expect(html.match(/<svg /g)).toHaveLength(6);
     expect(html).toContain('>knee</text>');
+  });
+});
+
+describe('which process saturated', () => {
+  const share = (name: string, cores: number, peakCores?: number) => ({
+    name,
+    cores,
+    ...(peakCores !== undefined ? { peakCores } : {}),
+  });
+  it('is judged at its peak: a checkout at 0.56 core on average and 0.98 in its busiest 3 s saturated', () => {
+    const shares = [
+      share('checkout', 0.56, 0.98),
+      share('mocks', 0.27, 0.6),
+      share('machine', 1.1, 1.9),
+    ];
+    expect(saturated(shares, 2)).toBe('checkout');
+    expect(saturated([share('checkout', 0.56), share('machine', 1.1)], 2)).toBeUndefined();
+    expect(saturated([share('checkout', 0.5, 0.7), share('machine', 1.1, 1.85)], 2)).toBe(
+      'machine',
+    );
+  });
+
+  it('the busiest window is the most cores over 3 consecutive seconds of samples', () => {
+    // A process idle for 4 s, then a full core for 3 s, then half a core.
+    const cum = [0, 0, 0, 0, 0, 1, 2, 3, 3.5, 4];
+    const samples = cum.map((v, k) => ({ t: k * 1000, v: [v, undefined] }));
+    expect(busiest(samples, 0)).toBeCloseTo(1, 6);
+    expect(busiest(samples, 1)).toBeUndefined();
+    expect(busiest(samples.slice(0, 3), 0)).toBeUndefined(); // shorter than the window
   });
 });

@@ -223,7 +223,8 @@ export class HttpClient {
         origin,
         path,
         method: r.method,
-        headers: r.headers ?? NO_HEADERS,
+        // Stamped as a load balancer stamps it: the server can tell its own queue time.
+        headers: { ...(r.headers ?? NO_HEADERS), 'x-request-start': `t=${Date.now()}` },
         body: r.body ?? null,
       },
       x,

@@ -1,7 +1,8 @@
 // The sweep report (`flashcrowd sweep`): per step, the offered peak arrival
-// rate against failure rate, p99, dropped arrivals and throughput, the process
-// that saturated, and the knee; as Markdown and as one self-contained HTML
-// page whose charts are inline SVG (offered rate on the x axis).
+// rate against failure rates, p99, dropped arrivals, throughput and shed
+// requests, the process that saturated, and the knee; as Markdown and as one
+// self-contained HTML page whose charts are inline SVG (offered rate on the x
+// axis).
 import type { SweepResult, SweepStep } from '../sweep.ts';
 import { niceTicks } from './charts.ts';
 import { fmtCompact, xmlEscape } from './format.ts';
@@ -11,7 +12,10 @@ const num = (x: number | null, d = 0) => (x === null ? '-' : x.toFixed(d));
 const cores = (s: SweepStep) =>
   s.cpu
     .filter((c) => c.name !== 'machine')
-    .map((c) => `${c.name} ${c.cores.toFixed(2)}`)
+    .map(
+      (c) =>
+        `${c.name} ${c.cores.toFixed(2)}${c.peakCores !== undefined ? ` (${c.peakCores.toFixed(2)})` : ''}`,
+    )
     .join(', ');
 
 function rows(r: SweepResult): string[][] {
@@ -41,7 +45,7 @@ const HEAD = [
   'shed',
   'verdict',
   'saturated',
-  'cores (traffic)',
+  'cores (traffic; busiest 3 s)',
 ];
 
 function verdictLine(r: SweepResult): string {
@@ -131,9 +135,16 @@ export function sweepHtml(r: SweepResult): string {
       (s) => (s.payFailureRate === null ? null : s.payFailureRate * 100),
       '%',
     ),
+    chart(
+      'order failure rate',
+      r,
+      (s) => (s.orderFailureRate === null ? null : s.orderFailureRate * 100),
+      '%',
+    ),
     chart('checkout p99', r, (s) => s.p99Ms, ' ms'),
     chart('dropped arrivals', r, (s) => s.dropped, ''),
     chart('orders paid per second', r, (s) => s.paidPerS, ''),
+    chart('requests shed (503 overloaded)', r, (s) => s.shed, ''),
   ].join('\n');
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>${e(title)}</title>
