@@ -1,4 +1,5 @@
 // Prometheus metrics of the reference checkout (GET /metrics).
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 
 export class CheckoutMetrics {
@@ -21,6 +22,11 @@ export class CheckoutMetrics {
   readonly retryBudgetExhausted: Counter<'dependency'>;
   readonly breakerState: Gauge<'dependency' | 'key'>;
   readonly orders: Counter<'event'>;
+  readonly loopDelay: Gauge;
+  readonly bulkheadQueued: Gauge<'dependency'>;
+  /** Calls waiting in each dependency's bulkhead, read at scrape time. */
+  private readonly bulkheads = new Map<string, () => number>();
+  private readonly loop = monitorEventLoopDelay({ resolution: 10 });
 
   constructor(mode: string) {
     this.registry.setDefaultLabels({ service: 'checkout', mode });
@@ -80,6 +86,26 @@ export class CheckoutMetrics {
       labelNames: ['dependency', 'key'],
       registers,
     });
+    this.loop.enable();
+    this.loopDelay = new Gauge({
+      name: 'flashcrowd_checkout_event_loop_delay_seconds',
+      help: "p99 of the event loop's delay since the last scrape (how late a 10 ms timer ran).",
+      registers,
+      collect: () => {
+        this.loopDelay.set(this.loop.count > 0 ? this.loop.percentile(99) / 1e9 : 0);
+        this.loop.reset();
+      },
+    });
+    this.bulkheadQueued = new Gauge({
+      name: 'flashcrowd_checkout_bulkhead_queued',
+      help: "Calls waiting in a dependency's bulkhead for a slot (hardened build).",
+      labelNames: ['dependency'],
+      registers,
+      collect: () => {
+        for (const [dependency, queued] of this.bulkheads)
+          this.bulkheadQueued.set({ dependency }, queued());
+      },
+    });
     this.orders = new Counter({
       name: 'flashcrowd_checkout_order_events_total',
       help: 'Order lifecycle events (created, paid, payment_failed, expired, cancelled, late_refunded, late_rereserved, double_capture_refunded, reconciled, ...).',
@@ -103,6 +129,16 @@ export class CheckoutMetrics {
       else this.pending.set(key, { labels: { route, status: String(status), reason }, n: 1 });
       if (seconds !== undefined) timer.observe(seconds);
     };
+  }
+
+  /** Report `queued()` as the calls waiting in this dependency's bulkhead. */
+  watchBulkhead(dependency: string, queued: () => number): void {
+    this.bulkheads.set(dependency, queued);
+  }
+
+  /** Stop the event-loop delay monitor. */
+  close(): void {
+    this.loop.disable();
   }
 
   /** Every counter, histogram and gauge back to nothing (POST /admin/reset). */

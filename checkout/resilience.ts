@@ -116,6 +116,8 @@ export class Dependency {
   ) {
     const { features: f, params: p } = cfg;
     this.bulkhead = f.bulkhead ? bulkhead(p.bulkheadLimit, p.bulkheadQueue) : undefined;
+    const bh = this.bulkhead;
+    if (bh) metrics.watchBulkhead(name, () => p.bulkheadQueue - bh.queueSlots);
     this.budget = new RetryBudget(p.retryBudgetRatio);
     this.retryPolicy =
       f.retries === 'none'

@@ -341,7 +341,13 @@ export function buildCheckoutApp(
 
   app.use(notFoundHandler);
   app.use(jsonErrorHandler('checkout'));
-  return { app, stop: () => shed?.stop() };
+  return {
+    app,
+    stop: () => {
+      shed?.stop();
+      metrics.close();
+    },
+  };
 }
 
 export async function startCheckout(opts: CheckoutOptions): Promise<RunningCheckout> {

@@ -23,10 +23,15 @@ export const CASCADE_RULE = {
     'dep.error_rate': { factor: 1, floor: 0.05, consecutive: 2 },
     'dep.retries_per_s': { factor: 3, floor: 1, consecutive: 2 },
     'dep.breaker_open': { factor: 1, floor: 0.5, consecutive: 1 },
+    'dep.bulkhead_queued': { factor: 2, floor: 5, consecutive: 2 },
+    'checkout.queue_ms': { factor: 2, floor: 50, consecutive: 2 },
     'checkout.p99_ms': { factor: 2, floor: 50, consecutive: 2 },
+    'checkout.loop_delay_ms': { factor: 2, floor: 50, consecutive: 2 },
     'checkout.failure_rate': { factor: 1, floor: 0.05, consecutive: 2 },
     'checkout.shed_per_s': { factor: 2, floor: 0, consecutive: 1 },
     'stock.held': { factor: 1.5, floor: 10, consecutive: 2 },
+    'coupons.locked': { factor: 1.5, floor: 10, consecutive: 2 },
+    'notify.backlog': { factor: 2, floor: 10, consecutive: 2 },
   },
 } as const;
 
@@ -100,14 +105,19 @@ function signalsOf(ts: TimeSeries): Signal[] {
       { signal: 'dep.error_rate', dependency, values: ratioAt(failed, of('dep_calls_per_s'), n) },
       { signal: 'dep.retries_per_s', dependency, values: sumAt(of('retries_per_s'), n) },
       { signal: 'dep.breaker_open', dependency, values: openAt(of('breaker_state'), n) },
+      { signal: 'dep.bulkhead_queued', dependency, values: sumAt(of('bulkhead_queued'), n) },
     );
   }
   const requests = pick('requests_per_s', (l) => !NON_SHOPPER_ROUTES.has(l.route ?? ''));
   out.push(
+    { signal: 'checkout.queue_ms', values: sumAt(pick('queue_latency_ms', p99), n) },
     { signal: 'checkout.p99_ms', values: sumAt(pick('latency_ms', p99), n) },
+    { signal: 'checkout.loop_delay_ms', values: sumAt(pick('loop_delay_ms'), n) },
     { signal: 'checkout.failure_rate', values: ratioAt(pick('failures_per_s'), requests, n) },
     { signal: 'checkout.shed_per_s', values: sumAt(pick('shed_per_s'), n) },
     { signal: 'stock.held', values: sumAt(pick('stock_reserved'), n) },
+    { signal: 'coupons.locked', values: sumAt(pick('coupons_locked'), n) },
+    { signal: 'notify.backlog', values: sumAt(pick('notify_backlog'), n) },
   );
   return out;
 }
@@ -189,10 +199,15 @@ export function signalLabel(signal: string, dependency?: string): string {
     'dep.error_rate': 'error rate',
     'dep.retries_per_s': 'retries',
     'dep.breaker_open': 'breaker open',
+    'dep.bulkhead_queued': 'bulkhead queue',
+    'checkout.queue_ms': 'checkout queue time (p99)',
     'checkout.p99_ms': 'checkout p99 latency',
+    'checkout.loop_delay_ms': 'checkout event-loop delay',
     'checkout.failure_rate': 'shopper failure rate',
     'checkout.shed_per_s': 'checkout shed load',
     'stock.held': 'stock held',
+    'coupons.locked': 'coupons locked',
+    'notify.backlog': 'wallet notification backlog',
   };
   const w = words[signal] ?? signal;
   return dependency ? `${dependency} ${w}` : w;
@@ -213,10 +228,15 @@ function phrase(o: Onset): string {
     'dep.error_rate': `${who} errors ${fmtMetric(o.signal, o.peak)}`,
     'dep.retries_per_s': `${who} retries ${times(o)}`,
     'dep.breaker_open': `${who} breaker open`,
+    'dep.bulkhead_queued': `${who} bulkhead queue ${fmtMetric(o.signal, o.peak)}`,
+    'checkout.queue_ms': `checkout queue time ${times(o)}`,
     'checkout.p99_ms': `checkout p99 ${times(o)}`,
+    'checkout.loop_delay_ms': `checkout event-loop delay ${times(o)}`,
     'checkout.failure_rate': `shopper failures ${fmtMetric(o.signal, o.peak)}`,
     'checkout.shed_per_s': 'checkout shed',
     'stock.held': `stock held +${fmtMetric(o.signal, o.peak - o.baseline)}`,
+    'coupons.locked': `coupons locked +${fmtMetric(o.signal, o.peak - o.baseline)}`,
+    'notify.backlog': `notifications waiting ${fmtMetric(o.signal, o.peak)}`,
   };
   return `${what[o.signal as SignalName]} at ${Number(o.atS.toFixed(1))} s`;
 }

@@ -538,6 +538,15 @@ export class Collector {
             case 'flashcrowd_checkout_dependency_retries_total':
               add(r.counters, `retry${SEP}${l.dependency}`, row.value);
               break;
+            case 'flashcrowd_checkout_event_loop_delay_seconds':
+              r.gauges.set('loop_delay_ms', row.value * 1000);
+              break;
+            case 'flashcrowd_checkout_bulkhead_queued':
+              r.gauges.set(
+                seriesKey('bulkhead_queued', { dependency: l.dependency ?? '' }),
+                row.value,
+              );
+              break;
             case 'flashcrowd_checkout_breaker_state':
               r.gauges.set(
                 seriesKey('breaker_state', { dependency: l.dependency ?? '', key: l.key ?? '' }),
@@ -622,12 +631,19 @@ export class Collector {
       name,
       fixed: keys,
       read: async (signal) => {
-        const { histograms } = readMetrics(
+        const { rows, histograms } = readMetrics(
           await this.fetchText(`${url}/metrics`, signal),
-          'flashcrowd_mock_request_duration_seconds',
+          'flashcrowd_mock_',
         );
         const r = empty();
-        r.histograms.set('latency', mergeBuckets(histograms.map((h) => h.buckets)));
+        const latency = histograms.filter(
+          (h) => h.name === 'flashcrowd_mock_request_duration_seconds',
+        );
+        r.histograms.set('latency', mergeBuckets(latency.map((h) => h.buckets)));
+        // The domain's levels: the wallet's notify_backlog, the coupon service's coupons_locked.
+        for (const row of rows)
+          if (row.name === 'flashcrowd_mock_level' && row.labels.level)
+            r.gauges.set(row.labels.level, row.value);
         return r;
       },
       derive: (inc) =>

@@ -11,8 +11,12 @@ export class MockMetrics {
   /** Requests being served now; the gauge reads it at scrape time (cheaper than a gauge update per request). */
   inFlightNow = 0;
   readonly notifications: Counter<'event'>;
+  readonly level: Gauge<'level'>;
 
-  constructor(readonly service: string) {
+  constructor(
+    readonly service: string,
+    levels: () => Record<string, number> = () => ({}),
+  ) {
     // No prom-client default (process) metrics: several services may share one
     // process, and three of those names fail `promtool check metrics`.
     this.registry.setDefaultLabels({ service });
@@ -41,6 +45,15 @@ export class MockMetrics {
       help: 'Requests currently being served (queued ones included).',
       registers: [this.registry],
       collect: () => this.inFlight.set(this.inFlightNow),
+    });
+    this.level = new Gauge({
+      name: 'flashcrowd_mock_level',
+      help: "Levels of the service's domain at scrape time: notify_backlog (wallet notifications not yet acknowledged or given up), coupons_locked (coupons an order holds).",
+      labelNames: ['level'],
+      registers: [this.registry],
+      collect: () => {
+        for (const [level, v] of Object.entries(levels())) this.level.set({ level }, v);
+      },
     });
     this.notifications = new Counter({
       name: 'flashcrowd_mock_notifications_total',

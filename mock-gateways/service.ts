@@ -46,6 +46,11 @@ export interface ServiceDefinition<E> {
   reset(): void;
   /** Stop timers (notification retries, settlements). */
   close?(): void;
+  /**
+   * Levels of the domain read at scrape time, as `flashcrowd_mock_level{level}`
+   * (the wallet's `notify_backlog`, the coupon service's `coupons_locked`).
+   */
+  levels?(): Record<string, number>;
 }
 
 export interface ServiceOptions {
@@ -84,7 +89,7 @@ export function buildApp<E>(def: ServiceDefinition<E>, opts: ServiceOptions = {}
     seed: opts.seed ?? 1,
     profile: opts.profile,
   });
-  const metrics = new MockMetrics(def.name);
+  const metrics = new MockMetrics(def.name, () => def.levels?.() ?? {});
   const timeScale = new TimeScale(opts.timeScale ?? 1);
   const op = chaosMiddlewareFactory(engine as ChaosEngine<unknown>, metrics, def.decline);
   let baseUrl = '';

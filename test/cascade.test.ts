@@ -19,6 +19,11 @@ interface Rises {
   retriesAt?: number;
   shedAt?: number;
   stockAt?: number;
+  bulkheadAt?: number;
+  queueAt?: number;
+  loopAt?: number;
+  couponsAt?: number;
+  notifyAt?: number;
   /** The last second (exclusive) of the p99 rise: a short spike. */
   p99Until?: number;
 }
@@ -39,6 +44,11 @@ function run(r: Rises = {}, bands = [{ fromS: 9 }]): TimeSeries {
   put('requests_per_s', { route: 'orders.create' }, step(20, 20));
   put('stock_reserved', { sku: 'a' }, step(20, 50, r.stockAt));
   put('stock_reserved', { sku: 'b' }, step(10, 20, r.stockAt));
+  put('bulkhead_queued', { dependency: 'bank' }, step(0, 40, r.bulkheadAt));
+  put('queue_latency_ms', { q: '0.99' }, step(5, 900, r.queueAt));
+  put('loop_delay_ms', {}, step(12, 300, r.loopAt));
+  put('coupons_locked', {}, step(20, 60, r.couponsAt));
+  put('notify_backlog', {}, step(3, 80, r.notifyAt));
   return {
     schemaVersion: 1,
     startedAtMs: 0,
@@ -58,10 +68,15 @@ const ALL_SIGNALS = [
   'dep.error_rate{dependency=bank}',
   'dep.retries_per_s{dependency=bank}',
   'dep.breaker_open{dependency=bank}',
+  'dep.bulkhead_queued{dependency=bank}',
+  'checkout.queue_ms',
   'checkout.p99_ms',
+  'checkout.loop_delay_ms',
   'checkout.failure_rate',
   'checkout.shed_per_s',
   'stock.held',
+  'coupons.locked',
+  'notify.backlog',
 ];
 
 const brief = (ts: TimeSeries) =>
@@ -99,8 +114,13 @@ describe('cascadeOf', () => {
     expect(c.none).toEqual([
       'dep.error_rate{dependency=bank}',
       'dep.breaker_open{dependency=bank}',
+      'dep.bulkhead_queued{dependency=bank}',
+      'checkout.queue_ms',
       'checkout.p99_ms',
+      'checkout.loop_delay_ms',
       'checkout.failure_rate',
+      'coupons.locked',
+      'notify.backlog',
     ]);
     expect(c.rule).toEqual(CASCADE_RULE);
     // summary.json accepts it
@@ -116,6 +136,20 @@ describe('cascadeOf', () => {
       ['dep.p99_ms', 16, 7],
     ]);
     expect(cascadeOf(ts, {}).story).toMatch(/stock held \+40 at 15 s -> bank p99 x4\.2 at 16 s$/);
+  });
+
+  it("names the bulkhead's queue, the checkout's queue time and event-loop delay, coupons locked and the wallet's notification backlog", () => {
+    const ts = run({ bulkheadAt: 11, queueAt: 12, loopAt: 13, couponsAt: 15, notifyAt: 17 });
+    expect(brief(ts)).toEqual([
+      ['dep.bulkhead_queued', 11, 2],
+      ['checkout.queue_ms', 12, 3],
+      ['checkout.loop_delay_ms', 13, 4],
+      ['coupons.locked', 15, 6],
+      ['notify.backlog', 17, 8],
+    ]);
+    expect(cascadeOf(ts, {}).story).toBe(
+      'bank bulkhead queue 40 at 11 s -> checkout queue time x180 at 12 s -> checkout event-loop delay x25 at 13 s -> coupons locked +40 at 15 s -> notifications waiting 80 at 17 s',
+    );
   });
 
   it('a flat run has no onset: every signal is listed as such', () => {

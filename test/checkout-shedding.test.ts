@@ -5,6 +5,8 @@
 // only past four times the limit), counted as shed; after a quarter second in
 // which requests waited, new work is admitted only in part; the naive build
 // never sheds. The stamps are written by the test, so no load is needed.
+// Also the checkout's levels the cascade timeline reads: event-loop delay
+// and bulkhead queues.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { queueTimeMs, requestStartMs } from '../checkout/service.ts';
 import { startRedis, type RedisHandle } from '../harness/redis.ts';
@@ -144,5 +146,22 @@ describe('the naive checkout', () => {
     const r = await call(naive.url, 'GET', '/v1/skus', undefined, stamped(5_000));
     expect(r.status, r.text).toBe(200);
     expect(await metric(naive.url, 'flashcrowd_checkout_shed_total')).toBe(0);
+  });
+});
+
+describe("the checkout's levels for the cascade timeline", () => {
+  it("reports the event loop's delay, and each dependency's bulkhead queue in the hardened build only", async () => {
+    const h = (await call(hardened.url, 'GET', '/metrics')).text;
+    const n = (await call(naive.url, 'GET', '/metrics')).text;
+    for (const text of [h, n])
+      expect(text).toMatch(/^flashcrowd_checkout_event_loop_delay_seconds\{[^}]*\} \d/m);
+    for (const dep of ['bank', 'wallet', 'coupon'])
+      expect(h).toMatch(
+        new RegExp(
+          `^flashcrowd_checkout_bulkhead_queued\\{[^}]*dependency="${dep}"[^}]*\\} 0$`,
+          'm',
+        ),
+      );
+    expect(n).not.toMatch(/^flashcrowd_checkout_bulkhead_queued\{/m);
   });
 });

@@ -109,6 +109,26 @@ describe('coupon state machine', () => {
     expect(l2.body).toMatchObject({ state: 'LOCKED', orderId: 'o2' });
   });
 
+  it('/metrics reports the coupons locked now (coupons_locked, read by the cascade timeline)', async () => {
+    const locked = async () => {
+      const text = (await get('/metrics')).text;
+      const line = text
+        .split('\n')
+        .find((l) => l.startsWith('flashcrowd_mock_level{') && l.includes('coupons_locked'));
+      return Number(line?.split(' ').pop());
+    };
+    const camp = await campaign();
+    const a = await issue(camp, 'u1');
+    const b = await issue(camp, 'u2');
+    expect(await locked()).toBe(0);
+    expect((await lock(a, { orderId: 'o1' })).status).toBe(200);
+    expect((await lock(b, { orderId: 'o2' })).status).toBe(200);
+    expect(await locked()).toBe(2);
+    expect((await release(a, 'o1')).status).toBe(200);
+    expect((await consume(b, 'o2')).status).toBe(200);
+    expect(await locked()).toBe(0);
+  });
+
   it('locking again by the same order succeeds without a new transition', async () => {
     const code = await issue(await campaign(), 'u1');
     const first = await lock(code, { orderId: 'o1' });

@@ -105,6 +105,32 @@ function expectSentAtLeastGapsApart(attempts: { sentAt?: string; gapMs: number }
     );
 }
 
+/** The wallet's `notify_backlog` level on /metrics (read by the cascade timeline). */
+async function backlog(s: RunningService): Promise<number> {
+  const text = await (await fetch(`${s.url}/metrics`)).text();
+  const line = text
+    .split('\n')
+    .find((l) => l.startsWith('flashcrowd_mock_level{') && l.includes('notify_backlog'));
+  return Number(line?.split(' ').pop());
+}
+
+describe('the notification backlog', () => {
+  it('counts notices on their way: one the merchant keeps refusing stays, an acknowledged one leaves', async () => {
+    const refusing = await merchantWith(() => ({ status: 500, body: 'busy' }));
+    const s = await wallet();
+    expect(await backlog(s)).toBe(0);
+    await payTrade(s, refusing);
+    await payTrade(s, refusing);
+    // Both are retried on the alipay schedule (minutes at scale 1): still on their way.
+    expect(await backlog(s)).toBe(2);
+    const acking = await merchantWith();
+    const s2 = await wallet();
+    await payTrade(s2, acking);
+    await settled(s2, 1);
+    expect(await backlog(s2)).toBe(0);
+  });
+});
+
 describe('wallet notifications', () => {
   it('notifies a paid trade once, signed with HMAC-SHA256 of the raw body: the secret verifies it, another does not', async () => {
     const m = await merchantWith();

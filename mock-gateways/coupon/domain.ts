@@ -194,6 +194,13 @@ export class Coupons {
     return c;
   }
 
+  /** Coupons an order holds now (LOCKED). */
+  lockedCount(): number {
+    let n = 0;
+    for (const c of this.coupons.values()) if (c.state === 'LOCKED') n += 1;
+    return n;
+  }
+
   getCampaign(id: string): CampaignView {
     return this.campaignView(this.campaign(id));
   }

@@ -52,6 +52,7 @@ export function createCoupon(): ServiceDefinition<CouponExtra> & { coupons(): Co
     declineReasons: COUPON_DECLINE_REASONS,
     extraSchema: couponExtraSchema,
     coupons: () => coupons!,
+    levels: () => ({ coupons_locked: coupons?.lockedCount() ?? 0 }),
     routes(r, { engine, op, timeScale }) {
       coupons = new Coupons(engine, { timeScale });
       const d = coupons;

@@ -441,6 +441,11 @@ export class Notifier {
     if (r.body !== undefined) entry.responseBody = r.body.slice(0, 128);
   }
 
+  /** Notices still on their way: not yet acknowledged, given up, lost or cancelled. */
+  backlog(): number {
+    return this.live.size;
+  }
+
   private finish(l: Live) {
     this.live.delete(l);
     l.resolveFirst();

@@ -65,6 +65,7 @@ export function createWallet(
     extraSchema: walletExtraSchema,
     secret,
     wallet: () => wallet!,
+    levels: () => ({ notify_backlog: wallet?.notifier.backlog() ?? 0 }),
     routes(r, { engine, metrics, op, url, timeScale }) {
       wallet = new Wallet(engine, metrics, {
         secret,
