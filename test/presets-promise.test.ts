@@ -1,5 +1,5 @@
-// The shipped presets do what their descriptions promise (retry-storm's and
-// livestream-spike's in test/run.test.ts and test/reproducibility.test.ts;
+// The shipped presets do what their descriptions promise (retry-storm's in
+// test/reproducibility.test.ts, livestream-spike's in test/run.test.ts;
 // gateway-outage's, ambiguous-capture's and coupon-contention's in
 // test/phenomena.test.ts, on the matrix's runs), run as a user runs
 // them (`flashcrowd run <preset> --ci`, flashcrowd's engine, the embedded

@@ -11,12 +11,15 @@
 // with a healthy one's latency, so they are exact too (they differed by 1 when
 // the bank answered at once). bank-brownout with the hardened build is not
 // asserted here: how long its breaker stays open is timing, and one pair in
-// three moved beyond the tolerances (docs/REPRODUCIBILITY.md).
+// three moved beyond the tolerances (docs/REPRODUCIBILITY.md). The retry-storm
+// run also checks what each variant did: the naive build fails with leaks the
+// audit finds, the hardened one passes.
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { Comparison } from '../harness/compare.ts';
+import type { RunSummary } from '../harness/summary.ts';
 import { runCli } from './support/cli.ts';
 
 describe('the same seed gives the same run', () => {
@@ -50,6 +53,22 @@ describe('the same seed gives the same run', () => {
         expect(exact.find((r) => r.name === 'double_charges')!.a).toBeGreaterThan(0);
       } else for (const r of faults) expect(r.class, r.name).toBe('count'); // breaker, retry budget
     }
+    // What each variant did (first repetition): the naive build broke what the audit
+    // finds, not only a slow answer; the hardened one passed with every invariant kept.
+    const summary = (v: string) =>
+      JSON.parse(readFileSync(join(out, v, 'rep-1', 'summary.json'), 'utf8')) as RunSummary;
+    const naive = summary('naive');
+    expect([naive.verdict, naive.checkout.mode]).toEqual(['fail', 'naive']);
+    const m = naive.metrics;
+    const found =
+      (m['leaks.stock'] ?? 0) +
+      (m['leaks.coupon'] ?? 0) +
+      (m.double_charges ?? 0) +
+      (m['invariants.broken'] ?? 0);
+    expect(found, JSON.stringify(m)).toBeGreaterThan(0);
+    const hardened = summary('hardened');
+    expect(hardened.verdict, JSON.stringify(hardened.budgets.filter((b) => !b.ok))).toBe('pass');
+    expect(hardened.invariants.filter((i) => i.ok === false)).toEqual([]);
     expect(log).toMatch(/REPRODUCED: \d+ values compared/);
     expect(code, log.slice(-3_000)).toBe(0); // naive fails and hardened passes, as expected, and both reproduced
   }, 600_000);

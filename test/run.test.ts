@@ -1,7 +1,7 @@
 // `flashcrowd run` end to end, as a user or a CI job runs it: flashcrowd's own
 // load engine, real Redis, the real mocks and checkout as child processes. A 20-second
-// livestream-spike passes its preset's budgets; retry-storm's naive variant
-// fails its budgets with leaks the audit finds while the hardened one passes;
+// livestream-spike passes its preset's budgets (retry-storm's variants, the
+// naive one failing with leaks the audit finds, in test/reproducibility.test.ts);
 // exit codes 0, 1 and 2 as documented; the report files exist and parse
 // (summary.json against its schema, junit.xml against the JUnit XSD); a load
 // generator that sends no traffic never passes.
@@ -490,31 +490,6 @@ describe("flashcrowd run end to end (flashcrowd's engine, Redis, mocks and check
     await new Promise((r) => setTimeout(r, 1_000));
     expect(processesMarked(mark)).toEqual([]);
   }, 240_000);
-
-  it('retry-storm: the naive build fails its budgets with leaks the audit finds, the hardened build passes, so the run exits 0', async () => {
-    const out = join(tmp, 'storm');
-    const r = await cliAsync(
-      ['run', 'retry-storm', '--ci', '--seed', '3', '--out', out, '--progress', 'none'],
-      420_000,
-    );
-    const naive = readSummary(join(out, 'naive'));
-    const hardened = readSummary(join(out, 'hardened'));
-    expect(naive.verdict, r.out.slice(-6_000)).toBe('fail');
-    expect(naive.checkout.mode).toBe('naive');
-    const failed = naive.budgets.filter((b) => !b.ok).map((b) => b.metric);
-    expect(failed.length).toBeGreaterThan(0);
-    // What the naive build broke is something the audit found, not only a slow answer.
-    const found =
-      (naive.metrics['leaks.stock'] ?? 0) +
-      (naive.metrics['leaks.coupon'] ?? 0) +
-      (naive.metrics.double_charges ?? 0) +
-      (naive.metrics['invariants.broken'] ?? 0);
-    expect(found, JSON.stringify(naive.metrics)).toBeGreaterThan(0);
-    expect(hardened.verdict, JSON.stringify(hardened.budgets.filter((b) => !b.ok))).toBe('pass');
-    expect(hardened.invariants.filter((i) => i.ok === false)).toEqual([]);
-    expect(r.status, r.out.slice(-4_000)).toBe(0);
-    await expectJUnitValid(join(out, 'naive'));
-  }, 480_000);
 
   it('a load generator that sends nothing never passes: a k6 that exits 0 at once fails the run (exit 1) on arrivals.unaccounted, in every report', async () => {
     const out = join(tmp, 'idle');
