@@ -33,6 +33,7 @@ function model(limit: number): { run: StepRunner; calls: number[] } {
       'pay.failure_rate': rate,
       'orders.failure_rate': rate / 2,
       'checkout.shed': x > limit ? 50 * x : 0,
+      'dep.error_rate{dependency=bank}': x > limit ? 0.05 : 0,
       'pay.paid': 100 * x,
     };
     s.budgets = [
@@ -119,7 +120,11 @@ describe('the sweep', () => {
     expect(md).toContain(
       `knee: ${fmtCompact(offeredPeak(preset, 1))} arrivals/s (load-scale 1) met every budget; beyond it, load-scale 2 broke pay.failure_rate<0.02 first`,
     );
-    expect(md.split('\n').filter((l) => /^\| (0\.5|1|2) \|/.test(l))).toHaveLength(3);
+    const lines = md.split('\n').filter((l) => /^\| (0\.5|1|2) \|/.test(l));
+    expect(lines).toHaveLength(3);
+    // Per dependency: the bank's call error rate in each step.
+    expect(lines[0]).toContain('| bank 0.0% |');
+    expect(lines[2]).toContain('| bank 5.0% |');
     const html = sweepHtml(full);
     expect(html.match(/<svg /g)).toHaveLength(6);
     expect(html).toContain('>knee</text>');

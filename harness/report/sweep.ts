@@ -18,6 +18,13 @@ const cores = (s: SweepStep) =>
     )
     .join(', ');
 
+/** Each gateway's call error rate: `bank 2.0%, wallet 0.0%` (those with calls). */
+const depErrors = (s: SweepStep) =>
+  Object.entries(s.depErrorRate)
+    .filter(([, x]) => x !== null)
+    .map(([d, x]) => `${d} ${pct(x)}`)
+    .join(', ');
+
 function rows(r: SweepResult): string[][] {
   return r.steps.map((s) => [
     String(s.loadScale),
@@ -28,6 +35,7 @@ function rows(r: SweepResult): string[][] {
     num(s.dropped),
     num(s.paidPerS, 1),
     num(s.shed),
+    depErrors(s) || '-',
     s.verdict.toUpperCase() + (s.firstBroken ? ` (${s.firstBroken})` : ''),
     s.saturated ?? '-',
     cores(s) || '-',
@@ -43,6 +51,7 @@ const HEAD = [
   'dropped',
   'paid /s',
   'shed',
+  'gateway errors',
   'verdict',
   'saturated',
   'cores (traffic; busiest 3 s)',
