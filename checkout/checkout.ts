@@ -30,6 +30,8 @@ const DEFAULT_CARD = '4242424242424242';
 /** How long an order's idempotency key is kept, and how long it may be held by a request still running. */
 const IDEM_TTL_MS = 24 * 3_600_000;
 const IDEM_RUNNING_MS = 60_000;
+/** Refusals an order's idempotency key keeps and replays: 402 a declined coupon, 409 sold out or over the limit. */
+const KEPT_REFUSALS = new Set([402, 409]);
 
 const orderNotFound = (id: string) =>
   new HttpError(404, 'order_not_found', `no order ${id}`, {
@@ -182,11 +184,12 @@ export class Checkout {
     if (!idempotencyKey) return this.reserveOrder(input, undefined, deadline);
     // Claim the key first: another payload under it is 422 whatever its SKU, a
     // duplicate of a request still running is 409, one of a finished request
-    // replays its order without locking the coupon again.
+    // replays its order (without locking the coupon again) or its refusal.
     const hash = payloadHash(input);
     const claim = await this.store.claimIdempotencyKey(idempotencyKey, hash, IDEM_RUNNING_MS);
     if (!claim.claimed) {
       if (claim.hash !== hash) throw idempotencyKeyReused();
+      if (claim.refusal) return { ...claim.refusal, headers: { 'idempotent-replayed': 'true' } };
       const prior = await this.store.idempotentOrder(input.sku, idempotencyKey);
       if (!prior)
         throw new HttpError(
@@ -196,15 +199,28 @@ export class Checkout {
         );
       return this.replay(prior);
     }
-    let made = false;
+    let kept = false;
     try {
       const orderId = await this.store.keyedOrderId(input.sku, idempotencyKey, IDEM_TTL_MS);
       const a = await this.reserveOrder(input, idempotencyKey, deadline, orderId);
-      made = a.status === 201 || a.status === 200; // made, or replayed
+      if (a.status === 201 || a.status === 200) {
+        // made, or replayed
+        await this.store.keepIdempotencyKey(idempotencyKey, IDEM_TTL_MS);
+        kept = true;
+      } else if (KEPT_REFUSALS.has(a.status)) {
+        // A business refusal is the key's answer from now on (a retry uses a new key).
+        await this.store.rememberRefusal(
+          idempotencyKey,
+          hash,
+          { status: a.status, body: a.body },
+          IDEM_TTL_MS,
+        );
+        kept = true;
+      }
       return a;
     } finally {
-      if (made) await this.store.keepIdempotencyKey(idempotencyKey, IDEM_TTL_MS);
-      else await this.store.dropIdempotencyKey(idempotencyKey);
+      // Anything else (a 503, an error thrown) took no effect: the key is free again.
+      if (!kept) await this.store.dropIdempotencyKey(idempotencyKey);
     }
   }
 

@@ -384,8 +384,8 @@ export class Store {
 
   /**
    * The id of an order requested under an Idempotency-Key: a function of the
-   * key and of how many times it was claimed (a request that made no order
-   * gives its key up, and a retry under it gets a new id, so a coupon lock or
+   * key and of how many times it was claimed (a request that failed without
+   * effect gives its key up, and a retry under it gets a new id, so a coupon lock or
    * a payment keyed by the old id is never replayed for it). The same
    * shoppers then make the same order ids run after run, and the mocks draw
    * their faults by order id (docs/CHAOS.md, Reproducibility).
@@ -492,31 +492,55 @@ export class Store {
     return `${this.prefix}:idem:${key}`;
   }
 
-  /** Claim `key` for a request whose payload hashes to `hash`; else say what holds it. */
+  /**
+   * Claim `key` for a request whose payload hashes to `hash`; else say what
+   * holds it: the payload's hash, and the refusal the key answered if its
+   * request was refused (rememberRefusal).
+   */
   async claimIdempotencyKey(
     key: string,
     hash: string,
     ttlMs: number,
-  ): Promise<{ claimed: true } | { claimed: false; hash: string }> {
+  ): Promise<{ claimed: true } | { claimed: false; hash: string; refusal?: KeptRefusal }> {
     const k = this.idemClaimKey(key);
     for (let i = 0; i < 3; i++) {
       this.roundTrips += 1;
       if ((await this.redis.set(k, hash, 'PX', ttlMs, 'NX')) === 'OK') return { claimed: true };
       this.roundTrips += 1;
       const held = await this.redis.get(k);
-      if (held !== null) return { claimed: false, hash: held };
+      if (held !== null) return { claimed: false, ...parseClaim(held) };
       // The holder gave the key up between the two calls: try again.
     }
     return { claimed: false, hash };
   }
 
-  /** Keep a claimed key for `ttlMs` (its request made an order). */
+  /** Keep a claimed key (its request made an order) for `ttlMs`. */
   async keepIdempotencyKey(key: string, ttlMs: number): Promise<void> {
     this.roundTrips += 1;
     await this.redis.pexpire(this.idemClaimKey(key), ttlMs);
   }
 
-  /** Give a claimed key up (its request made no order; a retry may run again). */
+  /**
+   * Keep a claimed key with the refusal its request got (sold out, limit, a
+   * declined coupon) for `ttlMs`: an identical request under it is answered
+   * the same refusal, never an order made later (I10, Stripe's rule).
+   */
+  async rememberRefusal(
+    key: string,
+    hash: string,
+    refusal: KeptRefusal,
+    ttlMs: number,
+  ): Promise<void> {
+    this.roundTrips += 1;
+    await this.redis.set(
+      this.idemClaimKey(key),
+      `${hash}\n${refusal.status}\n${JSON.stringify(refusal.body)}`,
+      'PX',
+      ttlMs,
+    );
+  }
+
+  /** Give a claimed key up (its request made no order and was not refused: a retry may run again). */
   async dropIdempotencyKey(key: string): Promise<void> {
     this.roundTrips += 1;
     await this.redis.del(this.idemClaimKey(key));
@@ -754,6 +778,22 @@ export class Store {
       }
     }
   }
+}
+
+/** A refusal an idempotency key answered, replayed to identical requests under it. */
+export interface KeptRefusal {
+  status: number;
+  body: Record<string, unknown>;
+}
+
+/** A claim key's value: the payload hash, then (when refused) the status and the JSON body, a line each. */
+function parseClaim(held: string): { hash: string; refusal?: KeptRefusal } {
+  const [hash = '', status, body] = held.split('\n');
+  if (status === undefined || body === undefined) return { hash };
+  return {
+    hash,
+    refusal: { status: Number(status), body: JSON.parse(body) as KeptRefusal['body'] },
+  };
 }
 
 export function connectRedis(url: string, cluster = false): RedisClient {
