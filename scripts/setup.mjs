@@ -3,9 +3,10 @@
 // Idempotent and quick when all is present. Plain Node with no dependencies,
 // because it runs before `npm ci`.
 //
-//   node scripts/setup.mjs              npm packages, redis-server, toxiproxy-server (built with Go)
-//   node scripts/setup.mjs --for-tests  the same, plus promtool (metric-name lint) and chromium
-//                                       (the HTML report test)
+//   node scripts/setup.mjs              npm packages, redis-server, toxiproxy-server (built with Go;
+//                                       without Go a warning: only presets with network faults need it)
+//   node scripts/setup.mjs --for-tests  the same (toxiproxy-server required), plus promtool
+//                                       (metric-name lint) and chromium (the HTML report test)
 //   node scripts/setup.mjs --for-bench  the same, plus the benchmarks' third-party load generators:
 //                                       vegeta (MIT; `go install` into .tools/bin) and wrk (Debian)
 //   node scripts/setup.mjs --check      report only; install nothing; exit 1 if anything is missing
@@ -51,6 +52,8 @@ const quiet = args.has('--quiet');
 
 const did = [];
 const problems = [];
+// Missing pieces only some features need (plain set-up): said, but set-up still succeeds.
+const warnings = [];
 const log = (msg) => {
   if (!quiet) console.log(`[setup] ${msg}`);
 };
@@ -236,6 +239,12 @@ function toxiproxyVersion(bin) {
   return r.stdout?.match(/toxiproxy-server version (\S+)/)?.[1] ?? null;
 }
 
+// The test suite needs it (--for-tests: missing is a failure); the demo does not
+// (plain set-up: a warning, and a run of a preset with network faults says what to do).
+function toxiproxyProblem(msg) {
+  (forTests ? problems : warnings).push(msg);
+}
+
 function ensureToxiproxy() {
   const found = which('toxiproxy-server');
   const version = found ? toxiproxyVersion(found) : null;
@@ -256,8 +265,8 @@ function ensureToxiproxy() {
     }
     const what = found
       ? `toxiproxy-server at ${found} is version ${version ?? 'unknown'}, not ${TOXIPROXY_BUILD}`
-      : 'toxiproxy-server not found (network faults: presets with toxics)';
-    problems.push(
+      : 'toxiproxy-server not found (presets with network faults need it; the test suite does)';
+    toxiproxyProblem(
       checkOnly && go
         ? `${what}. \`npm run setup\` builds it with Go into .tools/bin.`
         : `${what}. Install Go 1.23+ (https://go.dev/dl/, or Debian's golang-go if it is 1.23+) and re-run ` +
@@ -292,7 +301,7 @@ function buildToxiproxy(go) {
     /* reported below */
   }
   if (dl.status !== 0 || !moduleDir) {
-    problems.push(
+    toxiproxyProblem(
       `\`go mod download ${ref}\` failed: ${(dl.stderr || dl.stdout || '').trim().split('\n').slice(-3).join(' ')}. ` +
         'Check that the Go module proxy is reachable (GOPROXY).',
     );
@@ -307,7 +316,7 @@ function buildToxiproxy(go) {
     chmodSync(main, 0o644);
     const text = readFileSync(main, 'utf8');
     if (text.split(TOXIPROXY_SEED_LINE).length !== 2 || !text.startsWith('package main')) {
-      problems.push(
+      toxiproxyProblem(
         `the seed patch does not apply to ${ref}'s cmd/server/server.go (\`${TOXIPROXY_SEED_LINE}\` not found ` +
           'exactly once): update buildToxiproxy in scripts/setup.mjs with the pin.',
       );
@@ -329,7 +338,7 @@ function buildToxiproxy(go) {
       env,
     });
     if (r.status !== 0 || toxiproxyVersion(out) !== TOXIPROXY_BUILD) {
-      problems.push(`building ${ref} failed (see the go output above). Go 1.23+ is needed.`);
+      toxiproxyProblem(`building ${ref} failed (see the go output above). Go 1.23+ is needed.`);
       return;
     }
     // Into place in one step, so a half-written binary never sits on the path.
@@ -406,7 +415,8 @@ if (problems.length === 0) {
 }
 
 if (did.length) log(`done: ${did.join('; ')}`);
-else if (problems.length === 0) log('everything is in place');
+else if (problems.length === 0 && warnings.length === 0) log('everything is in place');
+for (const w of warnings) console.error(`[setup] WARNING: ${w}`);
 if (problems.length) {
   for (const p of problems) console.error(`[setup] MISSING: ${p}`);
   process.exit(1);

@@ -133,7 +133,12 @@ describe('a Redis link through Toxiproxy', () => {
       await timedPing(client);
       const closed = once(client, 'close');
       await toxi.setEnabled(p, false);
-      await closed;
+      await Promise.race([
+        closed,
+        new Promise((_, reject) =>
+          setTimeout(() => reject(new Error('the open connection outlived the disable')), 10_000),
+        ),
+      ]);
       expect(['ECONNREFUSED', 'ECONNRESET']).toContain(await connectOutcome(p.listen));
       await toxi.setEnabled(p, true);
       const again = new Redis({ port: portOf(p.listen), host: '127.0.0.1', lazyConnect: true });
