@@ -303,6 +303,11 @@ export function buildCli(): Command {
       (v: string, acc: string[]) => [...acc, v],
       [] as string[],
     )
+    .option(
+      '--instances <n>',
+      "checkout processes on the one Redis and set of mocks, instead of the preset's `checkout.instances`; each shopper sticks to one, drawn from the seed",
+      intArg('--instances', 1, 16),
+    )
     .option('--target <url>', 'a running checkout to load instead of starting the stack')
     .option('--bank <url>', 'with --target: the mock bank (chaos and ledgers)')
     .option('--wallet <url>', 'with --target: the mock wallet')
