@@ -26,6 +26,8 @@ export class CheckoutMetrics {
   readonly breakerState: Gauge<'dependency' | 'key'>;
   readonly orders: Counter<'event'>;
   readonly loopDelay: Gauge;
+  /** When this process started: tells a scraper that a restarted instance's counters began again at 0. */
+  readonly startTime: Gauge;
   readonly bulkheadQueued: Gauge<'dependency'>;
   /** Calls waiting in each dependency's bulkhead, read at scrape time. */
   private readonly bulkheads = new Map<string, () => number>();
@@ -95,6 +97,14 @@ export class CheckoutMetrics {
       help: 'Circuit breaker state per dependency and key: 0 closed, 1 open, 2 half-open, 3 isolated.',
       labelNames: ['dependency', 'key'],
       registers,
+    });
+    const started = Date.now() / 1000;
+    this.startTime = new Gauge({
+      name: 'flashcrowd_checkout_process_start_time_seconds',
+      help: 'When this checkout process started (epoch seconds; a scraper tells a restarted instance by it).',
+      registers,
+      // Set at each scrape, so that resetting the metrics (POST /admin/reset) keeps it.
+      collect: () => this.startTime.set(started),
     });
     this.loop.enable();
     this.loopDelay = new Gauge({

@@ -211,7 +211,7 @@ async function runOne(r: OneRun, o: RunOptions, print: Print): Promise<RunSummar
     const series = await timeSeries(loadRun.collector, bands, ctx.resolved);
     // I1 and I2 at every tick of the collector, not only at the end.
     if (settling.report) loadRun.collector.stockWatch.apply(settling.report);
-    const readings = await finalReadings(target);
+    const readings = await finalReadings(target, loadRun.collector);
     // I10 from the shoppers' double-submitted orders and a probe, after the
     // final readings so the probe's orders are not in them.
     if (settling.report)

@@ -170,6 +170,7 @@ function startCollector({ urls, haveMocks }: Target, engine: LoadEngine): Collec
   return new Collector({
     intervalMs: 1_000,
     checkoutUrl: urls.checkout,
+    checkoutUrls: urls.checkouts ?? [urls.checkout],
     mocks: haveMocks ? { bank: urls.bank, wallet: urls.wallet, coupon: urls.coupon } : undefined,
     load: () => engine.snapshot(),
     adminToken: process.env.FLASHCROWD_ADMIN_TOKEN,
