@@ -12,6 +12,7 @@ import type { Channel, CreateOrderInput, PayInput, SaleInput } from './schema.ts
 import { StockCache } from './stock-cache.ts';
 import {
   OPEN_STATES,
+  PAYMENT_GROUP,
   payloadHash,
   type Order,
   type RedisClient,
@@ -92,7 +93,7 @@ export class Checkout {
   private stopped = false;
   private notifyUrl = '';
   private readonly streamKey: string;
-  private readonly group = 'checkout';
+  private readonly group = PAYMENT_GROUP;
   private readonly consumer = `c-${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
   private consumerLoop: Promise<void> | undefined;
   /** Orders with a pay call running in this process. */
@@ -112,7 +113,7 @@ export class Checkout {
     readonly gw: Gateways,
     readonly metrics: CheckoutMetrics,
   ) {
-    this.streamKey = `${store.prefix}:payments`;
+    this.streamKey = store.paymentStreamKey;
     const lag = cfg.params.stockCacheMs;
     this.stockCache = new StockCache(store, lag > 0 ? scaled(cfg, lag) : 0);
   }

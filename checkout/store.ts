@@ -9,6 +9,8 @@ import { Cluster, Redis } from 'ioredis';
 export const COUPON_DEBTS = ['release', 'consume'] as const;
 export type CouponDebt = (typeof COUPON_DEBTS)[number];
 export type RedisClient = Redis | Cluster;
+/** The consumer group of the payment-result stream: every checkout instance reads in it. */
+export const PAYMENT_GROUP = 'checkout';
 
 export const ORDER_STATES = [
   'pending_payment',
@@ -258,6 +260,28 @@ export class Store {
   }
   get skusKey(): string {
     return `${this.prefix}:skus`;
+  }
+  /** The payment-result stream (wallet notifications), read by the consumer group PAYMENT_GROUP. */
+  get paymentStreamKey(): string {
+    return `${this.prefix}:payments`;
+  }
+
+  /**
+   * Entries of the payment stream read by a consumer and not acknowledged
+   * yet (0 without the stream or its group): after quiescence, none (a dead
+   * consumer's are claimed by a live one).
+   */
+  async streamPending(): Promise<number> {
+    try {
+      const r = (await this.redis.xpending(this.paymentStreamKey, PAYMENT_GROUP)) as [
+        number | string,
+        ...unknown[],
+      ];
+      return Number(r?.[0] ?? 0);
+    } catch (e) {
+      if (/NOGROUP|no such key/i.test((e as Error).message)) return 0;
+      throw e;
+    }
   }
   /**
    * Coupon calls owed (coupon code -> order id and until when), retried by the

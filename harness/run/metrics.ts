@@ -7,7 +7,7 @@ import type { Collector } from '../collect.ts';
 import { processOf } from '../collect-instances.ts';
 import { counterRows, scrape, sumCounterTexts } from '../prom.ts';
 import { seriesKey, type RunSummary } from '../summary.ts';
-import { http } from './http.ts';
+import { fromAnyInstance } from './http.ts';
 import type { Traffic } from './load.ts';
 import { SERVICES, type Service, type Target } from './target.ts';
 
@@ -36,15 +36,6 @@ type StockBody = {
     sold: number;
   }[];
 };
-
-/** The stock from the first checkout instance that answers (it is in Redis: any one tells all). */
-async function stockOf(checkouts: readonly string[]) {
-  for (const url of checkouts) {
-    const r = await http<StockBody>(`${url}/admin/stock`).catch(() => undefined);
-    if (r) return r;
-  }
-  return undefined;
-}
 
 /**
  * Every checkout instance's counters: its last process scraped now, and the
@@ -87,7 +78,7 @@ export async function finalReadings(
   collector?: Collector,
 ): Promise<Readings> {
   const checkouts = urls.checkouts ?? [urls.checkout];
-  const stockBody = await stockOf(checkouts);
+  const stockBody = await fromAnyInstance<StockBody>(checkouts, '/admin/stock');
   const stock: RunSummary['stock'] = (stockBody?.body.data ?? []).map((x) => ({
     sku: String(x.sku ?? x.id),
     initial: x.initial,
@@ -264,6 +255,7 @@ function auditMetrics(audit: AuditReport): Metrics {
   m.paid_without_capture = t.paidWithoutCapture;
   m.late_payments = t.latePayments;
   m.stuck_processing = t.stuckProcessing;
+  m['leaks.stream_pending'] = t.streamPending;
   return m;
 }
 

@@ -116,8 +116,7 @@ export function buildOf(
     const eq = kv.indexOf('=');
     set[kv.slice(0, eq)] = kv.slice(eq + 1);
   }
-  const instances =
-    o.instances ?? variant?.checkout?.instances ?? preset.checkout.instances ?? 1;
+  const instances = o.instances ?? variant?.checkout?.instances ?? preset.checkout.instances ?? 1;
   return { mode: o.mode ?? own.mode, set, instances };
 }
 
