@@ -805,6 +805,8 @@ export class Checkout {
   private async consume(): Promise<void> {
     const r = this.store.redis;
     const reader = r.duplicate();
+    // Its failures reach the loop below through its commands; the main client reports outages.
+    reader.on('error', () => undefined);
     const ensureGroup = () =>
       r.xgroup('CREATE', this.streamKey, this.group, '0', 'MKSTREAM').catch((e: Error) => {
         if (!/BUSYGROUP/.test(e.message)) throw e;

@@ -63,3 +63,21 @@ export async function waitForRedis(client: RedisClient, ms: number): Promise<boo
     client.on('ready', onReady);
   });
 }
+
+/**
+ * Say once when the client loses Redis and once when it is back (ioredis
+ * otherwise prints every failed reconnection as an unhandled error event).
+ */
+export function reportRedisOutages(client: RedisClient, log: (line: string) => void): void {
+  let down = false;
+  client.on('error', (e: Error) => {
+    if (down) return;
+    down = true;
+    log(`[checkout] Redis: ${e.message}; answering 503 redis_unavailable until it is back`);
+  });
+  client.on('ready', () => {
+    if (!down) return;
+    down = false;
+    log('[checkout] Redis is back');
+  });
+}

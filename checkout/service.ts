@@ -19,7 +19,13 @@ import { Checkout, orderView, type Answer } from './checkout.ts';
 import { applyOverrides, defaultConfig, type CheckoutConfig, type Mode } from './config.ts';
 import { makeGateways } from './gateways.ts';
 import { CheckoutMetrics } from './metrics.ts';
-import { redisReady, redisReason, redisUnavailable, waitForRedis } from './redis-health.ts';
+import {
+  redisReady,
+  redisReason,
+  redisUnavailable,
+  reportRedisOutages,
+  waitForRedis,
+} from './redis-health.ts';
 import { timeRedis } from './redis-timing.ts';
 import { cancelInput, createOrderInput, listOrdersQuery, payInput, saleInput } from './schema.ts';
 import { connectRedis, Store, type RedisClient } from './store.ts';
@@ -238,8 +244,10 @@ export function buildCheckoutApp(
         );
       });
       // Redis not connected (down, restarting, loading): a prompt 503, not a wait in the offline queue.
-      if (!redisReady(store.redis))
+      if (!redisReady(store.redis)) {
+        res.set('Retry-After', '1');
         throw redisUnavailable('redis_unavailable', `client ${store.redis.status}`);
+      }
       const raw = req.get(DEADLINE_HEADER);
       let budget = cfg.params.requestBudgetMs;
       if (raw !== undefined) {
@@ -376,6 +384,7 @@ export async function startCheckout(opts: CheckoutOptions): Promise<RunningCheck
   const redis: RedisClient = connectRedis(opts.redisUrl, opts.cluster, {
     commandTimeoutMs: cfg.params.redisTimeoutMs,
   });
+  reportRedisOutages(redis, (line) => console.error(line));
   const metrics = new CheckoutMetrics(cfg.mode);
   timeRedis(redis, (op, seconds) => metrics.observeRedis(op, seconds));
   const store = new Store(redis, cfg.keyPrefix);
