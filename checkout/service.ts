@@ -109,7 +109,9 @@ export function queueTimeMs(sent: number | undefined, now: number): number | und
 /**
  * Load shedding: refuse shopper requests with 503 + Retry-After when too many
  * are in flight, when the event loop lags (its p99 delay over the last
- * second), or when the request waited too long before any handler saw it.
+ * second), new work when Redis is slow (more than 1% of its commands over
+ * shedMaxRedisMs in the last second), or when the request waited too long
+ * before any handler saw it.
  * That wait is where a saturated process queues: in the kernel's accept and
  * socket queues and the HTTP parser, which neither the in-flight count nor the
  * route's own duration shows; the client's `X-Request-Start` stamp does. A
@@ -131,6 +133,15 @@ function shedder(cfg: CheckoutConfig, metrics: CheckoutMetrics) {
   let seen = 0;
   let waitedLong = 0;
   let ticks = 0;
+  // Redis commands in the current second, and those slower than shedMaxRedisMs.
+  let redisSeen = 0;
+  let redisSlowSeen = 0;
+  let redisSlow = false;
+  const slowS = cfg.params.shedMaxRedisMs / 1000;
+  metrics.onRedis = (seconds) => {
+    redisSeen += 1;
+    if (seconds > slowS) redisSlowSeen += 1;
+  };
   const t = setInterval(() => {
     const queueing = seen > 0 && waitedLong > seen * 0.01;
     admitShare = queueing ? Math.max(0.05, admitShare * 0.5) : Math.min(1, admitShare + 0.1);
@@ -138,6 +149,8 @@ function shedder(cfg: CheckoutConfig, metrics: CheckoutMetrics) {
     if ((ticks = (ticks + 1) % 4) === 0) {
       lagging = loop.percentile(99) / 1e6 > cfg.params.shedMaxLoopDelayMs;
       loop.reset();
+      redisSlow = redisSeen > 0 && redisSlowSeen > redisSeen * 0.01;
+      redisSeen = redisSlowSeen = 0;
     }
   }, 250);
   t.unref();
@@ -160,7 +173,12 @@ function shedder(cfg: CheckoutConfig, metrics: CheckoutMetrics) {
   return {
     /** false: the request was answered 503 and must not be served. */
     admit(res: Response, cls: 'new' | 'ongoing', queuedMs: number | undefined): boolean {
-      if (inFlight >= cfg.params.shedMaxInFlight || lagging || shedForQueue(cls, queuedMs)) {
+      if (
+        inFlight >= cfg.params.shedMaxInFlight ||
+        lagging ||
+        (redisSlow && cls === 'new') ||
+        shedForQueue(cls, queuedMs)
+      ) {
         metrics.shed.inc();
         res.locals.reason = 'overloaded';
         res.status(503).set('Retry-After', '1').json({
@@ -178,6 +196,7 @@ function shedder(cfg: CheckoutConfig, metrics: CheckoutMetrics) {
     stop(): void {
       clearInterval(t);
       loop.disable();
+      metrics.onRedis = undefined;
     },
   };
 }

@@ -10,7 +10,7 @@ import { createWriteStream, type WriteStream } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { UsageError } from './errors.ts';
-import { startRedis, type RedisHandle } from './redis.ts';
+import { startRedis, type LocalRedis, type RedisHandle } from './redis.ts';
 import { PROJECT_ROOT } from './tools.ts';
 
 export interface StackUrls {
@@ -32,6 +32,12 @@ export interface Stack {
   processes: { name: string; pid: number }[];
   /** The checkout instances, by index. */
   checkouts: CheckoutInstance[];
+  /**
+   * Restart the Redis this stack started (a local redis-server; undefined for
+   * REDIS_URL or a container): SIGKILL or SHUTDOWN, down for `downMs`, back on
+   * the same port from its append-only file (`redisAof`).
+   */
+  restartRedis?: (how: 'kill' | 'shutdown', downMs: number) => Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -77,6 +83,8 @@ export interface StackOptions {
    * chaos keep the real URLs (`urls`).
    */
   beforeCheckout?: (real: CheckoutDeps) => Promise<Partial<CheckoutDeps>>;
+  /** A local Redis persists every write with this fsync policy (harness/redis.ts `aof`). */
+  redisAof?: 'everysec' | 'always';
 }
 
 export const MAX_INSTANCES = 16;
@@ -181,7 +189,7 @@ export async function startStack(o: StackOptions): Promise<Stack> {
   };
   try {
     log('starting Redis...');
-    redis = await startRedis({ apart: true });
+    redis = await startRedis({ apart: true, ...(o.redisAof ? { aof: o.redisAof } : {}) });
     log(`  redis    ${redis.url} (${redis.kind})`);
     log('starting the mock gateways...');
     const mocks = await startChild(
@@ -243,6 +251,7 @@ export async function startStack(o: StackOptions): Promise<Stack> {
       redisKind: redis.kind,
       processes,
       checkouts: instances.map((x) => x.api),
+      ...('restart' in redis ? { restartRedis: (redis as LocalRedis).restart } : {}),
       stop,
     };
   } catch (e) {
