@@ -174,7 +174,14 @@ export class FaultTimeline {
     return this.played.flatMap((p) =>
       p.fromS === null
         ? []
-        : [{ service: bandService(this.steps[p.step]!), label: p.label, fromS: p.fromS, toS: p.toS }],
+        : [
+            {
+              service: bandService(this.steps[p.step]!),
+              label: p.label,
+              fromS: p.fromS,
+              toS: p.toS,
+            },
+          ],
     );
   }
 }
