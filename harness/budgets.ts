@@ -151,6 +151,13 @@ export const KNOWN_METRICS: readonly KnownMetric[] = [
   m('dep.calls', 'count', D, 'attempts at calling a dependency (retries included)'),
   m('dep.error_rate', 'ratio', D, "share of a dependency's attempts that did not end ok"),
   m(
+    'dep.timeouts',
+    'count',
+    D,
+    "a dependency's attempts that timed out (the checkout's own timeout)",
+  ),
+  m('dep.refused', 'count', D, "a dependency's attempts whose connection was refused"),
+  m(
     'retries.amplification',
     'factor',
     none,
