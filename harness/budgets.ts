@@ -69,6 +69,12 @@ export const KNOWN_METRICS: readonly KnownMetric[] = [
     'what still moved when the quiescence bound ran out (reserved units, watched orders, payments processing); every run checks it',
   ),
   m(
+    'faults.failed',
+    'count',
+    none,
+    "fault steps of the preset's `faults` that did not take effect; every run with faults checks it",
+  ),
+  m(
     'dropped_iterations',
     'count',
     none,

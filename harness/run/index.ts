@@ -250,6 +250,7 @@ async function runOne(r: OneRun, o: RunOptions, print: Print): Promise<RunSummar
     if (settledCheck) metrics['quiescence.unsettled'] = settledCheck.value;
     const streamCheck = interrupted ? undefined : streamBudget(settling.report);
     const faultsCheck = faultsBudget(played);
+    if (faultsCheck) metrics['faults.failed'] = faultsCheck.value;
     const judgement = judge(
       r.budgets,
       metrics,
