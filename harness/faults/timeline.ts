@@ -99,13 +99,17 @@ export class FaultTimeline {
   private async begin(s: FaultStep, i: number): Promise<void> {
     const p = this.played[i]!;
     try {
+      if (s.action === 'restart') {
+        // Down from the moment it is stopped; apply() returns once it is back up.
+        p.fromS = this.now();
+        this.log(`fault at ${p.fromS.toFixed(1)} s: ${p.target}: ${p.label}`);
+        await this.apply(s);
+        p.toS = this.now();
+        return;
+      }
       const undo = await this.apply(s);
       p.fromS = this.now();
       this.log(`fault at ${p.fromS.toFixed(1)} s: ${p.target}: ${p.label}`);
-      if (s.action === 'restart') {
-        p.toS = this.now(); // back up: apply() waited for it
-        return;
-      }
       if (!undo) return;
       this.undo.set(i, undo);
       const end = s.action === 'kill' ? s.restartAfterMs : s.durationMs;
