@@ -184,8 +184,8 @@ export const PHENOMENA: readonly PhenomenonRow[] = [
     preset: 'redis-slow',
     naive: NAIVE,
     hardened: HARDENED,
-    naiveShows: ['leaks.stock>0'],
-    hardenedShows: ['checkout.shed>0', 'leaks.stock==0'],
+    naiveShows: ['oversold>0'],
+    hardenedShows: ['checkout.shed>0', 'oversold==0'],
   },
   {
     n: 16,
@@ -195,7 +195,7 @@ export const PHENOMENA: readonly PhenomenonRow[] = [
     naive: NAIVE,
     hardened: HARDENED,
     naiveShows: ['captures_without_paid_order>0'],
-    hardenedShows: ['invariants.broken==0', 'leaks.stream_pending==0'],
+    hardenedShows: ['captures_without_paid_order==0', 'leaks.stream_pending==0'],
   },
   {
     n: 17,
@@ -204,8 +204,8 @@ export const PHENOMENA: readonly PhenomenonRow[] = [
     preset: 'redis-restart',
     naive: NAIVE,
     hardened: HARDENED,
-    naiveShows: ['invariants.broken>0'],
-    hardenedShows: ['invariants.broken==0'],
+    naiveShows: ['captures_without_paid_order>0'],
+    hardenedShows: ['captures_without_paid_order==0'],
   },
   {
     n: 18,
@@ -214,8 +214,12 @@ export const PHENOMENA: readonly PhenomenonRow[] = [
     preset: 'network-partition',
     naive: NAIVE,
     hardened: HARDENED,
-    naiveShows: ['pay.p99_ms>=5000'],
-    hardenedShows: ['dep.timeouts{dependency=bank}>0', 'dep.refused{dependency=bank}==0'],
+    naiveShows: ['double_charges>0'],
+    hardenedShows: [
+      'double_charges==0',
+      'dep.timeouts{dependency=bank}>0',
+      'dep.refused{dependency=bank}==0',
+    ],
   },
 ];
 
