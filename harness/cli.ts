@@ -528,7 +528,7 @@ export function buildCli(): Command {
     .description(
       "Reproduce the brief's failures: for each row of the phenomenon matrix (docs/PHENOMENA.md), run its preset at --ci with the naive build and with the hardened one, and check that the naive build shows the phenomenon and the hardened one passes. Writes phenomena.md and phenomena.json. Exit 0 every row holds, 1 one does not, 2 usage or set-up error.",
     )
-    .option('--rows <list>', 'only these rows, e.g. 1,4,9 (default: all 14)')
+    .option('--rows <list>', 'only these rows, e.g. 1,4,9 (default: all 18)')
     .option('--seed <n>', 'seed of every run', intArg('--seed', 0, 2 ** 31 - 1), 1)
     .option(
       '--time-scale <x>',

@@ -189,6 +189,12 @@ export const checkoutBuildSchema = z
      * `checkout.instances` wins, `run --instances` over both.
      */
     instances: z.number().int().min(1).max(16).optional(),
+    /**
+     * The Redis the harness starts for this build: its append-only file's
+     * fsync policy, or `none` (no persistence: a restart comes back empty).
+     * Default: `everysec` when the preset's faults restart Redis, else none.
+     */
+    redisPersistence: z.enum(['everysec', 'always', 'none']).optional(),
   })
   .strict();
 

@@ -95,7 +95,7 @@ export function rigFaults(ctx: RunContext): FaultRig | undefined {
   return {
     stackOptions: {
       beforeCheckout,
-      ...(restartsRedis(steps) ? { redisAof: 'everysec' as const } : {}),
+      ...aofOf(ctx.build.redisPersistence, restartsRedis(steps)),
     },
     start(target) {
       redis = target.urls.redis ? new Redis(target.urls.redis, { lazyConnect: true }) : undefined;
@@ -113,6 +113,15 @@ export function rigFaults(ctx: RunContext): FaultRig | undefined {
       await toxi?.close();
     },
   };
+}
+
+/** The stack's Redis persistence: the build's, else the append-only file when the faults restart Redis. */
+export function aofOf(
+  persistence: 'everysec' | 'always' | 'none' | undefined,
+  restarts: boolean,
+): Pick<StackOptions, 'redisAof'> {
+  const p = persistence ?? (restarts ? 'everysec' : 'none');
+  return p === 'none' ? {} : { redisAof: p };
 }
 
 function actuators(

@@ -2,6 +2,7 @@
 // (Redis, the three mocks, the checkout built as the preset says), or the
 // user's --target with the mocks and Redis it names.
 import { startStack, type Stack, type StackOptions, type StackUrls } from '../stack.ts';
+import { aofOf } from './faults.ts';
 import { checkUrl, type RunOptions } from './options.ts';
 import type { RunContext } from './preset.ts';
 
@@ -47,6 +48,7 @@ export async function startTarget(
     instances: build.instances,
     logDir: r.dir,
     log: ctx.print,
+    ...aofOf(build.redisPersistence, false),
     ...extra,
   });
   return { urls: stack.urls, haveMocks: haveMocks(stack.urls), stack };
