@@ -14,3 +14,8 @@ export const K6_IMAGE = `grafana/k6:${K6_VERSION.replace(/^v/, '')}`;
  */
 export const VEGETA_MODULE = 'github.com/tsenart/vegeta/v12';
 export const VEGETA_VERSION = 'v12.13.0';
+/**
+ * schemathesis (MIT), the API fuzzer of test/fuzz.test.ts: installed from PyPI
+ * into a project-local venv (.tools/venv) by `node scripts/setup.mjs --for-tests`.
+ */
+export const SCHEMATHESIS_VERSION = '4.32.5';
