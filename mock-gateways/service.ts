@@ -14,6 +14,8 @@ import express, {
   type IRouter,
 } from 'express';
 import type { z } from 'zod';
+import { mockOpenApi, type MockApi } from './api.ts';
+import { tokenMatches } from './admin-token.ts';
 import { ChaosEngine, ProfileError } from './chaos/engine.ts';
 import { chaosMiddlewareFactory, type DeclineRenderer } from './chaos/middleware.ts';
 import { HttpError, ValidationError } from './errors.ts';
@@ -38,6 +40,8 @@ export interface ServiceDefinition<E> {
   operations: readonly string[];
   declineReasons: readonly string[];
   extraSchema: z.ZodType<E>;
+  /** Its routes as GET /openapi.json describes them. */
+  api: MockApi;
   /** Register the service's routes (on the app itself: a nested router costs a dispatch per request). */
   routes(router: IRouter, ctx: ServiceContext<E>): void;
   /** How an injected `decline` fault is answered for an operation. */
@@ -115,6 +119,10 @@ export function buildApp<E>(def: ServiceDefinition<E>, opts: ServiceOptions = {}
   app.get('/metrics', async (_req, res) => {
     res.type(metrics.registry.contentType).send(await metrics.registry.metrics());
   });
+  let openapi: unknown;
+  app.get('/openapi.json', (_req, res) => {
+    res.json((openapi ??= mockOpenApi(def, def.api)));
+  });
 
   const admin = adminGuard(opts);
   const chaosState = () => ({
@@ -185,6 +193,7 @@ export async function listenTracked(
   host: string,
 ): Promise<{ server: http.Server; sockets: Set<Socket>; port: number; url: string }> {
   const server = http.createServer({ keepAliveTimeout: 5_000 }, app);
+  server.on('clientError', answerClientError);
   const sockets = new Set<Socket>();
   server.on('connection', (s) => {
     sockets.add(s);
@@ -199,6 +208,44 @@ export async function listenTracked(
     port: bound,
     url: `http://${host.includes(':') ? `[${host}]` : host}:${bound}`,
   };
+}
+
+/**
+ * Requests Node refuses before express sees them get the JSON error body every
+ * other answer has: a request line and headers over Node's limit (16 kB: a
+ * long order id or query) is a 431 naming them, a request Node cannot parse a 400.
+ */
+function answerClientError(err: NodeJS.ErrnoException & { bytesParsed?: number }, socket: Socket) {
+  if (!socket.writable || (err.code === 'ECONNRESET' && socket.destroyed)) {
+    socket.destroy();
+    return;
+  }
+  const tooLarge = err.code === 'HPE_HEADER_OVERFLOW';
+  const [status, text, reason, field, why] = tooLarge
+    ? [
+        431,
+        'Request Header Fields Too Large',
+        'headers_too_large',
+        '(request)',
+        'the request line and headers are larger than 16 kB (a long path, query or header)',
+      ]
+    : [
+        400,
+        'Bad Request',
+        'bad_request',
+        '(request)',
+        `not a valid HTTP request (${err.code ?? 'parse error'})`,
+      ];
+  const body = JSON.stringify({
+    error: reason,
+    reason,
+    message: why,
+    errors: [{ field, reason: why }],
+  });
+  socket.end(
+    `HTTP/1.1 ${status} ${text}\r\nContent-Type: application/json; charset=utf-8\r\n` +
+      `Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+  );
 }
 
 /** Listen on `port`; rejects with the listen error (EADDRINUSE...). */
@@ -330,7 +377,7 @@ export function adminGuard(opts: { adminRemote?: boolean; adminToken?: string })
       });
       return;
     }
-    if (token && req.get('authorization') !== `Bearer ${token}`) {
+    if (token && !tokenMatches(req.get('authorization'), token)) {
       res.status(401).set('WWW-Authenticate', 'Bearer').json({
         error: 'unauthorized',
         reason: 'admin_token_required',
