@@ -12,6 +12,7 @@ import type { Channel, CreateOrderInput, PayInput, SaleInput } from './schema.ts
 import { StockCache } from './stock-cache.ts';
 import {
   OPEN_STATES,
+  PAYMENT_GROUP,
   payloadHash,
   type Order,
   type RedisClient,
@@ -30,6 +31,16 @@ const DEFAULT_CARD = '4242424242424242';
 /** How long an order's idempotency key is kept, and how long it may be held by a request still running. */
 const IDEM_TTL_MS = 24 * 3_600_000;
 const IDEM_RUNNING_MS = 60_000;
+/** Refusals an order's idempotency key keeps and replays: 402 a declined coupon, 409 sold out or over the limit. */
+const KEPT_REFUSALS = new Set([402, 409]);
+/**
+ * A pay call's lease runs to its request's deadline and this much beyond: the
+ * time between a gateway's answer and the script that records it, and the
+ * clocks of the checkout instances' hosts, which NTP keeps within milliseconds.
+ */
+export const PAY_LEASE_GRACE_MS = 1_000;
+/** A payment-stream entry read by a consumer and not acknowledged this long is claimed by another (its reader died). */
+export const CLAIM_MIN_IDLE_MS = 5_000;
 
 const orderNotFound = (id: string) =>
   new HttpError(404, 'order_not_found', `no order ${id}`, {
@@ -84,7 +95,7 @@ export class Checkout {
   private stopped = false;
   private notifyUrl = '';
   private readonly streamKey: string;
-  private readonly group = 'checkout';
+  private readonly group = PAYMENT_GROUP;
   private readonly consumer = `c-${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
   private consumerLoop: Promise<void> | undefined;
   /** Orders with a pay call running in this process. */
@@ -104,7 +115,7 @@ export class Checkout {
     readonly gw: Gateways,
     readonly metrics: CheckoutMetrics,
   ) {
-    this.streamKey = `${store.prefix}:payments`;
+    this.streamKey = store.paymentStreamKey;
     const lag = cfg.params.stockCacheMs;
     this.stockCache = new StockCache(store, lag > 0 ? scaled(cfg, lag) : 0);
   }
@@ -182,11 +193,12 @@ export class Checkout {
     if (!idempotencyKey) return this.reserveOrder(input, undefined, deadline);
     // Claim the key first: another payload under it is 422 whatever its SKU, a
     // duplicate of a request still running is 409, one of a finished request
-    // replays its order without locking the coupon again.
+    // replays its order (without locking the coupon again) or its refusal.
     const hash = payloadHash(input);
     const claim = await this.store.claimIdempotencyKey(idempotencyKey, hash, IDEM_RUNNING_MS);
     if (!claim.claimed) {
       if (claim.hash !== hash) throw idempotencyKeyReused();
+      if (claim.refusal) return { ...claim.refusal, headers: { 'idempotent-replayed': 'true' } };
       const prior = await this.store.idempotentOrder(input.sku, idempotencyKey);
       if (!prior)
         throw new HttpError(
@@ -196,15 +208,28 @@ export class Checkout {
         );
       return this.replay(prior);
     }
-    let made = false;
+    let kept = false;
     try {
       const orderId = await this.store.keyedOrderId(input.sku, idempotencyKey, IDEM_TTL_MS);
       const a = await this.reserveOrder(input, idempotencyKey, deadline, orderId);
-      made = a.status === 201 || a.status === 200; // made, or replayed
+      if (a.status === 201 || a.status === 200) {
+        // made, or replayed
+        await this.store.keepIdempotencyKey(idempotencyKey, IDEM_TTL_MS);
+        kept = true;
+      } else if (KEPT_REFUSALS.has(a.status)) {
+        // A business refusal is the key's answer from now on (a retry uses a new key).
+        await this.store.rememberRefusal(
+          idempotencyKey,
+          hash,
+          { status: a.status, body: a.body },
+          IDEM_TTL_MS,
+        );
+        kept = true;
+      }
       return a;
     } finally {
-      if (made) await this.store.keepIdempotencyKey(idempotencyKey, IDEM_TTL_MS);
-      else await this.store.dropIdempotencyKey(idempotencyKey);
+      // Anything else (a 503, an error thrown) took no effect: the key is free again.
+      if (!kept) await this.store.dropIdempotencyKey(idempotencyKey);
     }
   }
 
@@ -367,7 +392,14 @@ export class Checkout {
   async pay(id: string, input: PayInput, deadline: number): Promise<Answer> {
     const f = this.cfg.features;
     const channel = input.channel;
-    const start = await this.store.startPayment(id, channel ?? '', Date.now(), f.reclickRepays);
+    // The lease: until when this call may still answer, for every instance's reconciler to see.
+    const start = await this.store.startPayment(
+      id,
+      channel ?? '',
+      Date.now(),
+      f.reclickRepays,
+      deadline + PAY_LEASE_GRACE_MS,
+    );
     if (start.status === 'not_found') throw orderNotFound(id);
     const order = start.order;
     if (start.status === 'in_progress')
@@ -498,12 +530,14 @@ export class Checkout {
     if (out.kind === 'captured') return this.onCaptured(order, out.ref, out.channel, 'pay');
     if (out.kind === 'processing' || (out.kind === 'unknown' && f.reconciler)) {
       // The gateway may have the money: keep the stock, let the stream or the reconciler settle it.
+      // The call has answered: its lease ends, the reconciler may ask the gateway from now on.
       await this.store.transition(
         order.id,
         'paying',
         out.kind === 'processing' ? 'payment_processing' : `payment_unknown_${out.reason}`,
         now,
         ['paying'],
+        true,
       );
       const o = (await this.store.get(order.id))!;
       return {
@@ -522,7 +556,7 @@ export class Checkout {
       this.metrics.orders.inc({ event: 'payment_failed' });
     } else {
       // Naive: the order goes back to pending payment and keeps its stock and coupon until it expires.
-      await this.store.transition(order.id, 'pending_payment', reason, now, ['paying']);
+      await this.store.transition(order.id, 'pending_payment', reason, now, ['paying'], true);
     }
     const o = (await this.store.get(order.id))!;
     const status = out.kind === 'declined' ? 402 : out.kind === 'unavailable' ? 503 : 502;
@@ -577,6 +611,17 @@ export class Checkout {
           body: {
             ...orderView(o),
             reason: r.status === 'late_refund' ? 'paid_after_expiry_refunded' : undefined,
+          },
+        };
+      case 'double_capture_again':
+      case 'late_refund_again':
+        // Counted when first seen; its refund (idempotent by the capture) is asked again.
+        if (this.cfg.features.reconciler) await this.refund(channel, ref, o.amount);
+        return {
+          status: r.status === 'late_refund_again' ? 409 : 200,
+          body: {
+            ...orderView(o),
+            reason: r.status === 'late_refund_again' ? 'paid_after_expiry_refunded' : undefined,
           },
         };
       case 'amount_mismatch':
@@ -650,7 +695,8 @@ export class Checkout {
       { orderId },
       undefined,
       // A retry is a new request: under the first key the service replays its first answer.
-      retry ? `release-${orderId}-r${retry}` : `release-${orderId}`,
+      // Every instance retries owed calls: its own name keeps their keys apart.
+      retry ? `release-${orderId}-${this.consumer}-r${retry}` : `release-${orderId}`,
     );
     if (!this.cfg.features.reconciler) return; // naive: a failed release is lost
     // Released when the coupon's history says so for this order; an answer without
@@ -697,7 +743,7 @@ export class Checkout {
       `/v1/coupons/${encodeURIComponent(code)}/consume`,
       { orderId },
       undefined,
-      retry ? `consume-${orderId}-r${retry}` : `consume-${orderId}`,
+      retry ? `consume-${orderId}-${this.consumer}-r${retry}` : `consume-${orderId}`,
     );
     if (!this.cfg.features.reconciler) return; // naive: a failed consume is lost
     if (r.kind === 'error') await this.store.oweCoupon('consume', code, orderId);
@@ -766,46 +812,71 @@ export class Checkout {
       : { status: 200, body: { code: 'SUCCESS' } };
   }
 
-  /** Consume payment results from the stream (consumer group; pending messages of dead consumers are claimed). */
+  /**
+   * Consume payment results from the stream (consumer group; pending messages
+   * of dead consumers are claimed). Survives Redis going away (connection
+   * lost, restarted, LOADING, CLIENT PAUSE past the command timeout): it backs
+   * off and goes on; only stop() ends it.
+   */
   private async consume(): Promise<void> {
     const r = this.store.redis;
     const reader = r.duplicate();
+    // Its failures reach the loop below through its commands; the main client reports outages.
+    reader.on('error', () => undefined);
     const ensureGroup = () =>
       r.xgroup('CREATE', this.streamKey, this.group, '0', 'MKSTREAM').catch((e: Error) => {
         if (!/BUSYGROUP/.test(e.message)) throw e;
       });
+    let groupReady = false;
+    let failures = 0;
     try {
-      await ensureGroup();
       while (!this.stopped) {
         try {
+          if (!groupReady) await ensureGroup();
+          groupReady = true;
           await this.consumeBatch(reader);
+          if (failures > 0)
+            console.error(`[checkout] payment stream consumer resumed after ${failures} error(s)`);
+          failures = 0;
         } catch (e) {
-          // A reset of the sale deletes the stream with its group (a blocked read
-          // is then UNBLOCKED with an error): make them again.
-          if (/NOGROUP|UNBLOCKED/.test((e as Error).message)) await ensureGroup();
-          else throw e;
+          if (this.stopped) break;
+          const msg = (e as Error).message;
+          // A reset of the sale, or a Redis that restarted empty, deletes the stream
+          // with its group (a blocked read is then UNBLOCKED with an error): make them again.
+          groupReady = false;
+          if (/NOGROUP|UNBLOCKED/.test(msg)) continue;
+          failures += 1;
+          if (failures === 1)
+            console.error(`[checkout] payment stream consumer: ${msg}; retrying with backoff`);
+          await new Promise((res) => setTimeout(res, Math.min(2_000, 50 * 2 ** failures)));
         }
       }
-    } catch (e) {
-      if (!this.stopped) console.error('[checkout] payment stream consumer stopped:', e);
     } finally {
       reader.disconnect();
     }
   }
 
+  /** Where the next XAUTOCLAIM scan of the group's pending entries starts. */
+  private claimCursor = '0-0';
+
   private async consumeBatch(reader: RedisClient): Promise<void> {
     const r = this.store.redis;
-    // Claim messages another consumer read but never acknowledged (it crashed).
+    // Claim messages another consumer read but never acknowledged (it crashed),
+    // scanning the pending list a slice per batch from where the last scan ended.
     const claimed = (await r.xautoclaim(
       this.streamKey,
       this.group,
       this.consumer,
-      5_000,
-      '0-0',
+      CLAIM_MIN_IDLE_MS,
+      this.claimCursor,
       'COUNT',
       50,
-    )) as [string, [string, string[]][]];
-    const batches: [string, string[]][] = [...(claimed?.[1] ?? [])];
+    )) as [string, [string, string[] | null][]];
+    this.claimCursor = claimed?.[0] ?? '0-0';
+    // An entry deleted from the stream while pending comes back without fields.
+    const batches: [string, string[]][] = (claimed?.[1] ?? []).filter(
+      (e): e is [string, string[]] => Array.isArray(e[1]),
+    );
     const res = (await reader.xreadgroup(
       'GROUP',
       this.group,
@@ -908,10 +979,13 @@ export class Checkout {
         sku,
         now - scaled(this.cfg, this.cfg.params.staleAfterMs),
       )) {
-        // A pay call of this process still running is not stale: its answer will settle it.
+        // A pay call still running is not stale: its answer will settle it. This
+        // process knows its own calls; another instance's are leased in Redis (a
+        // killed instance's calls become stale once their lease ends).
         if (this.payCalls.has(id)) continue;
         const o = await this.store.get(id);
         if (!o || o.state !== 'paying') continue;
+        if (o.payLeaseUntil !== undefined && o.payLeaseUntil > now) continue;
         const r = await this.reconcile(o);
         if (r === 'not_charged') {
           const rel = await this.store.release(id, 'payment_failed', 'payment_not_received', now, [

@@ -108,6 +108,11 @@ export const paramsSchema = z
      * Redis). A stale 0 answers "sold out" while stock remains (seed 001).
      */
     stockCacheMs: ms,
+    /**
+     * A Redis command that has no answer after this long fails (0: never): a
+     * paused or unreachable Redis then gets the shopper a 503, not a hang.
+     */
+    redisTimeoutMs: ms,
     /** Shared HMAC-SHA256 secret of wallet notifications. */
     walletSecret: z.string().min(1),
   })
@@ -149,6 +154,7 @@ export const DEFAULT_PARAMS: Params = {
   reconcilerIntervalMs: 2_000,
   staleAfterMs: 5_000,
   stockCacheMs: 0,
+  redisTimeoutMs: 2_000,
   walletSecret: process.env.FLASHCROWD_WALLET_SECRET ?? 'flashcrowd-wallet-dev-secret',
 };
 

@@ -9,6 +9,9 @@ export class CheckoutMetrics {
   readonly inFlight: Gauge;
   /** From the client's X-Request-Start to the handler: the wait before the checkout saw a request. */
   readonly queued: Histogram;
+  /** Each Redis command the checkout sends, by op (checkout/redis-timing.ts). */
+  readonly redis: Histogram<'op'>;
+  private readonly redisByOp = new Map<string, { observe(v: number): void }>();
   /** Requests being served now; the gauge reads it at scrape time. */
   inFlightNow = 0;
   /** Answer counts not yet handed to prom-client, by label set (flushed at scrape time). */
@@ -23,6 +26,8 @@ export class CheckoutMetrics {
   readonly breakerState: Gauge<'dependency' | 'key'>;
   readonly orders: Counter<'event'>;
   readonly loopDelay: Gauge;
+  /** When this process started: tells a scraper that a restarted instance's counters began again at 0. */
+  readonly startTime: Gauge;
   readonly bulkheadQueued: Gauge<'dependency'>;
   /** Calls waiting in each dependency's bulkhead, read at scrape time. */
   private readonly bulkheads = new Map<string, () => number>();
@@ -49,6 +54,13 @@ export class CheckoutMetrics {
       name: 'flashcrowd_checkout_request_queue_seconds',
       help: "Shopper requests' wait between their X-Request-Start stamp and the checkout's handler (kernel queues, parsing).",
       buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+      registers,
+    });
+    this.redis = new Histogram({
+      name: 'flashcrowd_checkout_redis_duration_seconds',
+      help: "The checkout's Redis commands, from handing one to the client to its reply, by op (a Lua script's name, a command's, or other).",
+      labelNames: ['op'],
+      buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
       registers,
     });
     this.inFlight = new Gauge({
@@ -85,6 +97,14 @@ export class CheckoutMetrics {
       help: 'Circuit breaker state per dependency and key: 0 closed, 1 open, 2 half-open, 3 isolated.',
       labelNames: ['dependency', 'key'],
       registers,
+    });
+    const started = Date.now() / 1000;
+    this.startTime = new Gauge({
+      name: 'flashcrowd_checkout_process_start_time_seconds',
+      help: 'When this checkout process started (epoch seconds; a scraper tells a restarted instance by it).',
+      registers,
+      // Set at each scrape, so that resetting the metrics (POST /admin/reset) keeps it.
+      collect: () => this.startTime.set(started),
     });
     this.loop.enable();
     this.loopDelay = new Gauge({
@@ -129,6 +149,13 @@ export class CheckoutMetrics {
       else this.pending.set(key, { labels: { route, status: String(status), reason }, n: 1 });
       if (seconds !== undefined) timer.observe(seconds);
     };
+  }
+
+  /** Observe one Redis command of `op` that took `seconds`. */
+  observeRedis(op: string, seconds: number): void {
+    let child = this.redisByOp.get(op);
+    if (!child) this.redisByOp.set(op, (child = this.redis.labels({ op })));
+    child.observe(seconds);
   }
 
   /** Report `queued()` as the calls waiting in this dependency's bulkhead. */

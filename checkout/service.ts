@@ -2,7 +2,12 @@
 // request deadlines, metrics, health and the admin routes.
 import { once } from 'node:events';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
-import express, { type Request, type RequestHandler, type Response } from 'express';
+import express, {
+  type ErrorRequestHandler,
+  type Request,
+  type RequestHandler,
+  type Response,
+} from 'express';
 import { parseInput, ValidationError } from '../mock-gateways/errors.ts';
 import { IdempotencyStore, OPERATION_PENDING } from '../mock-gateways/idempotency.ts';
 import {
@@ -16,6 +21,14 @@ import { Checkout, orderView, type Answer } from './checkout.ts';
 import { applyOverrides, defaultConfig, type CheckoutConfig, type Mode } from './config.ts';
 import { makeGateways } from './gateways.ts';
 import { CheckoutMetrics } from './metrics.ts';
+import {
+  redisReady,
+  redisReason,
+  redisUnavailable,
+  reportRedisOutages,
+  waitForRedis,
+} from './redis-health.ts';
+import { timeRedis } from './redis-timing.ts';
 import { cancelInput, createOrderInput, listOrdersQuery, payInput, saleInput } from './schema.ts';
 import { connectRedis, Store, type RedisClient } from './store.ts';
 
@@ -55,6 +68,8 @@ export interface RunningCheckout {
 }
 
 const DEADLINE_HEADER = 'x-request-deadline-ms';
+/** How long startCheckout waits for Redis before it serves anyway. */
+const REDIS_WAIT_MS = 5_000;
 
 function send(res: Response, a: Answer) {
   if (a.headers) res.set(a.headers);
@@ -171,6 +186,14 @@ function shedder(cfg: CheckoutConfig, metrics: CheckoutMetrics) {
   };
 }
 
+/** A Redis that cannot serve, met mid-request: 503 with its reason and Retry-After. */
+const redisErrors: ErrorRequestHandler = (err, _req, res, next) => {
+  const reason = redisReason(err);
+  if (!reason) return next(err);
+  res.set('Retry-After', '1');
+  next(redisUnavailable(reason, (err as Error).message));
+};
+
 /** The wallet callbacks are verified against their raw body; only they keep it. */
 const NOTIFY_PREFIX = '/v1/notify/';
 
@@ -249,6 +272,11 @@ export function buildCheckoutApp(
           (performance.now() - started) / 1000,
         );
       });
+      // Redis not connected (down, restarting, loading): a prompt 503, not a wait in the offline queue.
+      if (!redisReady(store.redis)) {
+        res.set('Retry-After', '1');
+        throw redisUnavailable('redis_unavailable', `client ${store.redis.status}`);
+      }
       const raw = req.get(DEADLINE_HEADER);
       let budget = cfg.params.requestBudgetMs;
       if (raw !== undefined) {
@@ -375,6 +403,7 @@ export function buildCheckoutApp(
   });
 
   app.use(notFoundHandler);
+  app.use(redisErrors);
   app.use(jsonErrorHandler('checkout'));
   return {
     app,
@@ -387,9 +416,18 @@ export function buildCheckoutApp(
 
 export async function startCheckout(opts: CheckoutOptions): Promise<RunningCheckout> {
   const cfg = applyOverrides(defaultConfig(opts.mode ?? 'hardened'), opts.set ?? []);
-  const redis: RedisClient = connectRedis(opts.redisUrl, opts.cluster);
-  const store = new Store(redis, cfg.keyPrefix);
+  const redis: RedisClient = connectRedis(opts.redisUrl, opts.cluster, {
+    commandTimeoutMs: cfg.params.redisTimeoutMs,
+  });
+  reportRedisOutages(redis, (line) => console.error(line));
   const metrics = new CheckoutMetrics(cfg.mode);
+  timeRedis(redis, (op, seconds) => metrics.observeRedis(op, seconds));
+  const store = new Store(redis, cfg.keyPrefix);
+  // Serve once Redis answers; a Redis still away then is answered 503 until it is back.
+  if (!(await waitForRedis(redis, REDIS_WAIT_MS)))
+    console.error(
+      `[checkout] Redis at ${opts.redisUrl} is not ready after ${REDIS_WAIT_MS / 1000} s; serving 503 redis_unavailable until it is`,
+    );
   const checkout = new Checkout(cfg, store, makeGateways(opts, cfg, metrics), metrics);
   const { app, stop } = buildCheckoutApp(checkout, opts);
   const { server, sockets, port, url } = await listenTracked(

@@ -9,6 +9,8 @@ import { Cluster, Redis } from 'ioredis';
 export const COUPON_DEBTS = ['release', 'consume'] as const;
 export type CouponDebt = (typeof COUPON_DEBTS)[number];
 export type RedisClient = Redis | Cluster;
+/** The consumer group of the payment-result stream: every checkout instance reads in it. */
+export const PAYMENT_GROUP = 'checkout';
 
 export const ORDER_STATES = [
   'pending_payment',
@@ -39,6 +41,13 @@ export interface Order {
   deadline: number;
   attempts: number;
   payStartedAt?: number;
+  /**
+   * Until when the pay call that moved the order into paying may still answer
+   * (epoch ms; absent once it answered). Held in Redis so that no checkout
+   * instance's reconciler settles a call still live in another instance; a
+   * killed instance's calls are settled once their lease ends.
+   */
+  payLeaseUntil?: number;
   paidAt?: number;
   paymentRef?: string;
   paidChannel?: string;
@@ -78,6 +87,13 @@ const SCRIPTS = [
   'read_orders',
 ] as const;
 const LUA_DIR = new URL('./lua/', import.meta.url);
+const LUA: Record<(typeof SCRIPTS)[number], string> = Object.fromEntries(
+  SCRIPTS.map((name) => [name, readFileSync(new URL(`${name}.lua`, LUA_DIR), 'utf8')]),
+) as Record<(typeof SCRIPTS)[number], string>;
+/** The checkout's Lua scripts by SHA1 (how EVALSHA names them), for the Redis timings' `op` label. */
+export const SCRIPT_NAMES: ReadonlyMap<string, string> = new Map(
+  SCRIPTS.map((name) => [createHash('sha1').update(LUA[name]).digest('hex'), name]),
+);
 export const SKU_ID = /^[A-Za-z0-9_-]{1,32}$/;
 
 type Reply = string[];
@@ -119,6 +135,7 @@ const ORDER_FIELD_KINDS = {
   deadline: 'number',
   attempts: 'count',
   payStartedAt: 'optionalNumber',
+  payLeaseUntil: 'optionalNumber',
   paidAt: 'optionalNumber',
   endedAt: 'optionalNumber',
   watchUntil: 'optionalNumber',
@@ -188,7 +205,7 @@ export function parseOrder(flat: string[] | Record<string, string>): Order {
     deadline: Number(h.deadline),
     attempts: Number(h.attempts ?? 0),
   };
-  for (const k of ['payStartedAt', 'paidAt', 'endedAt', 'watchUntil'] as const) {
+  for (const k of ['payStartedAt', 'payLeaseUntil', 'paidAt', 'endedAt', 'watchUntil'] as const) {
     const v = num(h[k]);
     if (v !== undefined) o[k] = v;
   }
@@ -229,7 +246,7 @@ export class Store {
   ) {
     for (const name of SCRIPTS) {
       if (typeof (redis as unknown as Record<string, unknown>)[name] === 'function') continue;
-      redis.defineCommand(name, { lua: readFileSync(new URL(`${name}.lua`, LUA_DIR), 'utf8') });
+      redis.defineCommand(name, { lua: LUA[name] });
     }
     this.redis = redis as Scripted;
   }
@@ -243,6 +260,28 @@ export class Store {
   }
   get skusKey(): string {
     return `${this.prefix}:skus`;
+  }
+  /** The payment-result stream (wallet notifications), read by the consumer group PAYMENT_GROUP. */
+  get paymentStreamKey(): string {
+    return `${this.prefix}:payments`;
+  }
+
+  /**
+   * Entries of the payment stream read by a consumer and not acknowledged
+   * yet (0 without the stream or its group): after quiescence, none (a dead
+   * consumer's are claimed by a live one).
+   */
+  async streamPending(): Promise<number> {
+    try {
+      const r = (await this.redis.xpending(this.paymentStreamKey, PAYMENT_GROUP)) as [
+        number | string,
+        ...unknown[],
+      ];
+      return Number(r?.[0] ?? 0);
+    } catch (e) {
+      if (/NOGROUP|no such key/i.test((e as Error).message)) return 0;
+      throw e;
+    }
   }
   /**
    * Coupon calls owed (coupon code -> order id and until when), retried by the
@@ -384,8 +423,8 @@ export class Store {
 
   /**
    * The id of an order requested under an Idempotency-Key: a function of the
-   * key and of how many times it was claimed (a request that made no order
-   * gives its key up, and a retry under it gets a new id, so a coupon lock or
+   * key and of how many times it was claimed (a request that failed without
+   * effect gives its key up, and a retry under it gets a new id, so a coupon lock or
    * a payment keyed by the old id is never replayed for it). The same
    * shoppers then make the same order ids run after run, and the mocks draw
    * their faults by order id (docs/CHAOS.md, Reproducibility).
@@ -492,31 +531,55 @@ export class Store {
     return `${this.prefix}:idem:${key}`;
   }
 
-  /** Claim `key` for a request whose payload hashes to `hash`; else say what holds it. */
+  /**
+   * Claim `key` for a request whose payload hashes to `hash`; else say what
+   * holds it: the payload's hash, and the refusal the key answered if its
+   * request was refused (rememberRefusal).
+   */
   async claimIdempotencyKey(
     key: string,
     hash: string,
     ttlMs: number,
-  ): Promise<{ claimed: true } | { claimed: false; hash: string }> {
+  ): Promise<{ claimed: true } | { claimed: false; hash: string; refusal?: KeptRefusal }> {
     const k = this.idemClaimKey(key);
     for (let i = 0; i < 3; i++) {
       this.roundTrips += 1;
       if ((await this.redis.set(k, hash, 'PX', ttlMs, 'NX')) === 'OK') return { claimed: true };
       this.roundTrips += 1;
       const held = await this.redis.get(k);
-      if (held !== null) return { claimed: false, hash: held };
+      if (held !== null) return { claimed: false, ...parseClaim(held) };
       // The holder gave the key up between the two calls: try again.
     }
     return { claimed: false, hash };
   }
 
-  /** Keep a claimed key for `ttlMs` (its request made an order). */
+  /** Keep a claimed key (its request made an order) for `ttlMs`. */
   async keepIdempotencyKey(key: string, ttlMs: number): Promise<void> {
     this.roundTrips += 1;
     await this.redis.pexpire(this.idemClaimKey(key), ttlMs);
   }
 
-  /** Give a claimed key up (its request made no order; a retry may run again). */
+  /**
+   * Keep a claimed key with the refusal its request got (sold out, limit, a
+   * declined coupon) for `ttlMs`: an identical request under it is answered
+   * the same refusal, never an order made later (I10, Stripe's rule).
+   */
+  async rememberRefusal(
+    key: string,
+    hash: string,
+    refusal: KeptRefusal,
+    ttlMs: number,
+  ): Promise<void> {
+    this.roundTrips += 1;
+    await this.redis.set(
+      this.idemClaimKey(key),
+      `${hash}\n${refusal.status}\n${JSON.stringify(refusal.body)}`,
+      'PX',
+      ttlMs,
+    );
+  }
+
+  /** Give a claimed key up (its request made no order and was not refused: a retry may run again). */
   async dropIdempotencyKey(key: string): Promise<void> {
     this.roundTrips += 1;
     await this.redis.del(this.idemClaimKey(key));
@@ -548,7 +611,18 @@ export class Store {
     return out.sort((a, b) => a.createdAt - b.createdAt);
   }
 
-  async startPayment(orderId: string, channel: string, now: number, allowConcurrent: boolean) {
+  /**
+   * Move an order into paying. `leaseUntil`: until when the pay call starting
+   * now may still answer (0: no lease), written on the order for every
+   * instance's reconciler to respect.
+   */
+  async startPayment(
+    orderId: string,
+    channel: string,
+    now: number,
+    allowConcurrent: boolean,
+    leaseUntil = 0,
+  ) {
     const sku = skuOfOrder(orderId);
     if (!sku) return { status: 'not_found' as const };
     const k = this.keys(sku);
@@ -560,6 +634,7 @@ export class Store {
       now,
       channel,
       allowConcurrent ? 1 : 0,
+      leaseUntil,
     );
     if (status === 'not_found') return { status: 'not_found' as const };
     return { status: status as 'ok' | 'in_progress' | 'wrong_state', order: parseOrder(flat) };
@@ -596,8 +671,10 @@ export class Store {
         | 'paid'
         | 'duplicate'
         | 'double_capture'
+        | 'double_capture_again'
         | 'late_rereserved'
         | 'late_refund'
+        | 'late_refund_again'
         | 'amount_mismatch'
         | 'not_found',
       state: state ?? '',
@@ -632,12 +709,14 @@ export class Store {
     return { status: status as 'released' | 'wrong_state' | 'not_found', state: state ?? '' };
   }
 
+  /** `endLease`: the pay call holding the order's lease answered (its lease is dropped). */
   async transition(
     orderId: string,
     to: OrderState,
     reason: string,
     now: number,
     from: readonly OrderState[],
+    endLease = false,
   ) {
     const sku = skuOfOrder(orderId);
     if (!sku) return { status: 'not_found' as const, state: '' };
@@ -651,6 +730,7 @@ export class Store {
       reason,
       now,
       from.join(','),
+      endLease ? 1 : 0,
     );
     return { status: status as 'ok' | 'wrong_state' | 'not_found', state: state ?? '' };
   }
@@ -756,14 +836,52 @@ export class Store {
   }
 }
 
-export function connectRedis(url: string, cluster = false): RedisClient {
+/** A refusal an idempotency key answered, replayed to identical requests under it. */
+export interface KeptRefusal {
+  status: number;
+  body: Record<string, unknown>;
+}
+
+/** A claim key's value: the payload hash, then (when refused) the status and the JSON body, a line each. */
+function parseClaim(held: string): { hash: string; refusal?: KeptRefusal } {
+  const [hash = '', status, body] = held.split('\n');
+  if (status === undefined || body === undefined) return { hash };
+  return {
+    hash,
+    refusal: { status: Number(status), body: JSON.parse(body) as KeptRefusal['body'] },
+  };
+}
+
+/** How soon ioredis tries again after losing Redis: 50 ms more each time, at most this (its default: 2 s). */
+const RECONNECT_CAP_MS = 500;
+
+/**
+ * A Redis client. Commands sent while it reconnects wait in its offline
+ * queue and fail after 2 reconnection attempts (a few hundred ms); the
+ * checkout answers a shopper 503 at once while the client is not ready
+ * (checkout/redis-health.ts). `commandTimeoutMs` (0: none) fails a command
+ * that gets no answer (a paused Redis, a black-holed connection).
+ */
+export function connectRedis(
+  url: string,
+  cluster = false,
+  opts: { commandTimeoutMs?: number } = {},
+): RedisClient {
+  const commandTimeout = opts.commandTimeoutMs ? { commandTimeout: opts.commandTimeoutMs } : {};
+  const retryStrategy = (times: number) => Math.min(times * 50, RECONNECT_CAP_MS);
   if (cluster) {
     const u = new URL(url);
     return new Cluster([{ host: u.hostname, port: Number(u.port || 6379) }], {
       lazyConnect: false,
+      redisOptions: { ...commandTimeout },
     });
   }
-  return new Redis(url, { maxRetriesPerRequest: 2, enableAutoPipelining: true });
+  return new Redis(url, {
+    maxRetriesPerRequest: 2,
+    enableAutoPipelining: true,
+    retryStrategy,
+    ...commandTimeout,
+  });
 }
 
 /** The Redis keys of one SKU; all share its hash tag, so one script may touch them on a cluster. */

@@ -8,7 +8,7 @@ import { seriesKey, type BudgetResult } from './summary.ts';
 
 export type BudgetOp = '<' | '<=' | '>' | '>=' | '==' | '!=';
 export type BudgetSource = BudgetResult['source'];
-export type MetricLabel = 'stage' | 'dependency';
+export type MetricLabel = 'stage' | 'dependency' | 'instance';
 /**
  * What a metric's value is, which decides the suffixes its threshold accepts:
  * `%` on ratios (2% = 0.02), `ms`/`s` on durations in milliseconds (0.8s = 800).
@@ -43,6 +43,7 @@ export const DEPENDENCIES = ['bank', 'wallet', 'coupon'] as const;
 
 const S: readonly MetricLabel[] = ['stage'];
 const D: readonly MetricLabel[] = ['dependency'];
+const I: readonly MetricLabel[] = ['instance'];
 const none: readonly MetricLabel[] = [];
 const m = (
   name: string,
@@ -140,6 +141,13 @@ export const KNOWN_METRICS: readonly KnownMetric[] = [
   m('checkout.p99_ms', 'ms', none, 'p99 latency of every request k6 sent to the checkout'),
   m('checkout.error_rate', 'ratio', none, "share of the checkout's answers with a 5xx status"),
   m('checkout.shed', 'count', none, 'requests refused by load shedding (503 overloaded)'),
+  m('checkout.instances', 'count', none, 'checkout instances the run loaded (checkout.instances)'),
+  m(
+    'checkout.requests',
+    'count',
+    I,
+    'requests a checkout instance counted (its every process; a killed one up to its last scrape)',
+  ),
   m('dep.calls', 'count', D, 'attempts at calling a dependency (retries included)'),
   m('dep.error_rate', 'ratio', D, "share of a dependency's attempts that did not end ok"),
   m(
@@ -151,6 +159,12 @@ export const KNOWN_METRICS: readonly KnownMetric[] = [
   m('leaks.stock', 'count', none, 'orders still holding stock after quiescence (I3)'),
   m('leaks.stock_units', 'count', none, 'units those hold, plus reserved units no order explains'),
   m('leaks.coupon', 'count', none, 'coupons still locked by an order that is not open (I8)'),
+  m(
+    'leaks.stream_pending',
+    'count',
+    none,
+    "payment-stream entries read by a checkout consumer and never acknowledged (a dead consumer's not claimed); every audited run checks it",
+  ),
   m('double_charges', 'count', none, 'orders with more than one capture not refunded (I5)'),
   m('captures_without_paid_order', 'count', none, 'captures no paid order explains (I6)'),
   m('paid_without_capture', 'count', none, 'paid orders without a capture (I7)'),
@@ -573,6 +587,8 @@ function checkLabelValue(
   at: number,
   length: number,
 ) {
+  if (key === 'instance' && !/^(0|[1-9]\d?)$/.test(value))
+    throw new ParseError(`instance \`${value}\` is not an instance index (0, 1, ...)`, at, length);
   if (key === 'dependency' && !(DEPENDENCIES as readonly string[]).includes(value))
     throw new ParseError(
       `unknown dependency \`${value}\`; expected ${DEPENDENCIES.join(', ')}`,

@@ -24,6 +24,7 @@ export const CASCADE_RULE = {
     'dep.retries_per_s': { factor: 3, floor: 1, consecutive: 2 },
     'dep.breaker_open': { factor: 1, floor: 0.5, consecutive: 1 },
     'dep.bulkhead_queued': { factor: 2, floor: 5, consecutive: 2 },
+    'redis.p99_ms': { factor: 2, floor: 25, consecutive: 2 },
     'checkout.queue_ms': { factor: 2, floor: 50, consecutive: 2 },
     'checkout.p99_ms': { factor: 2, floor: 50, consecutive: 2 },
     'checkout.loop_delay_ms': { factor: 2, floor: 50, consecutive: 2 },
@@ -85,7 +86,7 @@ type Where = (labels: Record<string, string>) => boolean;
 const every: Where = () => true;
 const p99: Where = (l) => l.q === '0.99';
 
-/** Every signal, per second: four per dependency seen in the series, then the checkout's and the stock's. */
+/** Every signal, per second: five per dependency seen in the series, then Redis', the checkout's and the stock's. */
 function signalsOf(ts: TimeSeries): Signal[] {
   const parsed = Object.entries(ts.series).map(([key, values]) => ({
     ...parseSeriesKey(key),
@@ -110,6 +111,7 @@ function signalsOf(ts: TimeSeries): Signal[] {
   }
   const requests = pick('requests_per_s', (l) => !NON_SHOPPER_ROUTES.has(l.route ?? ''));
   out.push(
+    { signal: 'redis.p99_ms', values: sumAt(pick('redis_latency_ms', p99), n) },
     { signal: 'checkout.queue_ms', values: sumAt(pick('queue_latency_ms', p99), n) },
     { signal: 'checkout.p99_ms', values: sumAt(pick('latency_ms', p99), n) },
     { signal: 'checkout.loop_delay_ms', values: sumAt(pick('loop_delay_ms'), n) },
@@ -200,6 +202,7 @@ export function signalLabel(signal: string, dependency?: string): string {
     'dep.retries_per_s': 'retries',
     'dep.breaker_open': 'breaker open',
     'dep.bulkhead_queued': 'bulkhead queue',
+    'redis.p99_ms': "the checkout's Redis p99 latency",
     'checkout.queue_ms': 'checkout queue time (p99)',
     'checkout.p99_ms': 'checkout p99 latency',
     'checkout.loop_delay_ms': 'checkout event-loop delay',
@@ -229,6 +232,7 @@ function phrase(o: Onset): string {
     'dep.retries_per_s': `${who} retries ${times(o)}`,
     'dep.breaker_open': `${who} breaker open`,
     'dep.bulkhead_queued': `${who} bulkhead queue ${fmtMetric(o.signal, o.peak)}`,
+    'redis.p99_ms': `Redis p99 ${times(o)}`,
     'checkout.queue_ms': `checkout queue time ${times(o)}`,
     'checkout.p99_ms': `checkout p99 ${times(o)}`,
     'checkout.loop_delay_ms': `checkout event-loop delay ${times(o)}`,

@@ -1,12 +1,15 @@
 // `flashcrowd checkout`: the reference checkout with its Redis and mocks.
 // Whatever is not given (Redis, mocks) is started here and stopped with it.
-import { NAIVE_BEHAVIOURS } from '../checkout/config.ts';
+// With --instances N (N > 1), N checkout processes (children of this one,
+// each a `flashcrowd checkout` given the Redis and the mocks) share them.
+import { applyOverrides, defaultConfig, NAIVE_BEHAVIOURS } from '../checkout/config.ts';
 import { startCheckout } from '../checkout/service.ts';
 import { ValidationError } from '../mock-gateways/errors.ts';
 import type { RunningService } from '../mock-gateways/service.ts';
 import { UsageError } from './errors.ts';
 import { startMocks } from './mocks.ts';
 import { startRedis, type RedisHandle } from './redis.ts';
+import { instancesOf, startCheckoutInstance, type RunningInstance } from './stack.ts';
 
 export interface CheckoutCommandOptions {
   port: number;
@@ -22,6 +25,8 @@ export interface CheckoutCommandOptions {
   adminRemote: boolean;
   publicUrl?: string;
   json?: boolean;
+  /** Checkout processes on the one Redis and set of mocks (1-16, default 1). */
+  instances?: number;
 }
 
 function checkUrl(name: string, v: string | undefined): string | undefined {
@@ -45,6 +50,13 @@ export async function runCheckoutCommand(
     coupon: checkUrl('coupon', o.coupon),
   };
   const publicUrl = checkUrl('public-url', o.publicUrl);
+  const n = instancesOf(o.instances);
+  if (n > 1 && publicUrl)
+    throw new UsageError(
+      '--public-url names one checkout; with --instances each instance is called back at its own address: drop one of them',
+    );
+  if (n > 1 && o.port > 0 && o.port + n - 1 > 65535)
+    throw new UsageError(`--port ${o.port} with --instances ${n} runs past port 65535`);
   const some = Object.values(given).filter(Boolean).length;
   if (some > 0 && some < 3)
     throw new UsageError(
@@ -52,7 +64,9 @@ export async function runCheckoutCommand(
     );
   let redis: RedisHandle | undefined;
   let mocks: RunningService[] = [];
+  const instances: RunningInstance[] = [];
   const stopAll = async () => {
+    await Promise.all(instances.splice(0).map((x) => x.stop()));
     await Promise.all(mocks.map((m) => m.close()));
     await redis?.close();
   };
@@ -66,6 +80,23 @@ export async function runCheckoutCommand(
             string
           >)
         : (given as Record<'bank' | 'wallet' | 'coupon', string>);
+    if (n > 1) {
+      // A bad --set is told once, here, rather than by each child.
+      checkSettings(o);
+      for (let i = 0; i < n; i++)
+        instances.push(
+          await startCheckoutInstance(
+            i,
+            n,
+            (port) => instanceArgs(o, redisUrl, urls, port),
+            undefined,
+            o.port > 0 ? o.port + i : 0,
+          ),
+        );
+      onSignals(stopAll);
+      printInstances(o, instances, redisUrl, urls, Boolean(redis), some === 0);
+      return;
+    }
     const co = await startCheckout({
       redisUrl,
       cluster: o.cluster,
@@ -88,7 +119,10 @@ export async function runCheckoutCommand(
       await co.close();
       await stopAll();
     });
-    if (o.json) console.log(JSON.stringify({ checkout: co.url, redis: redisUrl, ...urls }));
+    if (o.json)
+      console.log(
+        JSON.stringify({ checkout: co.url, checkouts: [co.url], redis: redisUrl, ...urls }),
+      );
     else {
       console.log(
         `checkout ${co.url}   (${co.config.mode}; admin: ${co.url}/admin/sale, metrics: ${co.url}/metrics)`,
@@ -116,6 +150,71 @@ export async function runCheckoutCommand(
     }
   } catch (e) {
     await stopAll();
+    throw e;
+  }
+}
+
+/** The arguments of one instance's `flashcrowd checkout` (the Redis and the mocks given). */
+function instanceArgs(
+  o: CheckoutCommandOptions,
+  redisUrl: string,
+  urls: Record<'bank' | 'wallet' | 'coupon', string>,
+  port: number,
+): string[] {
+  return [
+    'checkout',
+    '--port',
+    String(port),
+    '--host',
+    o.host,
+    '--redis',
+    redisUrl,
+    ...(o.cluster ? ['--cluster'] : []),
+    '--bank',
+    urls.bank,
+    '--wallet',
+    urls.wallet,
+    '--coupon',
+    urls.coupon,
+    '--mode',
+    o.mode,
+    ...o.set.flatMap((s) => ['--set', s]),
+    ...(o.adminRemote ? ['--admin-remote'] : []),
+  ];
+}
+
+function printInstances(
+  o: CheckoutCommandOptions,
+  instances: RunningInstance[],
+  redisUrl: string,
+  urls: Record<'bank' | 'wallet' | 'coupon', string>,
+  redisStarted: boolean,
+  mocksStarted: boolean,
+) {
+  const checkouts = instances.map((x) => x.url);
+  if (o.json) {
+    console.log(JSON.stringify({ checkout: checkouts[0], checkouts, redis: redisUrl, ...urls }));
+    return;
+  }
+  for (const x of instances)
+    console.log(`checkout ${x.url}   (${o.mode}; instance ${x.api.index}, pid ${x.pid() ?? '-'})`);
+  console.log(`redis    ${redisUrl}${redisStarted ? ' (started for this run)' : ''}`);
+  for (const [k, v] of Object.entries(urls))
+    console.log(`${k.padEnd(8)} ${v}${mocksStarted ? ' (mock, started here)' : ''}`);
+  console.log(
+    `(${instances.length} instances on one Redis: state is in Redis, so any instance serves any order and its admin routes)`,
+  );
+  console.log('Ctrl-C stops everything started here.');
+}
+
+function checkSettings(o: CheckoutCommandOptions) {
+  try {
+    applyOverrides(defaultConfig(o.mode), o.set);
+  } catch (e) {
+    if (e instanceof ValidationError)
+      throw new UsageError(
+        `invalid --set:\n${e.errors.map((x) => `  ${x.field}: ${x.reason}`).join('\n')}`,
+      );
     throw e;
   }
 }

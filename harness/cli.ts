@@ -195,6 +195,12 @@ export function buildCli(): Command {
     )
     .option('--admin-remote', 'accept /admin routes from non-loopback clients', false)
     .option(
+      '--instances <n>',
+      'checkout processes on the one Redis and set of mocks; with --port P they listen on P..P+N-1',
+      intArg('--instances', 1, 16),
+      1,
+    )
+    .option(
       '--public-url <url>',
       'URL the gateways call this checkout back at (wallet notifications); default the address it listens on',
     )
@@ -296,6 +302,11 @@ export function buildCli(): Command {
       "a checkout feature or parameter on top of the preset's build (repeatable), e.g. --set splitStockCheck=true; see docs/CHECKOUT.md",
       (v: string, acc: string[]) => [...acc, v],
       [] as string[],
+    )
+    .option(
+      '--instances <n>',
+      "checkout processes on the one Redis and set of mocks, instead of the preset's `checkout.instances`; each shopper sticks to one, drawn from the seed",
+      intArg('--instances', 1, 16),
     )
     .option('--target <url>', 'a running checkout to load instead of starting the stack')
     .option('--bank <url>', 'with --target: the mock bank (chaos and ledgers)')
@@ -639,21 +650,38 @@ export function buildCli(): Command {
       [] as string[],
     )
     .option('--seed <n>', 'seed of the mocks', intArg('--seed', 0, 2 ** 31 - 1), 1)
+    .option(
+      '--instances <n>',
+      'checkout processes on the one Redis and set of mocks',
+      intArg('--instances', 1, 16),
+      1,
+    )
     .option('--json', 'print one JSON line of URLs', false)
     .action(
-      async (o: { mode: 'naive' | 'hardened'; set: string[]; seed: number; json: boolean }) => {
+      async (o: {
+        mode: 'naive' | 'hardened';
+        set: string[];
+        seed: number;
+        instances: number;
+        json: boolean;
+      }) => {
         const { startStack } = await import('./stack.ts');
         const stack = await startStack({
           seed: o.seed,
           mode: o.mode,
           set: o.set,
+          instances: o.instances,
           log: o.json ? undefined : (l) => console.log(l),
         });
         onSignals(stack.stop); // before printing: a reader may stop it as soon as it reads
         if (o.json) console.log(JSON.stringify(stack.urls));
         else
           console.log(
-            `\nstack up. With your own k6: k6 run -e TARGET_URL=${stack.urls.checkout} -e COUPON_URL=${stack.urls.coupon} scenarios/livestream.ts\n` +
+            `\nstack up. With your own k6: k6 run -e ${
+              o.instances > 1
+                ? `TARGET_URLS=${stack.urls.checkouts!.join(',')}`
+                : `TARGET_URL=${stack.urls.checkout}`
+            } -e COUPON_URL=${stack.urls.coupon} scenarios/livestream.ts\n` +
               `or: npx flashcrowd run livestream-spike --ci --variant hardened --target ${stack.urls.checkout} --bank ${stack.urls.bank} --wallet ${stack.urls.wallet} --coupon ${stack.urls.coupon} --redis ${stack.urls.redis}\nCtrl-C stops everything.`,
           );
       },

@@ -11,6 +11,14 @@
 // ("Live collection") documents every series.
 import { Agent, request } from 'undici';
 import { z } from 'zod';
+import {
+  CheckoutInstances,
+  emptyReading as empty,
+  processOf,
+  unprefixed,
+  type Reading,
+  type Scrape,
+} from './collect-instances.ts';
 import { readMetrics, type HistogramRow } from './prom.ts';
 import { TickWatch } from './audit/ticks.ts';
 import {
@@ -28,6 +36,12 @@ export interface CollectorOptions {
   /** Time between ticks (default 1000 ms). */
   intervalMs?: number;
   checkoutUrl: string;
+  /**
+   * Every checkout instance (default [checkoutUrl]): each is scraped, their
+   * counts summed (harness/collect-instances.ts); the stock is read from the
+   * first that answers.
+   */
+  checkoutUrls?: readonly string[];
   /** Base URLs of the mocks to scrape (a missing one is not scraped). */
   mocks?: Partial<Record<MockName, string>>;
   /** The load engine's latest snapshot (arrivals started and dropped so far, VUs busy now). */
@@ -109,13 +123,6 @@ function kindOf(key: string): Kind {
   return 'gauge';
 }
 
-/** One source's reading at one tick (cumulative counters, histograms, gauges). */
-interface Reading {
-  counters: Map<string, number>;
-  histograms: Map<string, Bucket[]>;
-  gauges: Map<string, number>;
-}
-
 interface SourceState {
   name: SourceName;
   read(signal: AbortSignal): Promise<Reading>;
@@ -150,7 +157,6 @@ const stockSchema = z.object({
   ),
 });
 
-const empty = (): Reading => ({ counters: new Map(), histograms: new Map(), gauges: new Map() });
 const add = (m: Map<string, number>, k: string, v: number) => m.set(k, (m.get(k) ?? 0) + v);
 const SEP = '\u0000';
 
@@ -203,6 +209,7 @@ export class Collector {
     { available: number; reserved: number; sold: number }
   >();
   private lastVus: number | null = null;
+  private readonly instances: CheckoutInstances;
   private readonly retired = new Set<SourceName>();
   private timer?: NodeJS.Timeout;
   private running?: Promise<void>;
@@ -216,6 +223,9 @@ export class Collector {
       throw new RangeError(`intervalMs must be a number of milliseconds >= 10, got ${intervalMs}`);
     this.intervalMs = intervalMs;
     this.opts = opts;
+    this.instances = new CheckoutInstances(
+      opts.checkoutUrls?.length ? opts.checkoutUrls : [opts.checkoutUrl],
+    );
     this.sources.push(this.checkoutSource(), this.stockSource());
     for (const name of ['bank', 'wallet', 'coupon'] as const) {
       const url = opts.mocks?.[name];
@@ -383,8 +393,9 @@ export class Collector {
     let total = 0;
     let failures = 0;
     for (const [k, v] of inc.counters) {
-      if (!k.startsWith(`req${SEP}`)) continue;
-      const [, route, status, reason] = k.split(SEP) as [string, string, string, string];
+      const key = unprefixed(k);
+      if (!key.startsWith(`req${SEP}`)) continue;
+      const [, route, status, reason] = key.split(SEP) as [string, string, string, string];
       if (NON_SHOPPER_ROUTES.has(route)) continue;
       total += v;
       if (classifyAnswer(Number(status), reason) === 'failure') failures += v;
@@ -503,73 +514,36 @@ export class Collector {
     return body;
   }
 
+  /** The checkout instances scraped (their processes' last texts feed the final readings). */
+  get checkoutInstances(): CheckoutInstances {
+    return this.instances;
+  }
+
   private checkoutSource(): SourceState {
-    const url = this.opts.checkoutUrl;
     const fixed = [
       'paid_per_s',
       'shed_per_s',
       ...QUANTILES.map((q) => seriesKey('latency_ms', { q })),
       ...QUANTILES.map((q) => seriesKey('queue_latency_ms', { q })),
+      ...QUANTILES.map((q) => seriesKey('redis_latency_ms', { q })),
     ];
     return {
       name: 'checkout',
       fixed,
       read: async (signal) => {
-        const { rows, histograms } = readMetrics(
-          await this.fetchText(`${url}/metrics`, signal),
-          'flashcrowd_checkout_',
-        );
-        const r = empty();
-        for (const row of rows) {
-          const l = row.labels;
-          switch (row.name) {
-            case 'flashcrowd_checkout_requests_total':
-              add(r.counters, ['req', l.route, l.status, l.reason ?? 'none'].join(SEP), row.value);
-              break;
-            case 'flashcrowd_checkout_order_events_total':
-              add(r.counters, `event${SEP}${l.event}`, row.value);
-              break;
-            case 'flashcrowd_checkout_shed_total':
-              add(r.counters, 'shed', row.value);
-              break;
-            case 'flashcrowd_checkout_dependency_calls_total':
-              add(r.counters, ['call', l.dependency, l.outcome].join(SEP), row.value);
-              break;
-            case 'flashcrowd_checkout_dependency_retries_total':
-              add(r.counters, `retry${SEP}${l.dependency}`, row.value);
-              break;
-            case 'flashcrowd_checkout_event_loop_delay_seconds':
-              r.gauges.set('loop_delay_ms', row.value * 1000);
-              break;
-            case 'flashcrowd_checkout_bulkhead_queued':
-              r.gauges.set(
-                seriesKey('bulkhead_queued', { dependency: l.dependency ?? '' }),
-                row.value,
-              );
-              break;
-            case 'flashcrowd_checkout_breaker_state':
-              r.gauges.set(
-                seriesKey('breaker_state', { dependency: l.dependency ?? '', key: l.key ?? '' }),
-                row.value,
-              );
-              break;
-          }
-        }
-        const shopper = histograms.filter(
-          (h: HistogramRow) =>
-            h.name === 'flashcrowd_checkout_request_duration_seconds' &&
-            !NON_SHOPPER_ROUTES.has(h.labels.route ?? ''),
-        );
-        r.histograms.set('latency', mergeBuckets(shopper.map((h) => h.buckets)));
-        r.histograms.set(
-          'queue',
-          mergeBuckets(
-            histograms
-              .filter((h) => h.name === 'flashcrowd_checkout_request_queue_seconds')
-              .map((h) => h.buckets),
+        const scrapes = await Promise.all(
+          this.instances.urls.map((url) =>
+            this.fetchText(`${url}/metrics`, signal).then(
+              (text): Scrape => ({ ok: true, text }),
+              (error: unknown): Scrape => ({ ok: false, error }),
+            ),
           ),
         );
-        return r;
+        return this.instances.combine(
+          scrapes,
+          (text) => ({ reading: checkoutReading(text), process: processOf(text) }),
+          (m) => this.warn('checkout', m),
+        );
       },
       derive: (inc, dt) => {
         const out = new Map<string, number | null>();
@@ -577,7 +551,7 @@ export class Collector {
         out.set('paid_per_s', 0);
         out.set('shed_per_s', 0);
         for (const [k, v] of inc.counters) {
-          const [kind, a = '', b = '', c = ''] = k.split(SEP);
+          const [kind, a = '', b = '', c = ''] = unprefixed(k).split(SEP);
           if (kind === 'req') {
             rate(seriesKey('requests_per_s', { route: a }), v);
             if (NON_SHOPPER_ROUTES.has(a)) continue;
@@ -591,11 +565,18 @@ export class Collector {
             rate(seriesKey('dep_calls_per_s', { dependency: a, outcome: b }), v);
           else if (kind === 'retry') rate(seriesKey('retries_per_s', { dependency: a }), v);
         }
-        const lat = inc.histograms.get('latency');
-        const queue = inc.histograms.get('queue');
+        // Each instance's histograms, merged.
+        const merged = (name: string) =>
+          mergeBuckets(
+            [...inc.histograms].filter(([k]) => unprefixed(k) === name).map(([, b]) => b),
+          );
+        const lat = merged('latency');
+        const queue = merged('queue');
+        const redis = merged('redis');
         for (const q of QUANTILES) {
           out.set(seriesKey('latency_ms', { q }), quantileMs(q, lat));
           out.set(seriesKey('queue_latency_ms', { q }), quantileMs(q, queue));
+          out.set(seriesKey('redis_latency_ms', { q }), quantileMs(q, redis));
         }
         return out;
       },
@@ -603,15 +584,32 @@ export class Collector {
   }
 
   private stockSource(): SourceState {
-    const url = `${this.opts.checkoutUrl}/admin/stock`;
     const headers: Record<string, string> = this.opts.adminToken
       ? { authorization: `Bearer ${this.opts.adminToken}` }
       : {};
+    // Stock is in Redis: any instance answers for all. The last one that did is asked first.
+    let first = 0;
+    const fetchStock = async (signal: AbortSignal) => {
+      const urls = this.instances.urls;
+      let error: unknown;
+      for (let k = 0; k < urls.length; k++) {
+        const i = (first + k) % urls.length;
+        try {
+          const text = await this.fetchText(`${urls[i]}/admin/stock`, signal, headers);
+          first = i;
+          return text;
+        } catch (e) {
+          error = e;
+          if (signal.aborted) break;
+        }
+      }
+      throw error;
+    };
     return {
       name: 'stock',
       fixed: [],
       read: async (signal) => {
-        const body = stockSchema.parse(JSON.parse(await this.fetchText(url, signal, headers)));
+        const body = stockSchema.parse(JSON.parse(await fetchStock(signal)));
         this.lastStockRows = body.data;
         const r = empty();
         for (const s of body.data) {
@@ -690,4 +688,55 @@ export function integrate(ts: TimeSeries, key: string): number | null {
     any = true;
   }
   return any ? sum : null;
+}
+
+/** One checkout process's /metrics as the collector keeps it (counters, histograms, gauges). */
+function checkoutReading(text: string): Reading {
+  const { rows, histograms } = readMetrics(text, 'flashcrowd_checkout_');
+  const r = empty();
+  for (const row of rows) {
+    const l = row.labels;
+    switch (row.name) {
+      case 'flashcrowd_checkout_requests_total':
+        add(r.counters, ['req', l.route, l.status, l.reason ?? 'none'].join(SEP), row.value);
+        break;
+      case 'flashcrowd_checkout_order_events_total':
+        add(r.counters, `event${SEP}${l.event}`, row.value);
+        break;
+      case 'flashcrowd_checkout_shed_total':
+        add(r.counters, 'shed', row.value);
+        break;
+      case 'flashcrowd_checkout_dependency_calls_total':
+        add(r.counters, ['call', l.dependency, l.outcome].join(SEP), row.value);
+        break;
+      case 'flashcrowd_checkout_dependency_retries_total':
+        add(r.counters, `retry${SEP}${l.dependency}`, row.value);
+        break;
+      case 'flashcrowd_checkout_event_loop_delay_seconds':
+        r.gauges.set('loop_delay_ms', row.value * 1000);
+        break;
+      case 'flashcrowd_checkout_bulkhead_queued':
+        r.gauges.set(seriesKey('bulkhead_queued', { dependency: l.dependency ?? '' }), row.value);
+        break;
+      case 'flashcrowd_checkout_breaker_state':
+        r.gauges.set(
+          seriesKey('breaker_state', { dependency: l.dependency ?? '', key: l.key ?? '' }),
+          row.value,
+        );
+        break;
+    }
+  }
+  const of = (name: string, keep: (h: HistogramRow) => boolean = () => true) =>
+    mergeBuckets(histograms.filter((h) => h.name === name && keep(h)).map((h) => h.buckets));
+  r.histograms.set(
+    'latency',
+    of(
+      'flashcrowd_checkout_request_duration_seconds',
+      (h) => !NON_SHOPPER_ROUTES.has(h.labels.route ?? ''),
+    ),
+  );
+  r.histograms.set('queue', of('flashcrowd_checkout_request_queue_seconds'));
+  // Every Redis op of the checkout together: what the cascade reads as "Redis queued".
+  r.histograms.set('redis', of('flashcrowd_checkout_redis_duration_seconds'));
+  return r;
 }

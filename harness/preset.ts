@@ -182,6 +182,12 @@ export const checkoutBuildSchema = z
     mode: z.enum(['naive', 'hardened']).default('hardened'),
     /** Feature and parameter overrides, as `--set KEY=VALUE` takes them (docs/CHECKOUT.md). */
     set: z.record(z.string(), z.union([z.string(), z.number(), z.boolean()])).default({}),
+    /**
+     * Checkout processes on the one Redis and set of mocks (1-16; default 1);
+     * each shopper sticks to one, drawn from the seed. A variant's own
+     * `checkout.instances` wins, `run --instances` over both.
+     */
+    instances: z.number().int().min(1).max(16).optional(),
   })
   .strict();
 

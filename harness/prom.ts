@@ -79,3 +79,40 @@ export function readMetrics(
   for (const h of byKey.values()) h.buckets.sort((a, b) => a.le - b.le);
   return { rows, histograms: [...byKey.values()] };
 }
+
+/**
+ * Several /metrics texts of one kind of service (a checkout's instances) as
+ * one: each counter series summed, each gauge series the max. Histograms are
+ * left out (the final readings read counters).
+ */
+export function sumCounterTexts(texts: readonly string[]): string {
+  const families = new Map<string, { type: 'counter' | 'gauge'; series: Map<string, number> }>();
+  for (const text of texts)
+    for (const f of parse(text)) {
+      if (f.type !== 'COUNTER' && f.type !== 'GAUGE') continue;
+      const type = f.type === 'COUNTER' ? 'counter' : 'gauge';
+      let fam = families.get(f.name);
+      if (!fam) families.set(f.name, (fam = { type, series: new Map() }));
+      for (const m of f.metrics) {
+        const labels = Object.entries(m.labels ?? {})
+          .sort(([a], [b]) => a.localeCompare(b))
+          .map(([k, v]) => `${k}="${escapeLabel(v)}"`)
+          .join(',');
+        const v = Number(m.value);
+        const had = fam.series.get(labels);
+        fam.series.set(
+          labels,
+          had === undefined ? v : fam.type === 'counter' ? had + v : Math.max(had, v),
+        );
+      }
+    }
+  const lines: string[] = [];
+  for (const [name, fam] of families) {
+    lines.push(`# TYPE ${name} ${fam.type}`);
+    for (const [labels, v] of fam.series) lines.push(`${name}${labels ? `{${labels}}` : ''} ${v}`);
+  }
+  return `${lines.join('\n')}\n`;
+}
+
+const escapeLabel = (v: string) =>
+  v.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n');

@@ -1,6 +1,7 @@
 // The embedded stack of `flashcrowd run` and `flashcrowd up`: Redis
 // (REDIS_URL, else a local redis-server, else testcontainers), the three mock
-// gateways in one child process and the checkout in another, all on free
+// gateways in one child process and the checkout in another (or N checkout
+// instances, a process each, on the same Redis and mocks), all on free
 // loopback ports. Children get `--exit-with-stdin`: their stdin is a pipe from
 // this process, so they stop when it exits, however it exits (Ctrl-C, a crash,
 // kill -9). `stop()` ends them politely first.
@@ -13,7 +14,10 @@ import { startRedis, type RedisHandle } from './redis.ts';
 import { PROJECT_ROOT } from './tools.ts';
 
 export interface StackUrls {
+  /** The first checkout instance (`checkouts[0]`). */
   checkout: string;
+  /** Every checkout instance, in index order (one with a single instance; absent for a --target). */
+  checkouts?: string[];
   bank: string;
   wallet: string;
   coupon: string;
@@ -26,7 +30,31 @@ export interface Stack {
   redisKind: string;
   /** The processes this stack started, for CPU accounting (a Redis not started here is absent). */
   processes: { name: string; pid: number }[];
+  /** The checkout instances, by index. */
+  checkouts: CheckoutInstance[];
   stop(): Promise<void>;
+}
+
+/** One checkout process of the stack. */
+export interface CheckoutInstance {
+  index: number;
+  url: string;
+  port: number;
+  /** The process id of its current process (undefined while none runs). */
+  pid(): number | undefined;
+  alive(): boolean;
+  /** Send `signal` (default SIGKILL) and wait for the process to exit; its in-flight requests are reset. */
+  kill(signal?: NodeJS.Signals): Promise<void>;
+  /** Start it again on the same port with the same arguments (killing it first if it still runs). */
+  restart(): Promise<void>;
+}
+
+/** The URLs the checkout instances are started with (the hook of StackOptions may replace them). */
+export interface CheckoutDeps {
+  redis: string;
+  bank: string;
+  wallet: string;
+  coupon: string;
 }
 
 export interface StackOptions {
@@ -40,7 +68,18 @@ export interface StackOptions {
   logDir?: string;
   /** Called with a line of progress for a person ("starting the checkout..."). */
   log?: (line: string) => void;
+  /** How many checkout processes share the Redis and the mocks (1-16, default 1). */
+  instances?: number;
+  /**
+   * Called once Redis and the mocks run, before any checkout starts: URLs
+   * returned here are what the checkout instances use instead of the real
+   * ones (e.g. proxies in front of them). The harness's audit, scrapes and
+   * chaos keep the real URLs (`urls`).
+   */
+  beforeCheckout?: (real: CheckoutDeps) => Promise<Partial<CheckoutDeps>>;
 }
+
+export const MAX_INSTANCES = 16;
 
 const CLI = join(PROJECT_ROOT, 'bin', 'flashcrowd.js');
 const START_TIMEOUT_MS = 60_000;
@@ -131,8 +170,10 @@ async function stopChild(c: Child): Promise<void> {
 export async function startStack(o: StackOptions): Promise<Stack> {
   const log = o.log ?? (() => undefined);
   const children: Child[] = [];
+  const instances: RunningInstance[] = [];
   let redis: RedisHandle | undefined;
   const stop = async () => {
+    for (const x of instances.splice(0).reverse()) await x.stop();
     for (const c of children.reverse()) await stopChild(c);
     children.length = 0;
     await redis?.close();
@@ -163,43 +204,116 @@ export async function startStack(o: StackOptions): Promise<Stack> {
         `the mocks printed ${JSON.stringify(mocks.urls)}, expected bank, wallet, coupon`,
       );
     for (const [k, v] of Object.entries({ bank, wallet, coupon })) log(`  ${k.padEnd(8)} ${v}`);
-    log(`starting the checkout (${o.mode})...`);
-    const co = await startChild(
+    const real: CheckoutDeps = { redis: redis.url, bank, wallet, coupon };
+    const deps: CheckoutDeps = { ...real, ...((await o.beforeCheckout?.(real)) ?? {}) };
+    const n = instancesOf(o.instances);
+    log(`starting the checkout (${o.mode}${n > 1 ? `, ${n} instances` : ''})...`);
+    const args = (port: number) => [
       'checkout',
-      [
-        'checkout',
-        '--port',
-        '0',
-        '--redis',
-        redis.url,
-        '--bank',
-        bank,
-        '--wallet',
-        wallet,
-        '--coupon',
-        coupon,
-        '--mode',
-        o.mode,
-        ...o.set.flatMap((s) => ['--set', s]),
-      ],
-      o.logDir,
-    );
-    children.push(co.child);
-    const checkout = co.urls.checkout;
-    if (!checkout) throw new Error(`the checkout printed ${JSON.stringify(co.urls)}`);
-    log(`  checkout ${checkout}`);
+      '--port',
+      String(port),
+      '--redis',
+      deps.redis,
+      '--bank',
+      deps.bank,
+      '--wallet',
+      deps.wallet,
+      '--coupon',
+      deps.coupon,
+      '--mode',
+      o.mode,
+      ...o.set.flatMap((s) => ['--set', s]),
+    ];
+    for (let i = 0; i < n; i++) {
+      const inst = await startCheckoutInstance(i, n, args, o.logDir);
+      instances.push(inst);
+      log(`  checkout ${inst.url}${n > 1 ? ` (instance ${i})` : ''}`);
+    }
+    const checkouts = instances.map((x) => x.url);
     const processes = [
       ...children.flatMap((c) => (c.proc.pid ? [{ name: c.name, pid: c.proc.pid }] : [])),
+      ...instances.flatMap((x) => {
+        const pid = x.pid();
+        return pid ? [{ name: x.name, pid }] : [];
+      }),
       ...(redis.pid ? [{ name: 'redis', pid: redis.pid }] : []),
     ];
     return {
-      urls: { checkout, bank, wallet, coupon, redis: redis.url },
+      urls: { checkout: checkouts[0]!, checkouts, bank, wallet, coupon, redis: redis.url },
       redisKind: redis.kind,
       processes,
+      checkouts: instances.map((x) => x.api),
       stop,
     };
   } catch (e) {
     await stop();
     throw e;
   }
+}
+
+/** `instances` checked: an integer from 1 to MAX_INSTANCES (default 1). */
+export function instancesOf(n: number | undefined): number {
+  const v = n ?? 1;
+  if (!Number.isInteger(v) || v < 1 || v > MAX_INSTANCES)
+    throw new UsageError(`instances must be an integer from 1 to ${MAX_INSTANCES}, got ${v}`);
+  return v;
+}
+
+export interface RunningInstance {
+  name: string;
+  url: string;
+  pid(): number | undefined;
+  api: CheckoutInstance;
+  stop(): Promise<void>;
+}
+
+/**
+ * Checkout instance `index` of `n` as a child process (`flashcrowd <args(port)>`,
+ * first on `firstPort`, 0: a free one), killable and restartable on its port.
+ */
+export async function startCheckoutInstance(
+  index: number,
+  n: number,
+  args: (port: number) => string[],
+  logDir: string | undefined,
+  firstPort = 0,
+): Promise<RunningInstance> {
+  const name = n > 1 ? `checkout-${index}` : 'checkout';
+  let starts = 0;
+  const launch = async (port: number) => {
+    starts += 1;
+    // A restarted instance logs to a file of its own: the first one's log stays whole.
+    const logName = starts > 1 ? `${name}.restart-${starts - 1}` : name;
+    const { child, urls } = await startChild(logName, args(port), logDir);
+    if (!urls.checkout) {
+      await stopChild(child);
+      throw new Error(`${name} printed ${JSON.stringify(urls)}`);
+    }
+    return { child, url: urls.checkout };
+  };
+  const first = await launch(firstPort);
+  let child: Child = first.child;
+  const url = first.url;
+  const port = Number(new URL(url).port);
+  const alive = () => child.proc.exitCode === null && child.proc.signalCode === null;
+  const kill = async (signal: NodeJS.Signals = 'SIGKILL') => {
+    if (!alive()) return;
+    const exited = new Promise<void>((r) => child.proc.once('exit', () => r()));
+    child.proc.kill(signal);
+    await exited;
+    await new Promise<void>((r) => (child.log ? child.log.end(r) : r()));
+  };
+  const api: CheckoutInstance = {
+    index,
+    url,
+    port,
+    pid: () => (alive() ? child.proc.pid : undefined),
+    alive,
+    kill,
+    async restart() {
+      await kill('SIGKILL');
+      child = (await launch(port)).child;
+    },
+  };
+  return { name, url, pid: api.pid, api, stop: () => stopChild(child) };
 }

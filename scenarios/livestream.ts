@@ -5,7 +5,7 @@
 // Reference: docs/SCENARIOS.md.
 //
 // From the harness (`flashcrowd run`):
-//   k6 run -e TARGET_URL=<checkout> -e COUPON_URL=<coupon mock> -e PRESET_FILE=<resolved.json>
+//   k6 run -e TARGET_URL=<checkout> (or -e TARGET_URLS=<instance>,<instance>,...) -e COUPON_URL=<coupon mock> -e PRESET_FILE=<resolved.json>
 //          -e SHOPPERS_FILE=<shoppers.json> -e SUMMARY_FILE=<k6-summary.json> -e SEED=<n> scenarios/livestream.ts
 // By hand against a running stack (the sale seeded through POST /admin/sale):
 //   k6 run -e TARGET_URL=... -e COUPON_URL=... -e PRESET=livestream-spike -e TIME_SCALE=0.0167 \
@@ -32,7 +32,11 @@ import { ORDER_OUTCOMES, PAY_OUTCOMES, type Shopper } from './lib/shopper.ts';
 
 // ------------------------------------------------------------------ set-up (init context)
 
-const TARGET = (__ENV.TARGET_URL ?? '').replace(/\/+$/, '');
+// TARGET_URLS: several checkout instances, comma-separated (each shopper sticks to one); else TARGET_URL.
+const TARGETS = (__ENV.TARGET_URLS ?? __ENV.TARGET_URL ?? '')
+  .split(',')
+  .map((u) => u.trim().replace(/\/+$/, ''))
+  .filter((u) => u !== '');
 const COUPON_URL = (__ENV.COUPON_URL ?? '').replace(/\/+$/, '');
 const SUMMARY_FILE = __ENV.SUMMARY_FILE;
 
@@ -53,7 +57,10 @@ function envSeed(fallback: number): number {
   return v;
 }
 
-if (!TARGET) throw new Error('TARGET_URL is required (the checkout, e.g. http://127.0.0.1:8080)');
+if (TARGETS.length === 0)
+  throw new Error(
+    'TARGET_URL (the checkout, e.g. http://127.0.0.1:8080) or TARGET_URLS (its instances, comma-separated) is required',
+  );
 
 function loadPreset(): ResolvedPreset {
   if (__ENV.PRESET_FILE) {
@@ -139,7 +146,7 @@ http.setResponseCallback(
 const metrics = k6Sink(LIVESTREAM_METRICS);
 const CONFIG: LivestreamConfig = {
   preset: P,
-  target: TARGET,
+  target: TARGETS,
   ...(COUPON_URL ? { couponUrl: COUPON_URL } : {}),
   ...(SHOPPERS ? { shoppers: SHOPPERS } : {}),
 };

@@ -3,10 +3,12 @@
 // Idempotent and quick when all is present. Plain Node with no dependencies,
 // because it runs before `npm ci`.
 //
-//   node scripts/setup.mjs              npm packages, redis-server
-//   node scripts/setup.mjs --for-tests  the same, plus promtool (metric-name lint), chromium
-//                                       (the HTML report test), the Prometheus server (the
-//                                       dashboard test) and schemathesis (the API fuzz test)
+//   node scripts/setup.mjs              npm packages, redis-server, toxiproxy-server (built with Go;
+//                                       without Go a warning: only presets with network faults need it)
+//   node scripts/setup.mjs --for-tests  the same (toxiproxy-server required), plus promtool
+//                                       (metric-name lint), chromium (the HTML report test), the
+//                                       Prometheus server (the dashboard test) and schemathesis
+//                                       (the API fuzz test)
 //   node scripts/setup.mjs --for-bench  the same, plus the benchmarks' third-party load generators:
 //                                       vegeta (MIT; `go install` into .tools/bin) and wrk (Debian)
 //   node scripts/setup.mjs --check      report only; install nothing; exit 1 if anything is missing
@@ -20,16 +22,27 @@ import {
   mkdirSync,
   mkdtempSync,
   readdirSync,
+  readFileSync,
+  writeFileSync,
   statSync,
   copyFileSync,
+  cpSync,
   chmodSync,
+  renameSync,
   rmSync,
   symlinkSync,
 } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, delimiter } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { SCHEMATHESIS_VERSION, VEGETA_MODULE, VEGETA_VERSION } from './versions.mjs';
+import {
+  SCHEMATHESIS_VERSION,
+  TOXIPROXY_BUILD,
+  TOXIPROXY_MODULE,
+  TOXIPROXY_VERSION,
+  VEGETA_MODULE,
+  VEGETA_VERSION,
+} from './versions.mjs';
 
 const MIN_NODE = [20, 19, 0];
 
@@ -43,6 +56,8 @@ const quiet = args.has('--quiet');
 
 const did = [];
 const problems = [];
+// Missing pieces only some features need (plain set-up): said, but set-up still succeeds.
+const warnings = [];
 const log = (msg) => {
   if (!quiet) console.log(`[setup] ${msg}`);
 };
@@ -297,13 +312,146 @@ function ensureSchemathesis() {
   );
 }
 
+// ---------------------------------------------------------------- Go (toxiproxy-server, vegeta)
+function goBinary() {
+  return which('go') ?? (existsSync('/usr/local/go/bin/go') ? '/usr/local/go/bin/go' : null);
+}
+
+// ---------------------------------------------------------------- toxiproxy-server
+// Toxiproxy (MIT) puts network faults between the checkout and Redis or a gateway
+// (harness/faults/toxiproxy.ts). There is no Debian package, so it is built from
+// the module's source at TOXIPROXY_VERSION (fetched through the Go module proxy,
+// checksum-verified against go.sum and sum.golang.org) with one line of
+// cmd/server/server.go patched: stock v2.12.0 parses `-seed` and then builds a
+// generator nothing draws from (`rand.New(rand.NewSource(seed))`), while the
+// toxics draw from math/rand's global source, which Go 1.20+ seeds at random.
+// The patch seeds that global source instead (`rand.Seed(seed)`, with
+// `//go:debug randseednop=0` so Go 1.24+ still honours it). Everything else is
+// upstream's code with upstream's go.sum.
+const TOXIPROXY_SEED_LINE = 'rand.New(rand.NewSource(cli.seed))';
+
+/** What `bin -version` reports ("2.12.0", "2.12.0+flashcrowd.seed"), or null. */
+function toxiproxyVersion(bin) {
+  const r = run(bin, ['-version'], { capture: true, timeout: 10_000 });
+  return r.stdout?.match(/toxiproxy-server version (\S+)/)?.[1] ?? null;
+}
+
+// The test suite needs it (--for-tests: missing is a failure); the demo does not
+// (plain set-up: a warning, and a run of a preset with network faults says what to do).
+function toxiproxyProblem(msg) {
+  (forTests ? problems : warnings).push(msg);
+}
+
+function ensureToxiproxy() {
+  const found = which('toxiproxy-server');
+  const version = found ? toxiproxyVersion(found) : null;
+  if (version === TOXIPROXY_BUILD) {
+    log(`toxiproxy-server: ${found} (${version})`);
+    return;
+  }
+  const go = goBinary();
+  const stock = version === TOXIPROXY_VERSION.replace(/^v/, '');
+  if (checkOnly || !go) {
+    if (stock) {
+      // Usable: only the seed is lost. Not a problem, but say it.
+      log(
+        `toxiproxy-server: ${found} (${version}, a stock build: its -seed is ignored, so toxicity ` +
+          `draws and jitter differ between runs; with Go 1.23+ set-up builds the seeded ${TOXIPROXY_BUILD})`,
+      );
+      return;
+    }
+    const what = found
+      ? `toxiproxy-server at ${found} is version ${version ?? 'unknown'}, not ${TOXIPROXY_BUILD}`
+      : 'toxiproxy-server not found (presets with network faults need it; the test suite does)';
+    toxiproxyProblem(
+      checkOnly && go
+        ? `${what}. \`npm run setup\` builds it with Go into .tools/bin.`
+        : `${what}. Install Go 1.23+ (https://go.dev/dl/, or Debian's golang-go if it is 1.23+) and re-run ` +
+            `\`npm run setup\`: it builds ${TOXIPROXY_MODULE}@${TOXIPROXY_VERSION} (cmd/server) into .tools/bin. ` +
+            `Or put toxiproxy-server ${TOXIPROXY_VERSION} on PATH (a stock release works, but ignores the seed).`,
+    );
+    return;
+  }
+  if (found)
+    log(
+      `toxiproxy-server: ${found} is ${version ?? 'of unknown version'}; building ${TOXIPROXY_BUILD} into .tools/bin`,
+    );
+  buildToxiproxy(go);
+}
+
+/** Make every folder under `dir` writable (the module cache's copies are read-only). */
+function makeWritable(dir) {
+  chmodSync(dir, 0o755);
+  for (const e of readdirSync(dir, { withFileTypes: true }))
+    if (e.isDirectory()) makeWritable(join(dir, e.name));
+}
+
+function buildToxiproxy(go) {
+  const ref = `${TOXIPROXY_MODULE}@${TOXIPROXY_VERSION}`;
+  log(`toxiproxy-server: building ${ref} (cmd/server, seed patch) with Go into .tools/bin`);
+  const env = { ...process.env, CGO_ENABLED: '0', GOFLAGS: '-mod=readonly' };
+  const dl = run(go, ['mod', 'download', '-json', ref], { capture: true, env });
+  let moduleDir;
+  try {
+    moduleDir = JSON.parse(dl.stdout).Dir;
+  } catch {
+    /* reported below */
+  }
+  if (dl.status !== 0 || !moduleDir) {
+    toxiproxyProblem(
+      `\`go mod download ${ref}\` failed: ${(dl.stderr || dl.stdout || '').trim().split('\n').slice(-3).join(' ')}. ` +
+        'Check that the Go module proxy is reachable (GOPROXY).',
+    );
+    return;
+  }
+  const tmp = mkdtempSync(join(tmpdir(), 'flashcrowd-toxiproxy-'));
+  try {
+    const src = join(tmp, 'src');
+    cpSync(moduleDir, src, { recursive: true });
+    makeWritable(src);
+    const main = join(src, 'cmd', 'server', 'server.go');
+    chmodSync(main, 0o644);
+    const text = readFileSync(main, 'utf8');
+    if (text.split(TOXIPROXY_SEED_LINE).length !== 2 || !text.startsWith('package main')) {
+      toxiproxyProblem(
+        `the seed patch does not apply to ${ref}'s cmd/server/server.go (\`${TOXIPROXY_SEED_LINE}\` not found ` +
+          'exactly once): update buildToxiproxy in scripts/setup.mjs with the pin.',
+      );
+      return;
+    }
+    writeFileSync(
+      main,
+      '//go:debug randseednop=0\n\n' +
+        text.replace(
+          TOXIPROXY_SEED_LINE,
+          'rand.Seed(cli.seed) // flashcrowd: -seed seeds the draws',
+        ),
+    );
+    mkdirSync(toolsBin, { recursive: true });
+    const out = join(tmp, 'toxiproxy-server');
+    const ldflags = `-s -w -X ${TOXIPROXY_MODULE}.Version=${TOXIPROXY_BUILD}`;
+    const r = run(go, ['build', '-trimpath', `-ldflags=${ldflags}`, '-o', out, './cmd/server'], {
+      cwd: src,
+      env,
+    });
+    if (r.status !== 0 || toxiproxyVersion(out) !== TOXIPROXY_BUILD) {
+      toxiproxyProblem(`building ${ref} failed (see the go output above). Go 1.23+ is needed.`);
+      return;
+    }
+    // Into place in one step, so a half-written binary never sits on the path.
+    copyFileSync(out, join(toolsBin, 'toxiproxy-server.tmp'));
+    chmodSync(join(toolsBin, 'toxiproxy-server.tmp'), 0o755);
+    renameSync(join(toolsBin, 'toxiproxy-server.tmp'), join(toolsBin, 'toxiproxy-server'));
+    did.push(`built toxiproxy-server ${TOXIPROXY_BUILD} into .tools/bin`);
+  } finally {
+    rmSync(tmp, { recursive: true, force: true });
+  }
+}
+
 // ---------------------------------------------------------------- bench generators (--for-bench only)
 // vegeta (MIT) and wrk (Apache-2.0 with a naming clause; Debian's package) are the
 // ceilings bench:engine, bench:mocks and bench:checkout compare flashcrowd's engine
 // with. Never installed by plain set-up or for the tests.
-function goBinary() {
-  return which('go') ?? (existsSync('/usr/local/go/bin/go') ? '/usr/local/go/bin/go' : null);
-}
 
 function ensureVegeta() {
   const found = which('vegeta');
@@ -352,6 +500,7 @@ checkNode();
 if (problems.length === 0) {
   ensureNpm();
   ensureRedis();
+  ensureToxiproxy();
   if (forTests) {
     ensurePromtool();
     ensureChromium();
@@ -365,7 +514,8 @@ if (problems.length === 0) {
 }
 
 if (did.length) log(`done: ${did.join('; ')}`);
-else if (problems.length === 0) log('everything is in place');
+else if (problems.length === 0 && warnings.length === 0) log('everything is in place');
+for (const w of warnings) console.error(`[setup] WARNING: ${w}`);
 if (problems.length) {
   for (const p of problems) console.error(`[setup] MISSING: ${p}`);
   process.exit(1);

@@ -19,3 +19,16 @@ export const VEGETA_VERSION = 'v12.13.0';
  * into a project-local venv (.tools/venv) by `node scripts/setup.mjs --for-tests`.
  */
 export const SCHEMATHESIS_VERSION = '4.32.5';
+/**
+ * Toxiproxy (MIT), the network-fault proxy of the chaos timeline: built by
+ * every set-up (plain, --for-tests) into .tools/bin/toxiproxy-server from the
+ * module's source at TOXIPROXY_VERSION, fetched through the Go module proxy
+ * (checksum-verified), with one line of cmd/server patched so that `-seed`
+ * seeds the draws (toxicity, jitter, slicer sizes): in the stock v2.12.0 the
+ * flag builds a generator nothing uses (upstream PR Shopify/toxiproxy#610 is
+ * still open). TOXIPROXY_BUILD is what that build's `-version` prints; a stock
+ * release prints TOXIPROXY_VERSION without the "v".
+ */
+export const TOXIPROXY_MODULE = 'github.com/Shopify/toxiproxy/v2';
+export const TOXIPROXY_VERSION = 'v2.12.0';
+export const TOXIPROXY_BUILD = `${TOXIPROXY_VERSION.replace(/^v/, '')}+flashcrowd.seed`;

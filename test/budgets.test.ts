@@ -165,6 +165,8 @@ describe('parsing', () => {
       'leaks.stock',
       'leaks.stock_units',
       'leaks.coupon',
+      'leaks.stream_pending',
+      'checkout.instances',
       'double_charges',
       'captures_without_paid_order',
       'paid_without_capture',
@@ -181,7 +183,8 @@ describe('parsing', () => {
     ];
     for (let i = 1; i <= 11; i++) plain.push(`invariants.I${i}`);
     for (const n of plain) expect(byName.get(n), n).toEqual([]);
-    expect(byName.size).toBe(S.length + 2 + plain.length);
+    expect(byName.get('checkout.requests')).toEqual(['instance']);
+    expect(byName.size).toBe(S.length + 3 + plain.length);
   });
 });
 

@@ -24,6 +24,7 @@ interface Rises {
   loopAt?: number;
   couponsAt?: number;
   notifyAt?: number;
+  redisAt?: number;
   /** The last second (exclusive) of the p99 rise: a short spike. */
   p99Until?: number;
 }
@@ -49,6 +50,7 @@ function run(r: Rises = {}, bands = [{ fromS: 9 }]): TimeSeries {
   put('loop_delay_ms', {}, step(12, 300, r.loopAt));
   put('coupons_locked', {}, step(20, 60, r.couponsAt));
   put('notify_backlog', {}, step(3, 80, r.notifyAt));
+  put('redis_latency_ms', { q: '0.99' }, step(2, 120, r.redisAt));
   return {
     schemaVersion: 1,
     startedAtMs: 0,
@@ -69,6 +71,7 @@ const ALL_SIGNALS = [
   'dep.retries_per_s{dependency=bank}',
   'dep.breaker_open{dependency=bank}',
   'dep.bulkhead_queued{dependency=bank}',
+  'redis.p99_ms',
   'checkout.queue_ms',
   'checkout.p99_ms',
   'checkout.loop_delay_ms',
@@ -115,6 +118,7 @@ describe('cascadeOf', () => {
       'dep.error_rate{dependency=bank}',
       'dep.breaker_open{dependency=bank}',
       'dep.bulkhead_queued{dependency=bank}',
+      'redis.p99_ms',
       'checkout.queue_ms',
       'checkout.p99_ms',
       'checkout.loop_delay_ms',
@@ -150,6 +154,23 @@ describe('cascadeOf', () => {
     expect(cascadeOf(ts, {}).story).toBe(
       'bank bulkhead queue 40 at 11 s -> checkout queue time x180 at 12 s -> checkout event-loop delay x25 at 13 s -> coupons locked +40 at 15 s -> notifications waiting 80 at 17 s',
     );
+  });
+
+  it("names the checkout's Redis latency (redis_latency_ms p99) between the gateways' signals and the checkout's", () => {
+    const ts = run({ retriesAt: 12, redisAt: 12, queueAt: 14 });
+    expect(brief(ts)).toEqual([
+      ['dep.retries_per_s', 12, 3],
+      ['redis.p99_ms', 12, 3],
+      ['checkout.queue_ms', 14, 5],
+    ]);
+    const o = cascadeOf(ts, {}).onsets.find((x) => x.signal === 'redis.p99_ms')!;
+    // threshold max(2 x 2, 2 + 25): the floor, not the factor, rules a fast Redis.
+    expect(o).toMatchObject({ baseline: 2, threshold: 27, peak: 120 });
+    expect(cascadeOf(ts, {}).story).toContain('Redis p99 x60 at 12 s');
+    // Below the floor (2 ms -> 20 ms) is no onset.
+    const small = run({});
+    small.series[seriesKey('redis_latency_ms', { q: '0.99' })] = step(2, 20, 12);
+    expect(cascadeOf(small, {}).none).toContain('redis.p99_ms');
   });
 
   it('a flat run has no onset: every signal is listed as such', () => {

@@ -223,6 +223,30 @@ describe('idempotent order creation (I10)', () => {
     expect(later.body).toMatchObject({ id: first.body.id, state: 'paid' });
   });
 
+  it('a refused key keeps its refusal: sold out under a key stays sold out under it after stock comes back; a new key orders', async () => {
+    const s = hardened;
+    await seedSale(s.url, [{ id: 'lip', stock: 1, limit: 1 }]);
+    const holder = await createOrder(
+      s.url,
+      { user: 'bob', sku: 'lip' },
+      { 'idempotency-key': 'b1' },
+    );
+    expect(holder.status).toBe(201);
+    const body = { user: 'alice', sku: 'lip' };
+    const key = { 'idempotency-key': 'order-alice-refused' };
+    const refused = await createOrder(s.url, body, key);
+    expect([refused.status, refused.body.reason]).toEqual([409, 'sold_out']);
+    // Bob's order ends and gives its unit back: the sale has stock again.
+    expect((await call(s.url, 'POST', `/v1/orders/${holder.body.id}/cancel`)).status).toBe(200);
+    expect(await s.store.snapshot('lip')).toMatchObject({ available: 1, reserved: 0 });
+    const again = await createOrder(s.url, body, key);
+    expect([again.status, again.body.reason]).toEqual([409, 'sold_out']);
+    expect(again.headers.get('idempotent-replayed')).toBe('true');
+    expect((await createOrder(s.url, { ...body, quantity: 2 }, key)).status).toBe(422);
+    const fresh = await createOrder(s.url, body, { 'idempotency-key': 'order-alice-2' });
+    expect(fresh.status, fresh.text).toBe(201);
+  });
+
   it('replays an order made with a coupon without locking the coupon again', async () => {
     const s = hardened;
     await seedSale(s.url, [{ id: 'lip', price: 9_900, stock: 10, limit: 1 }], {

@@ -44,8 +44,10 @@ describe('compareReplays: identical requests under one key', () => {
   it('a 2xx naming another order, or the same order in another state, is a mismatch naming both', () => {
     const c = compareReplays([order(201, 'o1'), order(200, 'o2'), order(200, 'o1', 'paid')]);
     expect(c.mismatches).toBe(2);
-    expect(c.problems[0]).toMatch(/answer 1: 200 order o2 pending_payment, not order o1/);
-    expect(c.problems[1]).toMatch(/answer 2: 200 order o1 paid, not order o1 pending_payment/);
+    expect(c.problems[0]).toMatch(
+      /answer 1: 200 order o2 pending_payment, not 201 order o1 pending_payment/,
+    );
+    expect(c.problems[1]).toMatch(/answer 2: 200 order o1 paid, not 201 order o1 pending_payment/);
   });
 
   it('while the key holds an order any other answer mismatches; a 422 to an identical request always does', () => {
@@ -57,12 +59,24 @@ describe('compareReplays: identical requests under one key', () => {
     expect(c.problems[0]).toMatch(/422 x to an identical request/);
   });
 
-  it('refusals of a key that made no order, and answers that never reached the key (0, 429, 5xx), are not compared', () => {
-    const refused = compareReplays([
+  it('a refused key keeps its refusal: the same refusal twice holds, another refusal or a later order mismatches', () => {
+    const same = compareReplays([
+      answer(409, { reason: 'sold_out' }),
+      answer(409, { reason: 'sold_out' }),
+      answer(409, { reason: 'idempotency_key_in_use' }),
+    ]);
+    expect(same).toMatchObject({ replays: 2, mismatches: 0, shown: 0 });
+    const other = compareReplays([
       answer(409, { reason: 'sold_out' }),
       answer(409, { reason: 'purchase_limit_exceeded' }),
     ]);
-    expect(refused).toMatchObject({ replays: 1, mismatches: 0 });
+    expect(other).toMatchObject({ replays: 1, mismatches: 1 });
+    expect(other.problems[0]).toMatch(/answer 1: 409 purchase_limit_exceeded, not 409 sold_out/);
+    const refusedThenMade = compareReplays([answer(402, { reason: 'coupon_x' }), order(201, 'o1')]);
+    expect(refusedThenMade.mismatches).toBe(1);
+  });
+
+  it('answers that never settled the key (0, 429, 5xx) are not compared', () => {
     const lost = compareReplays([order(201, 'o1'), answer(0), answer(429), answer(503)]);
     expect(lost).toMatchObject({ replays: 0, mismatches: 0, shown: 0 });
   });

@@ -5,8 +5,10 @@
 -- flagged for a refund; both counted.
 -- KEYS: 1 stock, 2 bought, 3 order, 4 deadlines, 5 paying index, 6 counters
 -- ARGV: 1 paymentRef, 2 amount, 3 nowMs, 4 allowReReserve (1/0), 5 channel
--- Returns {status, state, order fields...}: paid | duplicate | double_capture | late_rereserved | late_refund | amount_mismatch | not_found
-local o = redis.call('HMGET', KEYS[3], 'state', 'qty', 'amount', 'paymentRef', 'user', 'id')
+-- Returns {status, state, order fields...}: paid | duplicate | double_capture | late_rereserved | late_refund | amount_mismatch | not_found,
+-- or double_capture_again | late_refund_again: the same extra or late capture seen again (another
+-- checkout instance, or a later pass, found it before its refund went through): refund, count once.
+local o = redis.call('HMGET', KEYS[3], 'state', 'qty', 'amount', 'paymentRef', 'user', 'id', 'extraCapture', 'lateCapture')
 local st = o[1]
 if not st then return {'not_found', ''} end
 -- Answer with the order as it is now, so the caller needs no second read.
@@ -24,6 +26,7 @@ if tonumber(ARGV[2]) ~= tonumber(o[3]) then
 end
 if st == 'paid' or st == 'refunded' then
   if o[4] == ARGV[1] then return answer('duplicate', st) end
+  if o[7] == ARGV[1] then return answer('double_capture_again', st) end
   redis.call('HINCRBY', KEYS[6], 'double_capture', 1)
   redis.call('HSET', KEYS[3], 'extraCapture', ARGV[1])
   return answer('double_capture', st)
@@ -55,6 +58,7 @@ if ARGV[4] == '1' and available >= qty and within then
   redis.call('HINCRBY', KEYS[6], 'late_rereserved', 1)
   return answer('late_rereserved', 'paid')
 end
+if o[8] == ARGV[1] then return answer('late_refund_again', st) end
 redis.call('HSET', KEYS[3], 'lateCapture', ARGV[1], 'updatedAt', ARGV[3])
 redis.call('HINCRBY', KEYS[6], 'late_refund', 1)
 return answer('late_refund', st)

@@ -23,6 +23,7 @@
 //   late-payments.ts     I9 (late captures, revived orders)
 //   orders-and-users.ts  order counts; I4 (per-user limit)
 //   coupons.ts           I8
+//   stream.ts            payment-stream entries read and never acknowledged (a leak)
 //   idempotency.ts       I10 (not observable here; `flashcrowd run` decides it)
 //   ticks.ts             I1 and I2 at every collector tick (merged by `flashcrowd run`)
 import { undecided } from './breaks.ts';
@@ -48,6 +49,7 @@ import {
   type InvariantResult,
 } from './report.ts';
 import { StockCheck } from './stock.ts';
+import { streamPending } from './stream.ts';
 
 export * from './report.ts';
 
@@ -95,10 +97,18 @@ export async function audit(opts: AuditOptions): Promise<AuditReport> {
   const u = users.finish(sale.limits);
   const c = captures.finish(sale.counters);
   const k = couponCheck.finish();
+  const stream = await streamPending(ctx);
 
   // 4. The report.
   const results = [...s.results, u.result, ...c.results, k.result, idempotencyResult()];
-  const totals = { ...s.totals, ...k.totals, ...c.totals, ...moving.totals, ...u.totals };
+  const totals = {
+    ...s.totals,
+    ...k.totals,
+    ...c.totals,
+    ...moving.totals,
+    ...u.totals,
+    ...stream,
+  };
   return report(ctx, results, totals, moving.quiescent);
 }
 
@@ -147,6 +157,7 @@ function inReportOrder(t: AuditTotals): AuditTotals {
     latePaymentsRevived: t.latePaymentsRevived,
     stuckProcessing: t.stuckProcessing,
     pendingAtGateway: t.pendingAtGateway,
+    streamPending: t.streamPending,
     refundedCaptures: t.refundedCaptures,
     overage: t.overage,
     overageAmount: t.overageAmount,

@@ -91,6 +91,8 @@ export interface AuditTotals {
   stuckProcessing: number;
   /** Orders whose gateway payment is still processing (the run is not quiescent while > 0). */
   pendingAtGateway: number;
+  /** Payment-stream entries read and never acknowledged (a dead consumer's, not claimed). */
+  streamPending: number;
   /** Captures that were refunded in full (extra, late or double captures repaired). */
   refundedCaptures: number;
   /** Net captures without a paid order (I11), and their amount (minor units). */

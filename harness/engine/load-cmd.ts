@@ -99,9 +99,10 @@ function bestSkew(samples: readonly ClockSample[]): number {
 
 function checkTargets(p: RunnerPlan, allowRemote: boolean) {
   if (allowRemote) return;
-  const urls = Object.values(p.whole.journey.config).filter(
-    (v): v is string => typeof v === 'string' && /^https?:\/\//.test(v),
-  );
+  // A URL, or a list of them (the checkout's instances).
+  const urls = Object.values(p.whole.journey.config)
+    .flatMap((v) => (Array.isArray(v) ? (v as unknown[]) : [v]))
+    .filter((v): v is string => typeof v === 'string' && /^https?:\/\//.test(v));
   for (const u of urls)
     if (!LOOPBACK.has(new URL(u).hostname))
       throw new UsageError(

@@ -29,6 +29,22 @@ export async function http<T = unknown>(
   return { status: res.status, body: body as T };
 }
 
+/**
+ * GET `path` from the first checkout instance that answers (state is in
+ * Redis: any instance answers for all, whichever were killed); undefined when
+ * none does.
+ */
+export async function fromAnyInstance<T = unknown>(
+  checkouts: readonly string[],
+  path: string,
+): Promise<{ status: number; body: T } | undefined> {
+  for (const url of checkouts) {
+    const r = await http<T>(`${url}${path}`).catch(() => undefined);
+    if (r && r.status < 500) return r;
+  }
+  return undefined;
+}
+
 /** A request that must succeed: a status of 300 or more is a set-up error (exit 2). */
 export async function must<T = unknown>(what: string, url: string, init: Init = {}): Promise<T> {
   const r = await http<T>(url, init);

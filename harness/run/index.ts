@@ -46,7 +46,7 @@ import {
   variantsOf,
   type OneRun,
 } from './preset.ts';
-import { openStore, quiesce, quiescenceBudget } from './quiesce.ts';
+import { openStore, quiesce, quiescenceBudget, streamBudget } from './quiesce.ts';
 import { resetTarget } from './reset.ts';
 import { seedSale } from './sale.ts';
 import { buildSummary } from './summary.ts';
@@ -211,7 +211,7 @@ async function runOne(r: OneRun, o: RunOptions, print: Print): Promise<RunSummar
     const series = await timeSeries(loadRun.collector, bands, ctx.resolved);
     // I1 and I2 at every tick of the collector, not only at the end.
     if (settling.report) loadRun.collector.stockWatch.apply(settling.report);
-    const readings = await finalReadings(target);
+    const readings = await finalReadings(target, loadRun.collector);
     // I10 from the shoppers' double-submitted orders and a probe, after the
     // final readings so the probe's orders are not in them.
     if (settling.report)
@@ -239,13 +239,14 @@ async function runOne(r: OneRun, o: RunOptions, print: Print): Promise<RunSummar
       ? undefined
       : quiescenceBudget(settling, store !== undefined && target.haveMocks);
     if (settledCheck) metrics['quiescence.unsettled'] = settledCheck.value;
+    const streamCheck = interrupted ? undefined : streamBudget(settling.report);
     const judgement = judge(
       r.budgets,
       metrics,
       loadRun.traffic,
       settling.report,
       interrupted,
-      settledCheck ? [settledCheck] : [],
+      [...(settledCheck ? [settledCheck] : []), ...(streamCheck ? [streamCheck] : [])],
       r.baseline,
     );
     const summary = buildSummary(ctx, {

@@ -104,7 +104,10 @@ function livestreamPlan(
   const summaryFile = join(dir, 'k6-summary.json');
   const coupon = urls.coupon ? { couponUrl: urls.coupon } : {};
   return {
-    journey: { name: 'livestream', config: { preset: resolved, target: urls.checkout, ...coupon } },
+    journey: {
+      name: 'livestream',
+      config: { preset: resolved, target: urls.checkouts ?? [urls.checkout], ...coupon },
+    },
     shape: resolved.traffic,
     preAllocatedVUs: resolved.traffic.preAllocatedVUs,
     maxVUs: resolved.traffic.maxVUs,
@@ -116,6 +119,7 @@ function livestreamPlan(
       summaryFile,
       env: {
         TARGET_URL: urls.checkout,
+        TARGET_URLS: (urls.checkouts ?? [urls.checkout]).join(','),
         ...(urls.coupon ? { COUPON_URL: urls.coupon } : {}),
         PRESET_FILE: presetFile,
         SHOPPERS_FILE: shoppersFile,
@@ -166,6 +170,7 @@ function startCollector({ urls, haveMocks }: Target, engine: LoadEngine): Collec
   return new Collector({
     intervalMs: 1_000,
     checkoutUrl: urls.checkout,
+    checkoutUrls: urls.checkouts ?? [urls.checkout],
     mocks: haveMocks ? { bank: urls.bank, wallet: urls.wallet, coupon: urls.coupon } : undefined,
     load: () => engine.snapshot(),
     adminToken: process.env.FLASHCROWD_ADMIN_TOKEN,

@@ -3,9 +3,11 @@
 // (docs/BUDGETS.md), with the failures and injected faults summary.json lists.
 import type { AuditReport, InvariantId, InvariantResult } from '../audit.ts';
 import type { EngineSummary } from '../engine/metrics.ts';
-import { counterRows, scrape } from '../prom.ts';
+import type { Collector } from '../collect.ts';
+import { processOf } from '../collect-instances.ts';
+import { counterRows, scrape, sumCounterTexts } from '../prom.ts';
 import { seriesKey, type RunSummary } from '../summary.ts';
-import { http } from './http.ts';
+import { fromAnyInstance } from './http.ts';
 import type { Traffic } from './load.ts';
 import { SERVICES, type Service, type Target } from './target.ts';
 
@@ -13,23 +15,70 @@ type Metrics = Record<string, number | null>;
 
 export interface Readings {
   stock: RunSummary['stock'];
-  /** Prometheus text (undefined: the scrape failed, or no such mock). */
+  /**
+   * Prometheus text (undefined: the scrape failed, or no such mock). The
+   * checkout's: every instance's counters summed, each of its processes
+   * counted (a killed one by its last scrape).
+   */
   checkoutProm: string | undefined;
+  /** Shopper and callback requests each checkout instance counted, by index (null: none of its texts read). */
+  instanceRequests?: (number | null)[];
   mockProms: Partial<Record<Service, string>>;
 }
 
+type StockBody = {
+  data: {
+    sku?: string;
+    id?: string;
+    initial: number;
+    available: number;
+    reserved: number;
+    sold: number;
+  }[];
+};
+
+/**
+ * Every checkout instance's counters: its last process scraped now, and the
+ * last scrape the collector took of each earlier process (killed, restarted)
+ * or of the current one when it does not answer now.
+ */
+async function checkoutTexts(checkouts: readonly string[], collector?: Collector) {
+  const perInstance = await Promise.all(
+    checkouts.map(async (url, i) => {
+      const now = await scrape(url).catch(() => undefined);
+      const earlier =
+        collector?.checkoutInstances.lastTexts(i, now === undefined ? undefined : processOf(now)) ??
+        [];
+      return now === undefined ? earlier : [now, ...earlier];
+    }),
+  );
+  const requests = perInstance.map((texts) =>
+    texts.length === 0
+      ? null
+      : texts
+          .flatMap((t) => counterRows(t, 'flashcrowd_checkout_requests_total'))
+          .filter((r) => r.name === 'flashcrowd_checkout_requests_total')
+          .reduce((n, r) => n + r.value, 0),
+  );
+  const all = perInstance.flat();
+  return {
+    checkoutProm:
+      all.length === 0
+        ? undefined
+        : checkouts.length === 1 && all.length === 1
+          ? all[0]
+          : sumCounterTexts(all),
+    instanceRequests: requests,
+  };
+}
+
 /** Read once the system has settled: stock by SKU, and every service's counters. */
-export async function finalReadings({ urls, haveMocks }: Target): Promise<Readings> {
-  const stockBody = await http<{
-    data: {
-      sku?: string;
-      id?: string;
-      initial: number;
-      available: number;
-      reserved: number;
-      sold: number;
-    }[];
-  }>(`${urls.checkout}/admin/stock`).catch(() => undefined);
+export async function finalReadings(
+  { urls, haveMocks }: Target,
+  collector?: Collector,
+): Promise<Readings> {
+  const checkouts = urls.checkouts ?? [urls.checkout];
+  const stockBody = await fromAnyInstance<StockBody>(checkouts, '/admin/stock');
   const stock: RunSummary['stock'] = (stockBody?.body.data ?? []).map((x) => ({
     sku: String(x.sku ?? x.id),
     initial: x.initial,
@@ -37,11 +86,11 @@ export async function finalReadings({ urls, haveMocks }: Target): Promise<Readin
     reserved: x.reserved,
     sold: x.sold,
   }));
-  const checkoutProm = await scrape(urls.checkout).catch(() => undefined);
+  const { checkoutProm, instanceRequests } = await checkoutTexts(checkouts, collector);
   const mockProms: Readings['mockProms'] = {};
   if (haveMocks)
     for (const s of SERVICES) mockProms[s] = await scrape(urls[s]).catch(() => undefined);
-  return { stock, checkoutProm, mockProms };
+  return { stock, checkoutProm, instanceRequests, mockProms };
 }
 
 /**
@@ -86,6 +135,11 @@ export function runMetrics(
     metrics['risk.declines'] = declinesOf(readings.mockProms)
       .filter((d) => RISK_DECLINES.has(d.reason))
       .reduce((n, d) => n + d.count, 0);
+  const perInstance = readings.instanceRequests ?? [];
+  if (perInstance.length > 0) {
+    metrics['checkout.instances'] = perInstance.length;
+    perInstance.forEach((n, i) => (metrics[seriesKey('checkout.requests', { instance: i })] = n));
+  }
   metrics['arrivals.scheduled'] = traffic.scheduled;
   metrics['arrivals.unaccounted'] = traffic.unaccounted;
   return metrics;
@@ -201,6 +255,7 @@ function auditMetrics(audit: AuditReport): Metrics {
   m.paid_without_capture = t.paidWithoutCapture;
   m.late_payments = t.latePayments;
   m.stuck_processing = t.stuckProcessing;
+  m['leaks.stream_pending'] = t.streamPending;
   return m;
 }
 

@@ -16,6 +16,8 @@ export interface RunOptions {
   mode?: 'naive' | 'hardened';
   /** --set KEY=VALUE: checkout settings on top of the preset's or variant's (docs/CHECKOUT.md). */
   set?: string[];
+  /** --instances N: checkout processes, instead of the preset's or the variant's `checkout.instances`. */
+  instances?: number;
   target?: string;
   bank?: string;
   wallet?: string;
@@ -81,9 +83,9 @@ export function checkTargetFlags(o: RunOptions): void {
     if (v !== undefined) checkUrl(flag, v, o.allowRemoteTarget);
   if (!o.target && (o.bank || o.wallet || o.coupon || o.redis))
     throw new UsageError('--bank, --wallet, --coupon and --redis go with --target');
-  if (o.target && (o.mode || o.set?.length))
+  if (o.target && (o.mode || o.set?.length || o.instances !== undefined))
     throw new UsageError(
-      '--mode and --set configure the checkout the harness starts; with --target, start your checkout with the build you want (`flashcrowd checkout --mode ... --set ...`)',
+      '--mode, --set and --instances configure the checkout the harness starts; with --target, start your checkout with the build you want (`flashcrowd checkout --mode ... --set ... --instances N`)',
     );
 }
 

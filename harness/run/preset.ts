@@ -102,20 +102,22 @@ export const buildOverridden = (o: Pick<RunOptions, 'mode' | 'set'>) =>
 /**
  * The checkout build of one run: the variant's, else the preset's; --mode
  * replaces its mode (features from that mode's preset, the build's own `set`
- * still on top), then each --set KEY=VALUE, last one winning.
+ * still on top), then each --set KEY=VALUE, last one winning. Its instances:
+ * --instances, else the variant's, else the preset's, else 1.
  */
 export function buildOf(
   preset: Preset,
   variant: Variant | undefined,
-  o: Pick<RunOptions, 'mode' | 'set'>,
-): Preset['checkout'] {
+  o: Pick<RunOptions, 'mode' | 'set' | 'instances'>,
+): Preset['checkout'] & { instances: number } {
   const own = variant?.checkout ?? preset.checkout;
   const set: Record<string, string | number | boolean> = { ...own.set };
   for (const kv of o.set ?? []) {
     const eq = kv.indexOf('=');
     set[kv.slice(0, eq)] = kv.slice(eq + 1);
   }
-  return { mode: o.mode ?? own.mode, set };
+  const instances = o.instances ?? variant?.checkout?.instances ?? preset.checkout.instances ?? 1;
+  return { mode: o.mode ?? own.mode, set, instances };
 }
 
 /** --set KEY=VALUE, checked against the checkout's settings before anything starts. */

@@ -4,7 +4,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { connectRedis, Store } from '../../checkout/store.ts';
 import { audit, type AuditReport } from '../audit.ts';
-import { http } from './http.ts';
+import { fromAnyInstance } from './http.ts';
 import type { RunContext } from './preset.ts';
 import type { Sale } from './sale.ts';
 import type { Target } from './target.ts';
@@ -71,10 +71,12 @@ export async function quiesce(
   let stableFrom = Date.now();
   let leakCheckedAt = 0;
   while (store && target.haveMocks) {
-    const open = await openOrders(target.urls.checkout);
+    const open = await openOrders(target.urls.checkouts ?? [target.urls.checkout]);
     let watched = 0;
     for (const sku of sale.skuIds) watched += await store.redis.zcard(store.keys(sku).watch);
     const owed = await store.owedCouponCount();
+    // A dead consumer's entries wait CLAIM_MIN_IDLE_MS before a live one claims them.
+    const streamed = await store.streamPending();
     const now = Date.now();
     const timeUp = (now - qStart) / 1000 >= limitS;
     if (open !== lastOpen) [lastOpen, stableFrom] = [open, now];
@@ -82,14 +84,16 @@ export async function quiesce(
       open > 0 &&
       watched === 0 &&
       owed === 0 &&
+      streamed === 0 &&
       now - stableFrom >= STABLE_S * 1000 &&
       now - leakCheckedAt >= STABLE_S * 1000;
-    [moving, movingCount] = movingParts(open, watched, owed, undefined);
-    if ((open === 0 && watched === 0 && owed === 0) || timeUp || onlyLeaks) {
+    [moving, movingCount] = movingParts(open, watched, owed + streamed, undefined);
+    const still = watched + owed + streamed;
+    if ((open === 0 && still === 0) || timeUp || onlyLeaks) {
       report = await auditSale(ctx, target, sale, store);
       leakCheckedAt = Date.now();
-      [moving, movingCount] = movingParts(open, watched, owed, report);
-      if (report?.quiescent && open === 0 && watched === 0 && owed === 0) {
+      [moving, movingCount] = movingParts(open, watched, owed + streamed, report);
+      if (report?.quiescent && open === 0 && still === 0) {
         settled = true;
         break;
       }
@@ -141,7 +145,10 @@ function movingParts(
   if (open) parts.push(`${open} unit(s) still reserved (by open orders, or leaked)`);
   if (watched) parts.push(`${watched} ended order(s) watched for a late payment`);
   if (pending) parts.push(`${pending} order(s) with a payment still processing at a gateway`);
-  if (owed) parts.push(`${owed} coupon release(s) or consume(s) owed, retried by the sweeper`);
+  if (owed)
+    parts.push(
+      `${owed} coupon call(s) owed (retried by the sweeper) or payment-stream entries unacknowledged (claimed by a live consumer)`,
+    );
   return [parts, open + watched + pending + owed];
 }
 
@@ -167,6 +174,28 @@ export function quiescenceBudget(s: Settling, audited: boolean): BudgetResult | 
   };
 }
 
+/**
+ * The stream check every audited run makes: no payment-stream entry read and
+ * never acknowledged (a dead consumer's entries claimed by a live one).
+ */
+export function streamBudget(report: AuditReport | undefined): BudgetResult | undefined {
+  if (!report) return undefined;
+  const value = report.totals.streamPending;
+  return {
+    expr: 'leaks.stream_pending==0',
+    metric: 'leaks.stream_pending',
+    op: '==',
+    threshold: 0,
+    value,
+    ok: value === 0,
+    source: 'harness',
+    note:
+      value === 0
+        ? 'every payment-stream entry read was acknowledged'
+        : `${value} payment-stream entries read and never acknowledged: a dead consumer's, not claimed (XAUTOCLAIM)`,
+  };
+}
+
 /** The invariants audit of this sale (undefined, and a warning, when it fails). */
 function auditSale(ctx: RunContext, { urls }: Target, sale: Sale, store: Store) {
   return audit({
@@ -183,10 +212,8 @@ function auditSale(ctx: RunContext, { urls }: Target, sale: Sale, store: Store) 
   });
 }
 
-/** Orders still open (pending payment or paying), from the checkout's stock counters. */
-async function openOrders(checkoutUrl: string): Promise<number> {
-  const r = await http<{ data: { reserved: number }[] }>(`${checkoutUrl}/admin/stock`).catch(
-    () => undefined,
-  );
+/** Orders still open (pending payment or paying), from the checkout's stock counters (any instance). */
+async function openOrders(checkouts: readonly string[]): Promise<number> {
+  const r = await fromAnyInstance<{ data: { reserved: number }[] }>(checkouts, '/admin/stock');
   return (r?.body.data ?? []).reduce((s, x) => s + (x.reserved ?? 0), 0);
 }

@@ -18,11 +18,22 @@ import { SERVICES, type Target } from './target.ts';
 /** Reset the target (unless --no-reset), then refuse it, or warn, if anything is left. */
 export async function resetTarget(ctx: RunContext, target: Target): Promise<void> {
   const { urls } = target;
-  const parts = ['checkout', ...SERVICES.filter((s) => urls[s])];
+  const checkouts = urls.checkouts ?? [urls.checkout];
+  const parts = [
+    checkouts.length > 1 ? `checkout (${checkouts.length} instances)` : 'checkout',
+    ...SERVICES.filter((s) => urls[s]),
+  ];
   const failed: string[] = [];
   if (ctx.o.reset !== false) {
-    const checkout = await call(`${urls.checkout}/admin/reset`);
-    if (checkout) failed.push(`checkout: POST /admin/reset ${checkout}`);
+    // Each instance: its Redis keys (the same for all) and what it holds in memory
+    // (stock cache, breakers, retry budgets, metrics).
+    for (const [i, url] of checkouts.entries()) {
+      const checkout = await call(`${url}/admin/reset`);
+      if (checkout)
+        failed.push(
+          `checkout${checkouts.length > 1 ? ` instance ${i}` : ''}: POST /admin/reset ${checkout}`,
+        );
+    }
     for (const s of SERVICES) {
       if (!urls[s]) continue;
       const r = await call(`${urls[s]}/__reset?seed=${ctx.r.seed}&timeScale=${ctx.r.timeScale}`);
@@ -73,8 +84,12 @@ export async function dirtOf({ urls }: Target): Promise<string[]> {
   );
   const skus = stock?.body.data?.length ?? 0;
   if (skus) dirt.push(`checkout: ${skus} SKU(s) of an earlier sale`);
-  const counted = await requestsCounted(urls.checkout, 'flashcrowd_checkout_requests_total');
-  if (counted) dirt.push(`checkout: ${counted} request(s) counted`);
+  const checkouts = urls.checkouts ?? [urls.checkout];
+  for (const [i, url] of checkouts.entries()) {
+    const counted = await requestsCounted(url, 'flashcrowd_checkout_requests_total');
+    const name = checkouts.length > 1 ? `checkout instance ${i}` : 'checkout';
+    if (counted) dirt.push(`${name}: ${counted} request(s) counted`);
+  }
   for (const s of SERVICES) {
     const url = urls[s];
     if (!url) continue;

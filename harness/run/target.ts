@@ -40,6 +40,7 @@ export async function startTarget(ctx: RunContext): Promise<Target> {
     timeScale: r.timeScale,
     mode: build.mode,
     set,
+    instances: build.instances,
     logDir: r.dir,
     log: ctx.print,
   });

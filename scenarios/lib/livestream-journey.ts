@@ -20,6 +20,7 @@ import type { Channel, ResolvedPreset } from './preset.ts';
 import { compareReplays } from './replays.ts';
 import { Rng } from './rng.ts';
 import { stageIndexAt, stageLabels } from './shape.ts';
+import { instanceFor, targetList } from './targets.ts';
 import {
   bestOutcome,
   drawShopper,
@@ -58,8 +59,11 @@ export const LIVESTREAM_EXPECTED_STATUSES: readonly number[] = [402, 409];
 
 export interface LivestreamConfig {
   preset: ResolvedPreset;
-  /** The checkout, e.g. http://127.0.0.1:8100 (no trailing slash). */
-  target: string;
+  /**
+   * The checkout, e.g. http://127.0.0.1:8100, or its instances: each shopper
+   * sticks to one, drawn from the seed and the shopper's index (./targets.ts).
+   */
+  target: string | readonly string[];
   /** The coupon service; without it nobody takes a coupon. */
   couponUrl?: string;
   /** The shoppers file's list; without it shoppers are drawn from the seed (the same decisions). */
@@ -93,7 +97,8 @@ export function* livestreamJourney(c: LivestreamConfig, ctx: JourneyContext): Jo
   const P = c.preset;
   const B = P.behaviour;
   const labels = stageLabels(P.traffic.stages);
-  const target = c.target.replace(/\/+$/, '');
+  const targets = targetList(c.target);
+  const target = targets[instanceFor(P.seed, ctx.index, targets.length)]!;
   const m = ctx.metrics;
   const stageNow = () => labels[stageIndexAt(P.traffic.stages, ctx.elapsedS())]!;
   const req = (

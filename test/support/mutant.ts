@@ -41,6 +41,12 @@ export interface Copy {
   mutation?: Mutation;
   /** The copy's own startCheckout (its module graph, its Lua scripts). */
   startCheckout(opts: CheckoutOptions): Promise<RunningCheckout>;
+  /**
+   * A module of the copy (`harness/stack.ts`...), from the copy's module graph:
+   * its stack starts the copy's CLI as child processes, so a planted bug runs
+   * in real checkout processes.
+   */
+  importModule<T>(file: string): Promise<T>;
   remove(): void;
 }
 
@@ -88,6 +94,9 @@ export function copyCheckout(mutation?: Mutation): Copy {
         pathToFileURL(join(dir, 'checkout', 'service.ts')).href
       )) as typeof import('../../checkout/service.ts');
       return service.startCheckout(opts);
+    },
+    async importModule<T>(file: string) {
+      return (await import(pathToFileURL(join(dir, file)).href)) as T;
     },
     remove() {
       rmSync(dir, { recursive: true, force: true });
