@@ -34,6 +34,7 @@ const order = z
 const shopperHeaders = z.object({
   'x-request-deadline-ms': z
     .string()
+    .regex(/^[0-9]+(\.[0-9]+)?$/)
     .optional()
     .meta({ description: "The request's budget in ms, 1 to 600000 (default requestBudgetMs)" }),
   'x-request-start': z.string().optional().meta({

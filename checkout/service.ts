@@ -12,6 +12,7 @@ import { parseInput, ValidationError } from '../mock-gateways/errors.ts';
 import { IdempotencyStore, OPERATION_PENDING } from '../mock-gateways/idempotency.ts';
 import {
   adminGuard,
+  guardPrefix,
   jsonErrorHandler,
   listenTracked,
   notFoundHandler,
@@ -226,9 +227,11 @@ export function buildCheckoutApp(
   opts: Pick<CheckoutOptions, 'adminRemote' | 'adminToken'>,
 ) {
   const { cfg, metrics, store } = checkout;
+  const admin = adminGuard(opts);
   const app = express();
   app.disable('x-powered-by');
   app.set('etag', false);
+  app.use(guardPrefix('/admin/', admin));
   app.use(
     express.json({
       limit: '256kb',
@@ -239,7 +242,6 @@ export function buildCheckoutApp(
     }),
   );
 
-  const admin = adminGuard(opts);
   const shed = cfg.features.loadShedding ? shedder(cfg, metrics) : undefined;
   const payKeys = new IdempotencyStore();
 
@@ -280,7 +282,8 @@ export function buildCheckoutApp(
       const raw = req.get(DEADLINE_HEADER);
       let budget = cfg.params.requestBudgetMs;
       if (raw !== undefined) {
-        budget = Number(raw);
+        // Digits only: Number() would also take "1e3", "0x10" and " 5".
+        budget = /^\d+(\.\d+)?$/.test(raw) ? Number(raw) : NaN;
         if (!Number.isFinite(budget) || budget <= 0 || budget > 600_000)
           throw new ValidationError([
             { field: DEADLINE_HEADER, reason: 'must be a number of milliseconds from 1 to 600000' },

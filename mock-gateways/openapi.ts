@@ -84,7 +84,9 @@ export const COMMON_REASONS: Record<string, string> = {
   body_too_large: '413: the body is larger than 256 kB',
   headers_too_large:
     "431: the request line and headers are larger than Node's limit (16 kB): a long path or query",
-  no_such_route: '404: no route has this method and path',
+  no_such_route: '404: no route has this path',
+  method_not_allowed:
+    '405: the path is served with other methods (the `Allow` header lists them; `errors` names `(method)`)',
   admin_loopback_only: '403: admin routes answer loopback clients only (start with --admin-remote)',
   admin_token_required: '401: FLASHCROWD_ADMIN_TOKEN is set and the request has not got it',
   internal_error: '500: a bug; the service logs it',

@@ -99,9 +99,11 @@ export function buildApp<E>(def: ServiceDefinition<E>, opts: ServiceOptions = {}
   let baseUrl = '';
   const ctx: ServiceContext<E> = { engine, metrics, op, url: () => baseUrl, timeScale };
 
+  const admin = adminGuard(opts);
   const app = express();
   app.disable('x-powered-by');
   app.set('etag', false);
+  app.use(guardPrefix('/__', admin));
   app.use(express.json({ limit: '256kb' }));
 
   // The service's routes first: they take the load, so express matches them before the rest.
@@ -124,7 +126,6 @@ export function buildApp<E>(def: ServiceDefinition<E>, opts: ServiceOptions = {}
     res.json((openapi ??= mockOpenApi(def, def.api)));
   });
 
-  const admin = adminGuard(opts);
   const chaosState = () => ({
     service: def.name,
     seed: engine.seed,
@@ -136,8 +137,8 @@ export function buildApp<E>(def: ServiceDefinition<E>, opts: ServiceOptions = {}
   const seedParam = (req: Request): number | undefined => {
     const raw = req.query.seed;
     if (raw === undefined) return undefined;
-    const n = Number(raw);
-    if (typeof raw !== 'string' || !Number.isSafeInteger(n))
+    const n = typeof raw === 'string' && /^-?\d+$/.test(raw) ? Number(raw) : NaN;
+    if (!Number.isSafeInteger(n))
       throw new ValidationError([{ field: 'seed', reason: 'must be an integer' }]);
     return n;
   };
@@ -389,8 +390,56 @@ export function adminGuard(opts: { adminRemote?: boolean; adminToken?: string })
   };
 }
 
-/** 404 for any route no one answers. */
+/**
+ * Run `guard` on every request whose path starts with `prefix` (any case, as
+ * express routes), before the body is read: a caller without the token gets
+ * 401, not a 400 about its body or a 404 about the path.
+ */
+export function guardPrefix(prefix: string, guard: RequestHandler): RequestHandler {
+  const p = prefix.toLowerCase();
+  return (req, res, next) => {
+    if (req.url.slice(0, p.length).toLowerCase() === p) guard(req, res, next);
+    else next();
+  };
+}
+
+interface RouteLayer {
+  route?: { methods: Record<string, boolean> };
+  match(path: string): boolean;
+}
+
+/**
+ * The methods the app's routes answer on this request's path (HEAD with GET),
+ * empty when no route has the path.
+ */
+function allowedMethods(req: Request): string[] {
+  const stack = (req.app as unknown as { router?: { stack: RouteLayer[] } }).router?.stack ?? [];
+  const methods = new Set<string>();
+  for (const layer of stack)
+    if (layer.route && layer.match(req.path))
+      for (const m of Object.keys(layer.route.methods)) methods.add(m.toUpperCase());
+  if (methods.has('GET')) methods.add('HEAD');
+  return [...methods].sort();
+}
+
+/**
+ * 405 (with `Allow`) for a path served with other methods, 404 for any route
+ * no one answers. Both carry the JSON error body.
+ */
 export const notFoundHandler: RequestHandler = (req, res) => {
+  const allow = allowedMethods(req);
+  if (allow.length > 0) {
+    res
+      .status(405)
+      .set('Allow', allow.join(', '))
+      .json({
+        error: 'method_not_allowed',
+        reason: 'method_not_allowed',
+        message: `${req.method} is not served on ${req.path}; it answers ${allow.join(', ')}`,
+        errors: [{ field: '(method)', reason: `must be one of ${allow.join(', ')}` }],
+      });
+    return;
+  }
   res.status(404).json({
     error: 'not_found',
     reason: 'no_such_route',

@@ -143,6 +143,9 @@ export const couponApi: MockApi = {
       tag,
       query: statementQuery,
       ok: [{ status: 200, description: 'A page of the statement' }],
+      errors: {
+        404: 'No campaign with this `campaignId` (`campaign_not_found`; `errors` names it)',
+      },
     },
   ],
 };
