@@ -77,6 +77,8 @@ export interface StackOptions {
    * chaos keep the real URLs (`urls`).
    */
   beforeCheckout?: (real: CheckoutDeps) => Promise<Partial<CheckoutDeps>>;
+  /** Address the mocks and checkout bind (default 127.0.0.1; `up --host`, with FLASHCROWD_ADMIN_TOKEN). */
+  host?: string;
 }
 
 export const MAX_INSTANCES = 16;
@@ -194,6 +196,7 @@ export async function startStack(o: StackOptions): Promise<Stack> {
         '--seed',
         String(o.seed),
         ...(o.timeScale !== undefined ? ['--time-scale', String(o.timeScale)] : []),
+        ...(o.host ? ['--host', o.host, '--admin-remote'] : []),
       ],
       o.logDir,
     );
@@ -223,6 +226,7 @@ export async function startStack(o: StackOptions): Promise<Stack> {
       '--mode',
       o.mode,
       ...o.set.flatMap((s) => ['--set', s]),
+      ...(o.host ? ['--host', o.host, '--admin-remote'] : []),
     ];
     for (let i = 0; i < n; i++) {
       const inst = await startCheckoutInstance(i, n, args, o.logDir);
