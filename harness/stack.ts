@@ -85,6 +85,8 @@ export interface StackOptions {
   beforeCheckout?: (real: CheckoutDeps) => Promise<Partial<CheckoutDeps>>;
   /** A local Redis persists every write with this fsync policy (harness/redis.ts `aof`). */
   redisAof?: 'everysec' | 'always';
+  /** Address the mocks and checkout bind (default 127.0.0.1; `up --host`, with FLASHCROWD_ADMIN_TOKEN). */
+  host?: string;
 }
 
 export const MAX_INSTANCES = 16;
@@ -202,6 +204,7 @@ export async function startStack(o: StackOptions): Promise<Stack> {
         '--seed',
         String(o.seed),
         ...(o.timeScale !== undefined ? ['--time-scale', String(o.timeScale)] : []),
+        ...(o.host ? ['--host', o.host, '--admin-remote'] : []),
       ],
       o.logDir,
     );
@@ -231,6 +234,7 @@ export async function startStack(o: StackOptions): Promise<Stack> {
       '--mode',
       o.mode,
       ...o.set.flatMap((s) => ['--set', s]),
+      ...(o.host ? ['--host', o.host, '--admin-remote'] : []),
     ];
     for (let i = 0; i < n; i++) {
       const inst = await startCheckoutInstance(i, n, args, o.logDir);

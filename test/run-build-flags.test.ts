@@ -68,7 +68,7 @@ describe('run refuses a bad build before anything starts', () => {
     [['--mode', 'clever'], /--mode.*clever.*naive, hardened/],
     [
       ['--mode', 'naive', '--target', 'http://127.0.0.1:9'],
-      /--mode, --set and --instances configure the checkout the harness starts/
+      /--mode, --set and --instances configure the checkout the harness starts/,
     ],
   ])('run retry-storm %j: exit 2 with the reason', async (args, reason) => {
     const r = await runCli(['run', 'retry-storm', '--ci', ...args], { timeoutMs: 60_000 });
