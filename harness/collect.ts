@@ -617,12 +617,12 @@ export class Collector {
     };
     // The stock is read from Redis: when Redis is slow (a fault on it), a read
     // can outlast the interval. A tick waits for it at most 80% of the
-    // interval, so the other sources keep their one-second ticks; a read still
+    // interval (at least 800 ms), so the other sources keep their one-second ticks; a read still
     // running then goes on (up to the scrape timeout) and its answer is the
     // next tick's stock.
     let running: Promise<Awaited<ReturnType<typeof readStock>>> | undefined;
     let late: Awaited<ReturnType<typeof readStock>> | undefined;
-    const waitMs = Math.max(1, Math.round(this.intervalMs * 0.8));
+    const waitMs = Math.max(800, Math.round(this.intervalMs * 0.8));
     return {
       name: 'stock',
       fixed: [],
