@@ -32,7 +32,14 @@ import { PROJECT_ROOT } from '../tools.ts';
 import { baselineOf } from './baseline.ts';
 import { applyChaos, clearChaos } from './chaos.ts';
 import { watchCpu } from './cpu.ts';
-import { engineFactory, prepareLoad, readyEngine, runLoad, timeSeries } from './load.ts';
+import {
+  engineFactory,
+  prepareLoad,
+  readyEngine,
+  runLoad,
+  timeSeries,
+  writeLoadFiles,
+} from './load.ts';
 import { finalReadings, runMetrics } from './metrics.ts';
 import { decideI10 } from './probe.ts';
 import { checkTargetFlags, runScales, type Print, type RunOptions } from './options.ts';
@@ -185,12 +192,15 @@ async function compareRepetitions(
 /** One run of the preset (or of one variant), stage by stage. */
 async function runOne(r: OneRun, o: RunOptions, print: Print): Promise<RunSummary> {
   const ctx = resolveRun(r, o, print);
+  // The engine's input files do not depend on the target: written while the stack starts.
+  const files = writeLoadFiles(ctx);
+  files.catch(() => undefined); // awaited below; a failed start must not leave it unhandled
   const target = await startTarget(ctx);
   let store: Store | undefined;
   try {
     await resetTarget(ctx, target);
     const sale = await seedSale(ctx, target);
-    const plan = await prepareLoad(ctx, target);
+    const plan = prepareLoad(ctx, target, await files);
     const engine = r.engine();
     await readyEngine(engine, plan, o.signal);
     // Chaos is applied just before the traffic, so its clock starts with it.
