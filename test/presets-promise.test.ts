@@ -2,28 +2,33 @@
 // test/reproducibility.test.ts, livestream-spike's in test/run.test.ts;
 // gateway-outage's, ambiguous-capture's and coupon-contention's in
 // test/phenomena.test.ts, on the matrix's runs), run as a user runs
-// them (`flashcrowd run <preset> --ci`, flashcrowd's engine, the embedded
+// them (`flashcrowd run <preset>`, flashcrowd's engine, the embedded
 // stack): the fault each one injects reaches the shoppers or the ledgers as
 // described. A preset whose fault the checkout silently absorbs would pass
-// its budgets without testing anything.
+// its budgets without testing anything. bank-brownout and top-of-hour run at
+// half the --ci time-scale (what they are checked for held at seeds 1-3 there,
+// figures below); callback-chaos at --ci: at half of it, seed 1 left one wallet
+// payment processing past the quiescence bound (the wallet's pay delay is real
+// time, the bound scales with the run), so it did not pass.
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { seriesKey, type RunSummary, type TimeSeries } from '../harness/summary.ts';
-import { runCli } from './support/cli.ts';
+import { HALF_CI, runCli } from './support/cli.ts';
 import { event, failures } from './support/summary.ts';
 
 const tmp = mkdtempSync(join(tmpdir(), 'flashcrowd-promise-'));
 
+/** The preset's hardened variant at seed 1, at its --ci scales or (`half`) half the --ci time-scale. */
 async function runPreset(
   name: string,
-  seed = 1,
+  scale: 'ci' | 'half',
 ): Promise<{ code: number | null; s: RunSummary; log: string; ts: TimeSeries }> {
-  const out = join(tmp, `${name}-s${seed}`);
+  const out = join(tmp, `${name}-s1`);
   const { code, log } = await runCli([
-    ...['run', name, '--variant', 'hardened', '--ci', '--seed', String(seed)],
-    ...['--progress', 'none', '--out', out],
+    ...['run', name, '--variant', 'hardened', ...(scale === 'ci' ? ['--ci'] : HALF_CI)],
+    ...['--seed', '1', '--progress', 'none', '--out', out],
   ]);
   const s = JSON.parse(readFileSync(join(out, 'summary.json'), 'utf8')) as RunSummary;
   const ts = JSON.parse(readFileSync(join(out, 'timeseries.json'), 'utf8')) as TimeSeries;
@@ -32,15 +37,17 @@ async function runPreset(
 
 describe('presets do what their descriptions say', () => {
   it('bank-brownout: the brownout fails card payments as shoppers see them (a 202 that ends failed counts), the breaker opens and shoppers fail over; the hardened checkout still passes', async () => {
-    const { code, s, log } = await runPreset('bank-brownout');
+    const { code, s, log } = await runPreset('bank-brownout', 'half');
     expect(code, log.slice(-3_000)).toBe(0);
     const injected = s.chaos.injected
       .filter((f) => f.service === 'bank')
       .reduce((n, f) => n + f.count, 0);
-    // 29-110 bank faults at seed 1 (70% errors): the more the breaker is open, the fewer calls reach the bank.
+    // 29-110 bank faults at seed 1 at --ci, 34-64 in four runs at half its time-scale (70% errors):
+    // the more the breaker is open, the fewer calls reach the bank.
     expect(injected).toBeGreaterThan(10);
     // The description: 23-35% of pay clicks failed in the peak (CI scale, seeds 1-3, 70%
-    // errors; 3.9-32% at 47%); before 202s were decided by the polls, 0 at seeds 1-3.
+    // errors; 3.9-32% at 47%); before 202s were decided by the polls, 0 at seeds 1-3. At half
+    // the time-scale (half the clicks): 17-28% in four runs at seed 1, 9-38% at seeds 1-3.
     expect(s.metrics['pay.failure_rate{stage=peak}']).toBeGreaterThan(0.1);
     expect(s.metrics['pay.failure_rate{stage=baseline}']).toBeLessThan(0.02);
     expect(failures(s, 'circuit_open')).toBeGreaterThan(0);
@@ -49,7 +56,7 @@ describe('presets do what their descriptions say', () => {
   }, 300_000);
 
   it("callback-chaos: notifications are dropped and retried on the run's clock, some lost for good, and the reconciler pays what only it can find; nothing stuck", async () => {
-    const { code, s, log } = await runPreset('callback-chaos');
+    const { code, s, log } = await runPreset('callback-chaos', 'ci');
     expect(code, log.slice(-3_000)).toBe(0);
     const note = (e: string) => s.events?.notifications?.find((x) => x.event === e)?.count ?? 0;
     expect(note('dropped')).toBeGreaterThan(0);
@@ -62,7 +69,7 @@ describe('presets do what their descriptions say', () => {
   }, 300_000);
 
   it('top-of-hour: the hero SKU sells out in the rush and later shoppers see sold out, not errors', async () => {
-    const { code, s, log, ts } = await runPreset('top-of-hour');
+    const { code, s, log, ts } = await runPreset('top-of-hour', 'half');
     expect(code, log.slice(-3_000)).toBe(0);
     const hero = [...s.stock].sort((a, b) => a.initial - b.initial)[0]!;
     // Sold out during the rush (a few units come back later from shoppers who never paid).

@@ -22,6 +22,7 @@ import { describe, expect, it } from 'vitest';
 import { validateXML } from 'xmllint-wasm';
 import { scheduledCount, type Shape } from '../harness/engine/schedule.ts';
 import { runSummarySchema, timeSeriesSchema, type RunSummary } from '../harness/summary.ts';
+import { HALF_CI } from './support/cli.ts';
 
 const BIN = join(import.meta.dirname, '..', 'bin', 'flashcrowd.js');
 const XSD = join(import.meta.dirname, 'fixtures', 'junit.xsd');
@@ -348,7 +349,7 @@ describe("flashcrowd run end to end (flashcrowd's engine, Redis, mocks and check
         'livestream-spike',
         '--variant',
         'hardened',
-        '--ci',
+        ...HALF_CI,
         '--seed',
         '7',
         '--quiescence',
@@ -388,7 +389,7 @@ describe("flashcrowd run end to end (flashcrowd's engine, Redis, mocks and check
         'livestream-spike',
         '--variant',
         'hardened',
-        '--ci',
+        ...HALF_CI,
         '--seed',
         '7',
         '--out',
@@ -457,8 +458,8 @@ describe("flashcrowd run end to end (flashcrowd's engine, Redis, mocks and check
     const seen = new Promise<void>((resolve) => {
       const onData = (d: Buffer) => {
         text += d.toString();
-        // A few seconds into the traffic: progress lines after the traffic line.
-        if (/traffic: [\s\S]*\n.*\n.*\n.*\n/.test(text)) resolve();
+        // A few seconds into the traffic: the second progress line (plain: one every 5 s) after the traffic line.
+        if (/traffic: [\s\S]*\n.*\n.*\n/.test(text)) resolve();
       };
       child.stdout.on('data', onData);
       child.stderr.on('data', (d: Buffer) => (text += d.toString()));
@@ -542,7 +543,7 @@ describe('flashcrowd run --target: an audit that cannot run never passes', () =>
           'livestream-spike',
           '--variant',
           'hardened',
-          '--ci',
+          ...HALF_CI,
           '--out',
           out,
           '--progress',
