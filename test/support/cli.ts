@@ -3,6 +3,7 @@
 // log for failure messages, SIGINT after `timeoutMs` so a stuck run still
 // ends (and writes its reports, as an interrupted run does).
 import { spawn } from 'node:child_process';
+import { readdirSync, readFileSync } from 'node:fs';
 import { once } from 'node:events';
 import { join } from 'node:path';
 
@@ -34,3 +35,17 @@ export async function runCli(
  */
 export const HALF_CI_TIME_SCALE = 0.00833;
 export const HALF_CI = ['--ci', '--time-scale', String(HALF_CI_TIME_SCALE)];
+
+/** Pids of the processes whose environment holds `mark` (readable ones: this user's). */
+export function processesMarked(mark: string): number[] {
+  const pids: number[] = [];
+  for (const d of readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      if (readFileSync(`/proc/${d}/environ`, 'latin1').includes(mark)) pids.push(Number(d));
+    } catch {
+      /* gone, or another user's */
+    }
+  }
+  return pids;
+}
