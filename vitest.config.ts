@@ -18,6 +18,8 @@ const LOAD = [
   'test/engine-http.test.ts',
   'test/scenario-livestream.test.ts',
   'test/phenomena.test.ts',
+  'test/fuzz.test.ts',
+  'test/prometheus.test.ts',
 ];
 
 const shared = {

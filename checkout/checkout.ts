@@ -252,6 +252,25 @@ export class Checkout {
     const refused = await this.naiveStockCheck(input);
     if (refused) return refused;
     const now = Date.now();
+    // Hardened: the lock is announced first, so that if this process dies
+    // between the lock and the order, a survivor's sweeper gives the coupon back.
+    const intent = input.coupon !== undefined && this.cfg.features.reconciler;
+    if (intent)
+      await this.store.intendCouponLock(orderId, input.coupon!, deadline + PAY_LEASE_GRACE_MS);
+    const answer = await this.lockAndReserve(input, idempotencyKey, deadline, orderId, now);
+    // Settled either way: the order holds the coupon, or a failure gave it back.
+    // (Thrown half-way, e.g. by Redis, the announcement stays for the sweeper.)
+    if (intent) await this.store.dropCouponIntent(orderId);
+    return answer;
+  }
+
+  private async lockAndReserve(
+    input: CreateOrderInput,
+    idempotencyKey: string | undefined,
+    deadline: number,
+    orderId: string,
+    now: number,
+  ): Promise<Answer> {
     let discount = 0;
     if (input.coupon) {
       const locked = await this.couponCall(
@@ -722,8 +741,28 @@ export class Checkout {
   /** Numbers the sweeper's retries of owed coupon calls (each a new idempotency key). */
   private couponRetries = 0;
 
+  /**
+   * Coupon locks announced for orders whose request can no longer be running
+   * and that were never created (the process died between the lock and the
+   * order): the coupon is given back (I8). An order that exists keeps its
+   * coupon and its own life decides it.
+   */
+  private async settleCouponIntents(): Promise<void> {
+    const now = Date.now();
+    for (const i of await this.store.couponIntents()) {
+      if (i.staleAtMs > now) continue;
+      if (!(await this.store.get(i.orderId))) {
+        const p = this.cfg.params;
+        const horizon = Math.max(scaled(this.cfg, p.paymentTtlMs), p.requestBudgetMs);
+        await this.releaseCoupon(i.code, i.orderId, now + horizon);
+      }
+      await this.store.dropCouponIntent(i.orderId);
+    }
+  }
+
   /** Retry the coupon releases and consumes still owed (sweeper). */
   private async settleOwedCoupons(): Promise<void> {
+    await this.settleCouponIntents();
     for (const o of await this.store.owedCoupons('release'))
       await this.releaseCoupon(o.code, o.orderId, o.untilMs, (this.couponRetries += 1));
     for (const o of await this.store.owedCoupons('consume'))

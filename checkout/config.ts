@@ -98,6 +98,11 @@ export const paramsSchema = z
      * order's pay, status or cancel).
      */
     shedMaxQueueMs: msAtLeast(1),
+    /**
+     * ...or, for new work, when more than 1% of Redis commands in the last
+     * second took longer than this (Redis queueing: the cascade's middle).
+     */
+    shedMaxRedisMs: msAtLeast(1),
     sweeperIntervalMs: msAtLeast(1),
     reconcilerIntervalMs: msAtLeast(1),
     /** An order in paying this long is queried at the gateway. */
@@ -150,6 +155,7 @@ export const DEFAULT_PARAMS: Params = {
   shedMaxInFlight: 2_000,
   shedMaxLoopDelayMs: 200,
   shedMaxQueueMs: 250,
+  shedMaxRedisMs: 500,
   sweeperIntervalMs: 1_000,
   reconcilerIntervalMs: 2_000,
   staleAfterMs: 5_000,

@@ -151,8 +151,12 @@ export class CheckoutMetrics {
     };
   }
 
+  /** Called with every Redis command's duration (the load shedder watches them). */
+  onRedis: ((seconds: number) => void) | undefined;
+
   /** Observe one Redis command of `op` that took `seconds`. */
   observeRedis(op: string, seconds: number): void {
+    this.onRedis?.(seconds);
     let child = this.redisByOp.get(op);
     if (!child) this.redisByOp.set(op, (child = this.redis.labels({ op })));
     child.observe(seconds);

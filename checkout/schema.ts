@@ -1,6 +1,7 @@
 // Checkout inputs: the one place the checkout validates a request.
 import { z } from 'zod';
 import { luhnValid } from '../mock-gateways/bank/cards.ts';
+import { campaignParams, codeParams, discountSchema } from '../mock-gateways/coupon/schema.ts';
 import { SKU_ID } from './store.ts';
 
 export const CHANNELS = ['card', 'alipay', 'wechat'] as const;
@@ -19,7 +20,8 @@ export const createOrderInput = z
       .min(1, 'must be at least 1')
       .max(100, 'must be at most 100')
       .default(1),
-    coupon: id.optional(),
+    /** A coupon code as the coupon service has them: refused here rather than by it. */
+    coupon: codeParams.shape.code.optional(),
     channel: channel.default('card'),
   })
   .strict();
@@ -63,11 +65,16 @@ export const saleInput = z
       )
       .min(1)
       .max(1000),
+    /**
+     * The campaign the checkout creates at the coupon service: its bounds are the
+     * coupon service's, so a sale it would refuse is a 400 here, not a 502.
+     */
     coupon: z
       .object({
-        campaignId: id,
-        budget: z.number().int().min(0),
-        discount: z.number().int().min(1),
+        campaignId: campaignParams.shape.id,
+        budget: z.number().int().min(0).max(10_000_000),
+        /** Money off each order, in minor units (fen): 2000 is 20.00 CNY off. */
+        discount: discountSchema.options[0].shape.value,
       })
       .strict()
       .optional(),

@@ -9,12 +9,15 @@ import express, {
   type Response,
 } from 'express';
 import { parseInput, ValidationError } from '../mock-gateways/errors.ts';
+import { IdempotencyStore, OPERATION_PENDING } from '../mock-gateways/idempotency.ts';
 import {
   adminGuard,
+  guardPrefix,
   jsonErrorHandler,
   listenTracked,
   notFoundHandler,
 } from '../mock-gateways/service.ts';
+import { checkoutOpenApi } from './api.ts';
 import { Checkout, orderView, type Answer } from './checkout.ts';
 import { applyOverrides, defaultConfig, type CheckoutConfig, type Mode } from './config.ts';
 import { makeGateways } from './gateways.ts';
@@ -55,6 +58,8 @@ export interface CheckoutOptions {
 
 export interface RunningCheckout {
   url: string;
+  /** The express app (its routes are what GET /openapi.json describes). */
+  app: express.Express;
   port: number;
   config: CheckoutConfig;
   checkout: Checkout;
@@ -109,7 +114,9 @@ export function queueTimeMs(sent: number | undefined, now: number): number | und
 /**
  * Load shedding: refuse shopper requests with 503 + Retry-After when too many
  * are in flight, when the event loop lags (its p99 delay over the last
- * second), or when the request waited too long before any handler saw it.
+ * second), new work when Redis is slow (more than 1% of its commands over
+ * shedMaxRedisMs in the last second), or when the request waited too long
+ * before any handler saw it.
  * That wait is where a saturated process queues: in the kernel's accept and
  * socket queues and the HTTP parser, which neither the in-flight count nor the
  * route's own duration shows; the client's `X-Request-Start` stamp does. A
@@ -131,6 +138,15 @@ function shedder(cfg: CheckoutConfig, metrics: CheckoutMetrics) {
   let seen = 0;
   let waitedLong = 0;
   let ticks = 0;
+  // Redis commands in the current second, and those slower than shedMaxRedisMs.
+  let redisSeen = 0;
+  let redisSlowSeen = 0;
+  let redisSlow = false;
+  const slowS = cfg.params.shedMaxRedisMs / 1000;
+  metrics.onRedis = (seconds) => {
+    redisSeen += 1;
+    if (seconds > slowS) redisSlowSeen += 1;
+  };
   const t = setInterval(() => {
     const queueing = seen > 0 && waitedLong > seen * 0.01;
     admitShare = queueing ? Math.max(0.05, admitShare * 0.5) : Math.min(1, admitShare + 0.1);
@@ -138,6 +154,8 @@ function shedder(cfg: CheckoutConfig, metrics: CheckoutMetrics) {
     if ((ticks = (ticks + 1) % 4) === 0) {
       lagging = loop.percentile(99) / 1e6 > cfg.params.shedMaxLoopDelayMs;
       loop.reset();
+      redisSlow = redisSeen > 0 && redisSlowSeen > redisSeen * 0.01;
+      redisSeen = redisSlowSeen = 0;
     }
   }, 250);
   t.unref();
@@ -160,7 +178,12 @@ function shedder(cfg: CheckoutConfig, metrics: CheckoutMetrics) {
   return {
     /** false: the request was answered 503 and must not be served. */
     admit(res: Response, cls: 'new' | 'ongoing', queuedMs: number | undefined): boolean {
-      if (inFlight >= cfg.params.shedMaxInFlight || lagging || shedForQueue(cls, queuedMs)) {
+      if (
+        inFlight >= cfg.params.shedMaxInFlight ||
+        lagging ||
+        (redisSlow && cls === 'new') ||
+        shedForQueue(cls, queuedMs)
+      ) {
         metrics.shed.inc();
         res.locals.reason = 'overloaded';
         res.status(503).set('Retry-After', '1').json({
@@ -178,6 +201,7 @@ function shedder(cfg: CheckoutConfig, metrics: CheckoutMetrics) {
     stop(): void {
       clearInterval(t);
       loop.disable();
+      metrics.onRedis = undefined;
     },
   };
 }
@@ -193,14 +217,40 @@ const redisErrors: ErrorRequestHandler = (err, _req, res, next) => {
 /** The wallet callbacks are verified against their raw body; only they keep it. */
 const NOTIFY_PREFIX = '/v1/notify/';
 
+/**
+ * Run `serve` under the request's Idempotency-Key in `store` (none: just run
+ * it): a replay or a refusal answers without running it. The operation is
+ * pending while it runs, so a client that leaves does not free the key.
+ */
+async function underKey(
+  store: IdempotencyStore,
+  scope: string,
+  req: Request,
+  res: Response,
+  serve: () => Promise<void>,
+): Promise<void> {
+  let running: Promise<void> | undefined;
+  store.guard(
+    scope,
+    (r) => r.get('idempotency-key'),
+    () => {
+      res.locals[OPERATION_PENDING] = true;
+      running = serve().finally(() => (res.locals[OPERATION_PENDING] = false));
+    },
+  )(req, res, () => undefined);
+  await running;
+}
+
 export function buildCheckoutApp(
   checkout: Checkout,
   opts: Pick<CheckoutOptions, 'adminRemote' | 'adminToken'>,
 ) {
   const { cfg, metrics, store } = checkout;
+  const admin = adminGuard(opts);
   const app = express();
   app.disable('x-powered-by');
   app.set('etag', false);
+  app.use(guardPrefix('/admin/', admin));
   app.use(
     express.json({
       limit: '256kb',
@@ -211,8 +261,8 @@ export function buildCheckoutApp(
     }),
   );
 
-  const admin = adminGuard(opts);
   const shed = cfg.features.loadShedding ? shedder(cfg, metrics) : undefined;
+  const payKeys = new IdempotencyStore();
 
   // Shopper traffic and callbacks: counted and timed; shopper routes are also
   // (hardened) shed. Registered first: they take the load, so express matches
@@ -251,7 +301,8 @@ export function buildCheckoutApp(
       const raw = req.get(DEADLINE_HEADER);
       let budget = cfg.params.requestBudgetMs;
       if (raw !== undefined) {
-        budget = Number(raw);
+        // Digits only: Number() would also take "1e3", "0x10" and " 5".
+        budget = /^\d+(\.\d+)?$/.test(raw) ? Number(raw) : NaN;
         if (!Number.isFinite(budget) || budget <= 0 || budget > 600_000)
           throw new ValidationError([
             { field: DEADLINE_HEADER, reason: 'must be a number of milliseconds from 1 to 600000' },
@@ -303,10 +354,11 @@ export function buildCheckoutApp(
   app.post(
     '/v1/orders/:id/pay',
     route('orders.pay', 'ongoing', async (req, res, deadline) => {
-      send(
-        res,
-        await checkout.pay(String(req.params.id), parseInput(payInput, req.body ?? {}), deadline),
-      );
+      const id = String(req.params.id);
+      // Stripe-style under an Idempotency-Key, per order: replay, 422, 409 (5xx answers are not kept).
+      await underKey(payKeys, `pay\u0000${id}`, req, res, async () => {
+        send(res, await checkout.pay(id, parseInput(payInput, req.body ?? {}), deadline));
+      });
     }),
   );
   app.post(
@@ -338,12 +390,17 @@ export function buildCheckoutApp(
   app.get('/metrics', async (_req, res) => {
     res.type(metrics.registry.contentType).send(await metrics.registry.metrics());
   });
+  let openapi: unknown;
+  app.get('/openapi.json', (_req, res) => {
+    res.json((openapi ??= checkoutOpenApi()));
+  });
 
   app.post('/admin/sale', admin, async (req, res) => {
     send(res, await checkout.seedSale(parseInput(saleInput, req.body)));
   });
   app.post('/admin/reset', admin, async (_req, res) => {
     await checkout.reset();
+    payKeys.clear();
     res.json({ status: 'reset' });
   });
   app.get('/admin/stock', admin, async (_req, res) => {
@@ -404,6 +461,7 @@ export async function startCheckout(opts: CheckoutOptions): Promise<RunningCheck
   if (opts.background !== false) checkout.start();
   return {
     url,
+    app,
     port,
     config: cfg,
     checkout,

@@ -308,11 +308,34 @@ export class Store {
       return { code, orderId, untilMs: Number(until) };
     });
   }
-  /** How many coupon calls are owed, of both kinds (the harness waits for 0 before the audit). */
+  /**
+   * Coupon locks being taken for orders not created yet (order id -> code and
+   * the time its request can no longer be running): written before the lock,
+   * removed once the order exists or its creation failed. One left behind is
+   * a process that died between the lock and the order (a killed instance);
+   * the sweeper gives its coupon back (Checkout.settleCouponIntents).
+   */
+  couponIntentsKey(): string {
+    return `${this.prefix}:coupon-intents`;
+  }
+  async intendCouponLock(orderId: string, code: string, staleAtMs: number): Promise<void> {
+    await this.redis.hset(this.couponIntentsKey(), orderId, `${code}|${staleAtMs}`);
+  }
+  async dropCouponIntent(orderId: string): Promise<void> {
+    await this.redis.hdel(this.couponIntentsKey(), orderId);
+  }
+  async couponIntents(): Promise<{ orderId: string; code: string; staleAtMs: number }[]> {
+    return Object.entries(await this.redis.hgetall(this.couponIntentsKey())).map(([orderId, v]) => {
+      const bar = v.lastIndexOf('|');
+      return { orderId, code: v.slice(0, bar), staleAtMs: Number(v.slice(bar + 1)) };
+    });
+  }
+  /** How many coupon calls are owed, of both kinds, and locks of orders not yet created (the harness waits for 0 before the audit). */
   async owedCouponCount(): Promise<number> {
-    const lens = await Promise.all(
-      COUPON_DEBTS.map((k) => this.redis.hlen(this.couponDebtsKey(k))),
-    );
+    const lens = await Promise.all([
+      ...COUPON_DEBTS.map((k) => this.redis.hlen(this.couponDebtsKey(k))),
+      this.redis.hlen(this.couponIntentsKey()),
+    ]);
     return lens.reduce((n, l) => n + l, 0);
   }
   async couponSettled(kind: CouponDebt, code: string, orderId: string): Promise<void> {

@@ -69,6 +69,12 @@ export const KNOWN_METRICS: readonly KnownMetric[] = [
     'what still moved when the quiescence bound ran out (reserved units, watched orders, payments processing); every run checks it',
   ),
   m(
+    'faults.failed',
+    'count',
+    none,
+    "fault steps of the preset's `faults` that did not take effect; every run with faults checks it",
+  ),
+  m(
     'dropped_iterations',
     'count',
     none,
@@ -150,6 +156,13 @@ export const KNOWN_METRICS: readonly KnownMetric[] = [
   ),
   m('dep.calls', 'count', D, 'attempts at calling a dependency (retries included)'),
   m('dep.error_rate', 'ratio', D, "share of a dependency's attempts that did not end ok"),
+  m(
+    'dep.timeouts',
+    'count',
+    D,
+    "a dependency's attempts that timed out (the checkout's own timeout)",
+  ),
+  m('dep.refused', 'count', D, "a dependency's attempts whose connection was refused"),
   m(
     'retries.amplification',
     'factor',

@@ -92,7 +92,11 @@ export function buildCli(): Command {
       intArg('--port', 0, 65533),
       0,
     )
-    .option('--host <addr>', 'address to bind', '127.0.0.1')
+    .option(
+      '--host <addr>',
+      'address to bind; outside loopback only with FLASHCROWD_ADMIN_TOKEN set',
+      '127.0.0.1',
+    )
     .option(
       '--seed <n>',
       'seed for every random draw (same seed + same request order = same faults)',
@@ -130,6 +134,8 @@ export function buildCli(): Command {
           exitWithStdin?: boolean;
         },
       ) => {
+        const { checkHostToken } = await import('./up.ts');
+        checkHostToken('mock', o.host);
         const { startMocks } = await import('./mocks.ts');
         const running = await startMocks({
           target: service,
@@ -167,7 +173,11 @@ export function buildCli(): Command {
       'Start the reference checkout on Redis against the mock gateways; serves until Ctrl-C.',
     )
     .option('--port <n>', 'port; 0 picks a free one', intArg('--port', 0, 65535), 0)
-    .option('--host <addr>', 'address to bind', '127.0.0.1')
+    .option(
+      '--host <addr>',
+      'address to bind; outside loopback only with FLASHCROWD_ADMIN_TOKEN set',
+      '127.0.0.1',
+    )
     .option(
       '--redis <url>',
       'Redis URL (default $REDIS_URL, else a local redis-server started for this run)',
@@ -207,6 +217,8 @@ export function buildCli(): Command {
     .addOption(new Option('--json', 'print one JSON line of URLs instead of a table'))
     .addOption(exitWithStdinOption())
     .action(async (o: CheckoutCommandOptions & { exitWithStdin?: boolean }) => {
+      const { checkHostToken } = await import('./up.ts');
+      checkHostToken('checkout', o.host);
       const { runCheckoutCommand } = await import('./checkout-cmd.ts');
       await runCheckoutCommand(o, (stop) => {
         onSignals(stop);
@@ -326,6 +338,19 @@ export function buildCli(): Command {
       )
         .choices(['flashcrowd', 'k6'])
         .default('flashcrowd'),
+    )
+    .option(
+      '--k6-out <value>',
+      'with --engine k6: a k6 output, forwarded as `k6 run --out VALUE` (repeatable): json=FILE, csv=FILE, ' +
+        'experimental-prometheus-rw, web-dashboard, ...; configure it with K6_* variables (docs/SCENARIOS.md)',
+      (v: string, acc: string[]) => [...acc, v],
+      [] as string[],
+    )
+    .option(
+      '--metrics-port <n>',
+      "serve the run's own metrics (shoppers, arrivals, stock, faults in force) for Prometheus at " +
+        'http://127.0.0.1:N/metrics while it runs (docs/OBSERVABILITY.md)',
+      intArg('--metrics-port', 1, 65535),
     )
     .option(
       '--workers <n>',
@@ -528,7 +553,7 @@ export function buildCli(): Command {
     .description(
       "Reproduce the brief's failures: for each row of the phenomenon matrix (docs/PHENOMENA.md), run its preset at --ci with the naive build and with the hardened one, and check that the naive build shows the phenomenon and the hardened one passes. Writes phenomena.md and phenomena.json. Exit 0 every row holds, 1 one does not, 2 usage or set-up error.",
     )
-    .option('--rows <list>', 'only these rows, e.g. 1,4,9 (default: all 14)')
+    .option('--rows <list>', 'only these rows, e.g. 1,4,9 (default: all 18)')
     .option('--seed <n>', 'seed of every run', intArg('--seed', 0, 2 ** 31 - 1), 1)
     .option(
       '--time-scale <x>',
@@ -636,7 +661,8 @@ export function buildCli(): Command {
   program
     .command('up')
     .description(
-      'Start the whole stack (Redis, mocks, checkout) on loopback and keep it up until Ctrl-C.',
+      'Start the whole stack (Redis, mocks, checkout), seed the sale of a preset and keep it up until Ctrl-C; ' +
+        'prints a k6 command line that plays that preset against it, and the `flashcrowd run --target` one.',
     )
     .addOption(
       new Option('--mode <mode>', 'checkout build')
@@ -649,41 +675,137 @@ export function buildCli(): Command {
       (v: string, acc: string[]) => [...acc, v],
       [] as string[],
     )
-    .option('--seed <n>', 'seed of the mocks', intArg('--seed', 0, 2 ** 31 - 1), 1)
+    .option(
+      '--seed <n>',
+      'seed of the mocks and of the printed k6 line',
+      intArg('--seed', 0, 2 ** 31 - 1),
+      1,
+    )
     .option(
       '--instances <n>',
       'checkout processes on the one Redis and set of mocks',
       intArg('--instances', 1, 16),
       1,
     )
-    .option('--json', 'print one JSON line of URLs', false)
+    .option(
+      '--preset <name>',
+      'the preset whose sale is seeded and whose k6 line is printed (default livestream-spike, the demo’s)',
+    )
+    .option(
+      '--time-scale <x>',
+      "the checkout's and mocks' durations and the printed k6 line's TIME_SCALE (default the preset's ci scale)",
+      numArg('--time-scale', 0, 1),
+    )
+    .option(
+      '--load-scale <x>',
+      "the sale's stock and the printed k6 line's LOAD_SCALE (default the preset's ci scale)",
+      numArg('--load-scale', 0, 1000),
+    )
+    .option('--no-seed-sale', 'seed no sale (orders then answer 404 unknown_sku until one is)')
+    .option(
+      '--host <addr>',
+      'address the mocks and checkout bind; outside loopback only with FLASHCROWD_ADMIN_TOKEN set',
+      '127.0.0.1',
+    )
+    .option('--json', 'print one JSON line of URLs (and the k6 command as `k6`, an argv)', false)
     .action(
       async (o: {
         mode: 'naive' | 'hardened';
         set: string[];
         seed: number;
         instances: number;
+        preset?: string;
+        timeScale?: number;
+        loadScale?: number;
+        seedSale: boolean;
+        host: string;
         json: boolean;
       }) => {
+        const up = await import('./up.ts');
+        up.checkHostToken('up', o.host);
+        const plan = up.upPlan(o);
         const { startStack } = await import('./stack.ts');
+        const ownTimeScale = o.set.some((s) => s.startsWith('timeScale='));
         const stack = await startStack({
           seed: o.seed,
           mode: o.mode,
-          set: o.set,
+          // The checkout's own durations (payment deadline, sweeper) at the plan's time-scale.
+          set: ownTimeScale ? o.set : [...o.set, `timeScale=${plan.timeScale}`],
+          timeScale: plan.timeScale,
           instances: o.instances,
+          ...(o.host !== '127.0.0.1' ? { host: o.host } : {}),
           log: o.json ? undefined : (l) => console.log(l),
         });
         onSignals(stack.stop); // before printing: a reader may stop it as soon as it reads
-        if (o.json) console.log(JSON.stringify(stack.urls));
-        else
+        let seeded: string | undefined;
+        try {
+          if (o.seedSale) seeded = await up.seedUpSale(stack.urls.checkout, plan);
+        } catch (e) {
+          await stack.stop();
+          throw e;
+        }
+        const k6 = up.k6CommandArgs(stack.urls, plan);
+        if (o.json) console.log(JSON.stringify({ ...stack.urls, ...(seeded ? { k6 } : {}) }));
+        else {
+          const u = stack.urls;
           console.log(
-            `\nstack up. With your own k6: k6 run -e ${
-              o.instances > 1
-                ? `TARGET_URLS=${stack.urls.checkouts!.join(',')}`
-                : `TARGET_URL=${stack.urls.checkout}`
-            } -e COUPON_URL=${stack.urls.coupon} scenarios/livestream.ts\n` +
-              `or: npx flashcrowd run livestream-spike --ci --variant hardened --target ${stack.urls.checkout} --bank ${stack.urls.bank} --wallet ${stack.urls.wallet} --coupon ${stack.urls.coupon} --redis ${stack.urls.redis}\nCtrl-C stops everything.`,
+            `\nstack up. ${seeded ?? 'No sale seeded (--no-seed-sale): seed one with POST /admin/sale first.'}\n` +
+              `With your own k6 (from this folder; docs/SCENARIOS.md):\n  ${up.shellLine(k6)}\n` +
+              `or: npx flashcrowd run ${plan.preset} --variant hardened --time-scale ${plan.timeScale} --load-scale ${plan.loadScale} ` +
+              `--target ${u.checkout} --bank ${u.bank} --wallet ${u.wallet} --coupon ${u.coupon} --redis ${u.redis}\nCtrl-C stops everything.`,
           );
+        }
+      },
+    );
+
+  program
+    .command('prometheus-config')
+    .description(
+      'Print a Prometheus configuration that scrapes a stack (the checkout instances, the mocks) and a run ' +
+        '(`run --metrics-port`); docs/OBSERVABILITY.md. Check it with `promtool check config`.',
+    )
+    .option(
+      '--checkout <url>',
+      'a checkout instance, host:port or URL (repeatable; default 127.0.0.1:8100)',
+      (v: string, acc: string[]) => [...acc, v],
+      [] as string[],
+    )
+    .option('--bank <url>', 'the mock bank (default 127.0.0.1:8101)')
+    .option('--wallet <url>', 'the mock wallet (default 127.0.0.1:8102)')
+    .option('--coupon <url>', 'the mock coupon service (default 127.0.0.1:8103)')
+    .option('--run <url>', "the run's --metrics-port endpoint (default 127.0.0.1:9464)")
+    .option('--scrape-interval <duration>', 'scrape and evaluation interval', '1s')
+    .action(
+      async (o: {
+        checkout: string[];
+        bank?: string;
+        wallet?: string;
+        coupon?: string;
+        run?: string;
+        scrapeInterval: string;
+      }) => {
+        const m = await import('./prometheus-config.ts');
+        const d = m.DEFAULT_TARGETS;
+        const given =
+          o.checkout.length > 0 || [o.bank, o.wallet, o.coupon, o.run].some((v) => v !== undefined);
+        if (!given && o.scrapeInterval === '1s') {
+          process.stdout.write(m.composePrometheusConfig());
+          return;
+        }
+        const targets = {
+          checkout: o.checkout.length
+            ? o.checkout.map((v) => m.hostPort('--checkout', v))
+            : d.checkout,
+          bank: o.bank === undefined ? d.bank : m.hostPort('--bank', o.bank),
+          wallet: o.wallet === undefined ? d.wallet : m.hostPort('--wallet', o.wallet),
+          coupon: o.coupon === undefined ? d.coupon : m.hostPort('--coupon', o.coupon),
+          run: o.run === undefined ? d.run : m.hostPort('--run', o.run),
+        };
+        process.stdout.write(
+          m.prometheusConfig(targets, {
+            scrapeInterval: m.checkDuration('--scrape-interval', o.scrapeInterval),
+          }),
+        );
       },
     );
 

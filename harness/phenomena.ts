@@ -174,7 +174,57 @@ export const PHENOMENA: readonly PhenomenonRow[] = [
     naiveShows: ['checkout.unexplained==0', 'failures.reasons>=2'],
     hardenedShows: ['checkout.unexplained==0', 'failures.reasons>=2'],
   },
+  // Faults beyond the mocks (docs/CHAOS.md): the network, Redis and the
+  // checkout's own processes. Not rows of the brief's table: its cascade
+  // (row 15) and the crashes every real checkout meets.
+  {
+    n: 15,
+    phenomenon: 'Redis slows at the peak: the cascade (Redis queued, coupons locked, stock leaked)',
+    seeds: '000',
+    preset: 'redis-slow',
+    naive: NAIVE,
+    hardened: HARDENED,
+    naiveShows: ['oversold>0'],
+    hardenedShows: ['checkout.shed>0', 'oversold==0'],
+  },
+  {
+    n: 16,
+    phenomenon: 'a checkout instance crashes at the peak',
+    seeds: '-',
+    preset: 'checkout-crash',
+    naive: NAIVE,
+    hardened: HARDENED,
+    naiveShows: ['captures_without_paid_order>0'],
+    hardenedShows: ['captures_without_paid_order==0', 'leaks.stream_pending==0'],
+  },
+  {
+    n: 17,
+    phenomenon: 'Redis crashes and restarts at the peak',
+    seeds: '-',
+    preset: 'redis-restart',
+    naive: NAIVE,
+    hardened: HARDENED,
+    naiveShows: ['captures_without_paid_order>0'],
+    hardenedShows: ['captures_without_paid_order==0'],
+  },
+  {
+    n: 18,
+    phenomenon: 'the network to the bank is cut (timeouts, not refusals)',
+    seeds: '-',
+    preset: 'network-partition',
+    naive: NAIVE,
+    hardened: HARDENED,
+    naiveShows: ['double_charges>0'],
+    hardenedShows: [
+      'double_charges==0',
+      'dep.timeouts{dependency=bank}>0',
+      'dep.refused{dependency=bank}==0',
+    ],
+  },
 ];
+
+/** Rows of the brief's table (1-14); the rest are the faults beyond the mocks. */
+export const BRIEF_ROWS = 14;
 
 /** A run's directory under --out: `preset-variant`. */
 export const runName = (preset: string, variant: string) => `${preset}-${variant}`;

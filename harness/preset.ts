@@ -18,6 +18,7 @@ import { z } from 'zod';
 import { applyOverrides, defaultConfig } from '../checkout/config.ts';
 import { SKU_ID } from '../checkout/store.ts';
 import { issuesToErrors, makeProfileSchema } from '../mock-gateways/chaos/profile.ts';
+import { faultProblems, faultsSchema } from './faults/schema.ts';
 import { ValidationError } from '../mock-gateways/errors.ts';
 import { SERVICE_CATALOG, SERVICE_NAMES } from '../mock-gateways/catalog.ts';
 import {
@@ -26,7 +27,7 @@ import {
   resolve,
   type ResolvedPreset as ScaledPreset,
 } from '../scenarios/lib/preset.ts';
-import { stageLabels } from '../scenarios/lib/shape.ts';
+import { stageLabels, totalDurationS } from '../scenarios/lib/shape.ts';
 import { INVARIANT_IDS } from './audit/report.ts';
 import { parseBudget } from './budgets.ts';
 import { UsageError } from './errors.ts';
@@ -188,6 +189,12 @@ export const checkoutBuildSchema = z
      * `checkout.instances` wins, `run --instances` over both.
      */
     instances: z.number().int().min(1).max(16).optional(),
+    /**
+     * The Redis the harness starts for this build: its append-only file's
+     * fsync policy, or `none` (no persistence: a restart comes back empty).
+     * Default: `everysec` when the preset's faults restart Redis, else none.
+     */
+    redisPersistence: z.enum(['everysec', 'always', 'none']).optional(),
   })
   .strict();
 
@@ -232,6 +239,8 @@ export const presetSchema = z
     sale: saleSchema,
     checkout: checkoutBuildSchema.default({ mode: 'hardened', set: {} }),
     chaos: chaosSchema.default({}),
+    /** Faults beyond the mocks: network toxics, killed checkouts, Redis restarts (harness/faults/schema.ts). */
+    faults: faultsSchema,
     budgets: z.array(z.string()).default([]),
     /**
      * Invariants this preset accepts undecided: they do not count in
@@ -318,7 +327,29 @@ function deepChecks(p: Preset): FieldErrors {
         errors.push({ field: `${where}.${i}`, reason: e.message.split('\n')[0]! });
       }
     });
+  errors.push(...faultChecks(p));
   return errors;
+}
+
+/**
+ * The faults' own checks, for the harness that starts everything (a run's
+ * --target or REDIS_URL is checked when it starts: harness/run/faults.ts).
+ */
+function faultChecks(p: Preset): FieldErrors {
+  const instances = Math.max(
+    p.checkout.instances ?? 1,
+    ...(p.variants ?? []).map((v) => v.checkout?.instances ?? 1),
+  );
+  return faultProblems(p.faults, {
+    startsCheckout: true,
+    instances,
+    startsRedis: true,
+    reachesRedis: true,
+    trafficMs: totalDurationS(p.traffic.stages) * 1000,
+  }).map((line) => {
+    const colon = line.indexOf(': ');
+    return { field: line.slice(0, colon), reason: line.slice(colon + 2) };
+  });
 }
 
 /** Parse a preset; errors name the field (`traffic.stages.2.target: ...`). */

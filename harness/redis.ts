@@ -74,12 +74,27 @@ export interface LocalRedisOptions {
   apart?: boolean;
   /** Extra redis-server arguments, e.g. ['--cluster-enabled', 'yes']. */
   args?: string[];
+  /**
+   * Persist every write to an append-only file (`appendonly yes`) with this
+   * fsync policy, so restart() comes back with what was acknowledged
+   * (docs/CHECKOUT.md, "Across a crash"). Default: no persistence.
+   */
+  aof?: 'everysec' | 'always';
 }
 
-/** Start redis-server from .tools/bin or PATH on a loopback port, without persistence. */
-export async function startLocalRedis(
-  opts: LocalRedisOptions = {},
-): Promise<RedisHandle & { process: ChildProcess }> {
+export type LocalRedis = RedisHandle & {
+  readonly process: ChildProcess;
+  /**
+   * Stop this Redis (`kill`: SIGKILL to redis-server, a crash; `shutdown`:
+   * SHUTDOWN, which flushes the append-only file), wait `downMs`, and start it
+   * again on the same port and data folder; resolves once it answers PING
+   * (its data loaded). Without `aof` it comes back empty.
+   */
+  restart(how: 'kill' | 'shutdown', downMs?: number): Promise<void>;
+};
+
+/** Start redis-server from .tools/bin or PATH on a loopback port (no persistence unless `aof`). */
+export async function startLocalRedis(opts: LocalRedisOptions = {}): Promise<LocalRedis> {
   const bin = findTool('redis-server');
   if (!bin) throw new UsageError(noRedisMessage());
   const port = opts.port ?? (await freePort());
@@ -91,15 +106,58 @@ export async function startLocalRedis(
     '127.0.0.1',
     '--save',
     '',
-    '--appendonly',
-    'no',
+    ...(opts.aof ? ['--appendonly', 'yes', '--appendfsync', opts.aof] : ['--appendonly', 'no']),
     '--dir',
     dir,
     '--loglevel',
     'warning',
     ...(opts.args ?? []),
   ];
-  const child = opts.apart
+  let server: { child: ChildProcess; exited: Promise<unknown> };
+  try {
+    server = await spawnRedis(bin, redisArgs, port, opts.apart === true);
+  } catch (e) {
+    rmSync(dir, { recursive: true, force: true });
+    throw e;
+  }
+  const stopServer = async (signal: NodeJS.Signals) => {
+    const { child, exited } = server;
+    if (child.exitCode === null && child.signalCode === null) {
+      child.kill(signal);
+      await exited;
+    }
+  };
+  const handle: LocalRedis = {
+    url: `redis://127.0.0.1:${port}`,
+    kind: 'local',
+    port,
+    get process() {
+      return server.child;
+    },
+    get pid() {
+      return server.child.pid;
+    },
+    async restart(how, downMs = 0) {
+      await stopRedisProcess(port, how, server);
+      if (downMs > 0) await new Promise((r) => setTimeout(r, downMs));
+      server = await spawnRedis(bin, redisArgs, port, opts.apart === true);
+    },
+    async close() {
+      await stopServer('SIGTERM');
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+  return handle;
+}
+
+/** redis-server (under the guard when `apart`), once it answers PING. */
+async function spawnRedis(
+  bin: string,
+  redisArgs: string[],
+  port: number,
+  apart: boolean,
+): Promise<{ child: ChildProcess; exited: Promise<unknown> }> {
+  const child = apart
     ? spawn(process.execPath, [GUARD, bin, ...redisArgs], {
         stdio: ['pipe', 'ignore', 'pipe'],
         detached: true,
@@ -110,30 +168,56 @@ export async function startLocalRedis(
   const exited = once(child, 'exit');
   try {
     await Promise.race([
-      waitForRedis(port),
+      waitForRedis(port, '127.0.0.1', 30_000),
       exited.then(([code]) => {
         throw new Error(`redis-server exited with ${code} before answering: ${stderr.trim()}`);
       }),
     ]);
   } catch (e) {
     child.kill('SIGKILL');
-    rmSync(dir, { recursive: true, force: true });
     throw e;
   }
-  return {
-    url: `redis://127.0.0.1:${port}`,
-    kind: 'local',
-    port,
-    process: child,
-    ...(child.pid !== undefined ? { pid: child.pid } : {}),
-    async close() {
-      if (child.exitCode === null && child.signalCode === null) {
-        child.kill('SIGTERM');
-        await exited;
+  return { child, exited };
+}
+
+/**
+ * Stop redis-server itself (under the guard its pid is not the child's: it is
+ * asked with INFO), by SIGKILL or SHUTDOWN, and wait for its process to end.
+ */
+async function stopRedisProcess(
+  port: number,
+  how: 'kill' | 'shutdown',
+  server: { child: ChildProcess; exited: Promise<unknown> },
+): Promise<void> {
+  const info = await redisCommand(port, 'INFO server');
+  const pid = Number(/process_id:(\d+)/.exec(info)?.[1]);
+  if (!Number.isInteger(pid) || pid <= 0)
+    throw new Error(`no process_id in INFO of redis on ${port}`);
+  if (how === 'kill') process.kill(pid, 'SIGKILL');
+  else await redisCommand(port, 'SHUTDOWN').catch(() => undefined); // the connection closes
+  await server.exited;
+}
+
+/** One inline command on a fresh connection; the raw reply (an error reply rejects). */
+function redisCommand(port: number, command: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const s = net.connect(port, '127.0.0.1');
+    let reply = '';
+    s.setTimeout(5_000, () => s.destroy(new Error(`redis on ${port}: ${command} timed out`)));
+    s.once('connect', () => s.write(`${command}\r\n`));
+    s.on('data', (d) => {
+      reply += d.toString();
+      if (reply.startsWith('-')) s.destroy(new Error(reply.trim()));
+      // A bulk reply ($len) is whole once its length is read; a simple one at its line end.
+      const m = /^\$(\d+)\r\n/.exec(reply);
+      if ((m && reply.length >= m[0].length + Number(m[1]) + 2) || (!m && reply.endsWith('\r\n'))) {
+        s.end();
+        resolve(reply);
       }
-      rmSync(dir, { recursive: true, force: true });
-    },
-  };
+    });
+    s.once('close', () => resolve(reply));
+    s.once('error', reject);
+  });
 }
 
 function dockerAnswers(): boolean {
@@ -154,7 +238,9 @@ export function noRedisMessage(): string {
 }
 
 /** REDIS_URL, else a local redis-server, else a testcontainers Redis, else a UsageError saying what to install. */
-export async function startRedis(opts: { apart?: boolean } = {}): Promise<RedisHandle> {
+export async function startRedis(
+  opts: Pick<LocalRedisOptions, 'apart' | 'aof'> = {},
+): Promise<RedisHandle | LocalRedis> {
   const env = process.env.REDIS_URL;
   if (env) return { url: env, kind: 'env', close: async () => undefined };
   if (findTool('redis-server')) return startLocalRedis(opts);

@@ -10,7 +10,7 @@ import { createWriteStream, type WriteStream } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { UsageError } from './errors.ts';
-import { startRedis, type RedisHandle } from './redis.ts';
+import { startRedis, type LocalRedis, type RedisHandle } from './redis.ts';
 import { PROJECT_ROOT } from './tools.ts';
 
 export interface StackUrls {
@@ -32,6 +32,12 @@ export interface Stack {
   processes: { name: string; pid: number }[];
   /** The checkout instances, by index. */
   checkouts: CheckoutInstance[];
+  /**
+   * Restart the Redis this stack started (a local redis-server; undefined for
+   * REDIS_URL or a container): SIGKILL or SHUTDOWN, down for `downMs`, back on
+   * the same port from its append-only file (`redisAof`).
+   */
+  restartRedis?: (how: 'kill' | 'shutdown', downMs: number) => Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -77,6 +83,10 @@ export interface StackOptions {
    * chaos keep the real URLs (`urls`).
    */
   beforeCheckout?: (real: CheckoutDeps) => Promise<Partial<CheckoutDeps>>;
+  /** A local Redis persists every write with this fsync policy (harness/redis.ts `aof`). */
+  redisAof?: 'everysec' | 'always';
+  /** Address the mocks and checkout bind (default 127.0.0.1; `up --host`, with FLASHCROWD_ADMIN_TOKEN). */
+  host?: string;
 }
 
 export const MAX_INSTANCES = 16;
@@ -181,7 +191,7 @@ export async function startStack(o: StackOptions): Promise<Stack> {
   };
   try {
     log('starting Redis...');
-    redis = await startRedis({ apart: true });
+    redis = await startRedis({ apart: true, ...(o.redisAof ? { aof: o.redisAof } : {}) });
     log(`  redis    ${redis.url} (${redis.kind})`);
     log('starting the mock gateways...');
     const mocks = await startChild(
@@ -194,6 +204,7 @@ export async function startStack(o: StackOptions): Promise<Stack> {
         '--seed',
         String(o.seed),
         ...(o.timeScale !== undefined ? ['--time-scale', String(o.timeScale)] : []),
+        ...(o.host ? ['--host', o.host, '--admin-remote'] : []),
       ],
       o.logDir,
     );
@@ -223,6 +234,7 @@ export async function startStack(o: StackOptions): Promise<Stack> {
       '--mode',
       o.mode,
       ...o.set.flatMap((s) => ['--set', s]),
+      ...(o.host ? ['--host', o.host, '--admin-remote'] : []),
     ];
     for (let i = 0; i < n; i++) {
       const inst = await startCheckoutInstance(i, n, args, o.logDir);
@@ -243,6 +255,7 @@ export async function startStack(o: StackOptions): Promise<Stack> {
       redisKind: redis.kind,
       processes,
       checkouts: instances.map((x) => x.api),
+      ...('restart' in redis ? { restartRedis: (redis as LocalRedis).restart } : {}),
       stop,
     };
   } catch (e) {

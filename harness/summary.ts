@@ -54,7 +54,7 @@ export const stockRowSchema = z
 /** One fault interval on the time axis (seconds from the start of traffic). */
 export const faultBandSchema = z
   .object({
-    service: z.enum(['bank', 'wallet', 'coupon', 'checkout']),
+    service: z.enum(['bank', 'wallet', 'coupon', 'checkout', 'redis']),
     label: z.string(),
     fromS: num,
     /** null: still in force when the run ended. */
@@ -236,6 +236,26 @@ export const runSummarySchema = z
     chaos: z
       .object({
         bands: z.array(faultBandSchema),
+        /**
+         * The preset's faults beyond the mocks as played (absent without them):
+         * each step, when it took effect and ended (seconds from the start of
+         * traffic), and why it did not (`faults.failed` counts those).
+         */
+        timeline: z
+          .array(
+            z
+              .object({
+                step: num,
+                action: z.enum(['toxic', 'down', 'kill', 'restart', 'pause']),
+                target: z.string(),
+                label: z.string(),
+                fromS: nullableNum,
+                toS: nullableNum,
+                error: z.string().optional(),
+              })
+              .strict(),
+          )
+          .optional(),
         /** Faults the mocks injected, from their metrics. */
         injected: z.array(
           z

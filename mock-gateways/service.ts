@@ -14,6 +14,8 @@ import express, {
   type IRouter,
 } from 'express';
 import type { z } from 'zod';
+import { mockOpenApi, type MockApi } from './api.ts';
+import { tokenMatches } from './admin-token.ts';
 import { ChaosEngine, ProfileError } from './chaos/engine.ts';
 import { chaosMiddlewareFactory, type DeclineRenderer } from './chaos/middleware.ts';
 import { HttpError, ValidationError } from './errors.ts';
@@ -38,6 +40,8 @@ export interface ServiceDefinition<E> {
   operations: readonly string[];
   declineReasons: readonly string[];
   extraSchema: z.ZodType<E>;
+  /** Its routes as GET /openapi.json describes them. */
+  api: MockApi;
   /** Register the service's routes (on the app itself: a nested router costs a dispatch per request). */
   routes(router: IRouter, ctx: ServiceContext<E>): void;
   /** How an injected `decline` fault is answered for an operation. */
@@ -95,9 +99,11 @@ export function buildApp<E>(def: ServiceDefinition<E>, opts: ServiceOptions = {}
   let baseUrl = '';
   const ctx: ServiceContext<E> = { engine, metrics, op, url: () => baseUrl, timeScale };
 
+  const admin = adminGuard(opts);
   const app = express();
   app.disable('x-powered-by');
   app.set('etag', false);
+  app.use(guardPrefix('/__', admin));
   app.use(express.json({ limit: '256kb' }));
 
   // The service's routes first: they take the load, so express matches them before the rest.
@@ -115,8 +121,11 @@ export function buildApp<E>(def: ServiceDefinition<E>, opts: ServiceOptions = {}
   app.get('/metrics', async (_req, res) => {
     res.type(metrics.registry.contentType).send(await metrics.registry.metrics());
   });
+  let openapi: unknown;
+  app.get('/openapi.json', (_req, res) => {
+    res.json((openapi ??= mockOpenApi(def, def.api)));
+  });
 
-  const admin = adminGuard(opts);
   const chaosState = () => ({
     service: def.name,
     seed: engine.seed,
@@ -128,8 +137,8 @@ export function buildApp<E>(def: ServiceDefinition<E>, opts: ServiceOptions = {}
   const seedParam = (req: Request): number | undefined => {
     const raw = req.query.seed;
     if (raw === undefined) return undefined;
-    const n = Number(raw);
-    if (typeof raw !== 'string' || !Number.isSafeInteger(n))
+    const n = typeof raw === 'string' && /^-?\d+$/.test(raw) ? Number(raw) : NaN;
+    if (!Number.isSafeInteger(n))
       throw new ValidationError([{ field: 'seed', reason: 'must be an integer' }]);
     return n;
   };
@@ -185,6 +194,7 @@ export async function listenTracked(
   host: string,
 ): Promise<{ server: http.Server; sockets: Set<Socket>; port: number; url: string }> {
   const server = http.createServer({ keepAliveTimeout: 5_000 }, app);
+  server.on('clientError', answerClientError);
   const sockets = new Set<Socket>();
   server.on('connection', (s) => {
     sockets.add(s);
@@ -199,6 +209,44 @@ export async function listenTracked(
     port: bound,
     url: `http://${host.includes(':') ? `[${host}]` : host}:${bound}`,
   };
+}
+
+/**
+ * Requests Node refuses before express sees them get the JSON error body every
+ * other answer has: a request line and headers over Node's limit (16 kB: a
+ * long order id or query) is a 431 naming them, a request Node cannot parse a 400.
+ */
+function answerClientError(err: NodeJS.ErrnoException & { bytesParsed?: number }, socket: Socket) {
+  if (!socket.writable || (err.code === 'ECONNRESET' && socket.destroyed)) {
+    socket.destroy();
+    return;
+  }
+  const tooLarge = err.code === 'HPE_HEADER_OVERFLOW';
+  const [status, text, reason, field, why] = tooLarge
+    ? [
+        431,
+        'Request Header Fields Too Large',
+        'headers_too_large',
+        '(request)',
+        'the request line and headers are larger than 16 kB (a long path, query or header)',
+      ]
+    : [
+        400,
+        'Bad Request',
+        'bad_request',
+        '(request)',
+        `not a valid HTTP request (${err.code ?? 'parse error'})`,
+      ];
+  const body = JSON.stringify({
+    error: reason,
+    reason,
+    message: why,
+    errors: [{ field, reason: why }],
+  });
+  socket.end(
+    `HTTP/1.1 ${status} ${text}\r\nContent-Type: application/json; charset=utf-8\r\n` +
+      `Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+  );
 }
 
 /** Listen on `port`; rejects with the listen error (EADDRINUSE...). */
@@ -330,7 +378,7 @@ export function adminGuard(opts: { adminRemote?: boolean; adminToken?: string })
       });
       return;
     }
-    if (token && req.get('authorization') !== `Bearer ${token}`) {
+    if (token && !tokenMatches(req.get('authorization'), token)) {
       res.status(401).set('WWW-Authenticate', 'Bearer').json({
         error: 'unauthorized',
         reason: 'admin_token_required',
@@ -342,8 +390,56 @@ export function adminGuard(opts: { adminRemote?: boolean; adminToken?: string })
   };
 }
 
-/** 404 for any route no one answers. */
+/**
+ * Run `guard` on every request whose path starts with `prefix` (any case, as
+ * express routes), before the body is read: a caller without the token gets
+ * 401, not a 400 about its body or a 404 about the path.
+ */
+export function guardPrefix(prefix: string, guard: RequestHandler): RequestHandler {
+  const p = prefix.toLowerCase();
+  return (req, res, next) => {
+    if (req.url.slice(0, p.length).toLowerCase() === p) guard(req, res, next);
+    else next();
+  };
+}
+
+interface RouteLayer {
+  route?: { methods: Record<string, boolean> };
+  match(path: string): boolean;
+}
+
+/**
+ * The methods the app's routes answer on this request's path (HEAD with GET),
+ * empty when no route has the path.
+ */
+function allowedMethods(req: Request): string[] {
+  const stack = (req.app as unknown as { router?: { stack: RouteLayer[] } }).router?.stack ?? [];
+  const methods = new Set<string>();
+  for (const layer of stack)
+    if (layer.route && layer.match(req.path))
+      for (const m of Object.keys(layer.route.methods)) methods.add(m.toUpperCase());
+  if (methods.has('GET')) methods.add('HEAD');
+  return [...methods].sort();
+}
+
+/**
+ * 405 (with `Allow`) for a path served with other methods, 404 for any route
+ * no one answers. Both carry the JSON error body.
+ */
 export const notFoundHandler: RequestHandler = (req, res) => {
+  const allow = allowedMethods(req);
+  if (allow.length > 0) {
+    res
+      .status(405)
+      .set('Allow', allow.join(', '))
+      .json({
+        error: 'method_not_allowed',
+        reason: 'method_not_allowed',
+        message: `${req.method} is not served on ${req.path}; it answers ${allow.join(', ')}`,
+        errors: [{ field: '(method)', reason: `must be one of ${allow.join(', ')}` }],
+      });
+    return;
+  }
   res.status(404).json({
     error: 'not_found',
     reason: 'no_such_route',

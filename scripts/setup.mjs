@@ -6,7 +6,9 @@
 //   node scripts/setup.mjs              npm packages, redis-server, toxiproxy-server (built with Go;
 //                                       without Go a warning: only presets with network faults need it)
 //   node scripts/setup.mjs --for-tests  the same (toxiproxy-server required), plus promtool
-//                                       (metric-name lint) and chromium (the HTML report test)
+//                                       (metric-name lint), chromium (the HTML report test), the
+//                                       Prometheus server (the dashboard test) and schemathesis
+//                                       (the API fuzz test)
 //   node scripts/setup.mjs --for-bench  the same, plus the benchmarks' third-party load generators:
 //                                       vegeta (MIT; `go install` into .tools/bin) and wrk (Debian)
 //   node scripts/setup.mjs --check      report only; install nothing; exit 1 if anything is missing
@@ -28,11 +30,13 @@ import {
   chmodSync,
   renameSync,
   rmSync,
+  symlinkSync,
 } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, delimiter } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
+  SCHEMATHESIS_VERSION,
   TOXIPROXY_BUILD,
   TOXIPROXY_MODULE,
   TOXIPROXY_VERSION,
@@ -212,6 +216,99 @@ function ensureChromium() {
   problems.push(
     'chromium not found (the HTML report test opens the report in a headless browser). ' +
       '`sudo apt-get install chromium` (Debian), or set FLASHCROWD_CHROMIUM to a Chrome or Chromium binary.',
+  );
+}
+
+// ---------------------------------------------------------------- Prometheus server (tests only)
+// test/prometheus.test.ts starts a real Prometheus with the configuration flashcrowd ships,
+// scrapes a short run and evaluates every dashboard query. Debian's `prometheus` package
+// (the one promtool comes from): its server binary is extracted into .tools/bin, no daemon,
+// no service, no user is installed.
+function extractFromDeb(pkg, file, dest) {
+  const dir = mkdtempSync(join(tmpdir(), `flashcrowd-${pkg}-`));
+  try {
+    let r = run('apt-get', ['download', '-qq', pkg], { cwd: dir, capture: true });
+    if (r.status !== 0 && isRoot && !aptUpdated) {
+      run('apt-get', ['update', '-qq']);
+      aptUpdated = true;
+      r = run('apt-get', ['download', '-qq', pkg], { cwd: dir, capture: true });
+    }
+    const deb = readdirSync(dir).find((f) => f.endsWith('.deb'));
+    if (!deb) return false;
+    run('dpkg-deb', ['-x', join(dir, deb), join(dir, 'x')]);
+    const bin = join(dir, 'x', file);
+    if (!existsSync(bin)) return false;
+    mkdirSync(dirname(dest), { recursive: true });
+    copyFileSync(bin, dest);
+    chmodSync(dest, 0o755);
+    return true;
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+function ensurePrometheus() {
+  const found = which('prometheus');
+  if (found) {
+    log(`prometheus: ${found}`);
+    return;
+  }
+  if (
+    !checkOnly &&
+    hasApt &&
+    extractFromDeb('prometheus', 'usr/bin/prometheus', join(toolsBin, 'prometheus'))
+  ) {
+    did.push("extracted the prometheus server from Debian's prometheus package into .tools/bin");
+    return;
+  }
+  problems.push(
+    "prometheus not found (the dashboard test scrapes a run with it). Install Debian's `prometheus` package, " +
+      'or put the prometheus binary of a Prometheus 2.x release on PATH.',
+  );
+}
+
+// ---------------------------------------------------------------- schemathesis (tests only)
+// The API fuzzer of test/fuzz.test.ts (MIT), pinned, from PyPI into a venv of the project's
+// own (.tools/venv) with a link in .tools/bin: nothing is installed into the system's Python.
+const venv = join(root, '.tools', 'venv');
+function schemathesisVersion(bin) {
+  const r = run(bin, ['--version'], { capture: true });
+  return r.status === 0 ? (r.stdout ?? '').match(/version (\S+)/)?.[1] : undefined;
+}
+
+function ensureSchemathesis() {
+  const bin = join(venv, 'bin', 'schemathesis');
+  const link = join(toolsBin, 'schemathesis');
+  const have = existsSync(bin) ? schemathesisVersion(bin) : undefined;
+  if (have === SCHEMATHESIS_VERSION && existsSync(link)) {
+    log(`schemathesis: ${link} (${have})`);
+    return;
+  }
+  const python = which('python3');
+  if (!checkOnly && python) {
+    log(`schemathesis: pip install schemathesis==${SCHEMATHESIS_VERSION} into .tools/venv`);
+    let r = existsSync(join(venv, 'bin', 'pip'))
+      ? { status: 0 }
+      : run(python, ['-m', 'venv', venv]);
+    if (r.status === 0)
+      r = run(join(venv, 'bin', 'pip'), [
+        'install',
+        '--quiet',
+        '--disable-pip-version-check',
+        `schemathesis==${SCHEMATHESIS_VERSION}`,
+      ]);
+    if (r.status === 0 && schemathesisVersion(bin) === SCHEMATHESIS_VERSION) {
+      mkdirSync(toolsBin, { recursive: true });
+      rmSync(link, { force: true });
+      symlinkSync(bin, link);
+      did.push(`installed schemathesis ${SCHEMATHESIS_VERSION} into .tools/venv`);
+      return;
+    }
+  }
+  problems.push(
+    `schemathesis ${SCHEMATHESIS_VERSION} not found (the API fuzz test runs it). It needs python3 with the venv module ` +
+      `(\`sudo apt-get install python3-venv\` on Debian/Ubuntu); set-up then installs it from PyPI into .tools/venv.` +
+      (have ? ` (.tools/venv has ${have}.)` : ''),
   );
 }
 
@@ -407,6 +504,8 @@ if (problems.length === 0) {
   if (forTests) {
     ensurePromtool();
     ensureChromium();
+    ensurePrometheus();
+    ensureSchemathesis();
   }
   if (forBench) {
     ensureVegeta();

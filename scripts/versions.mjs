@@ -15,6 +15,11 @@ export const K6_IMAGE = `grafana/k6:${K6_VERSION.replace(/^v/, '')}`;
 export const VEGETA_MODULE = 'github.com/tsenart/vegeta/v12';
 export const VEGETA_VERSION = 'v12.13.0';
 /**
+ * schemathesis (MIT), the API fuzzer of test/fuzz.test.ts: installed from PyPI
+ * into a project-local venv (.tools/venv) by `node scripts/setup.mjs --for-tests`.
+ */
+export const SCHEMATHESIS_VERSION = '4.32.5';
+/**
  * Toxiproxy (MIT), the network-fault proxy of the chaos timeline: built by
  * every set-up (plain, --for-tests) into .tools/bin/toxiproxy-server from the
  * module's source at TOXIPROXY_VERSION, fetched through the Go module proxy

@@ -140,8 +140,8 @@ describe('parsing', () => {
       'pay.p99_ms',
     ];
     for (const n of S) expect(byName.get(n), n).toEqual(['stage']);
-    for (const n of ['dep.calls', 'dep.error_rate'])
-      expect(byName.get(n), n).toEqual(['dependency']);
+    const D = ['dep.calls', 'dep.error_rate', 'dep.timeouts', 'dep.refused'];
+    for (const n of D) expect(byName.get(n), n).toEqual(['dependency']);
     const plain = [
       'orders.created',
       'pay.paid',
@@ -180,11 +180,12 @@ describe('parsing', () => {
       'arrivals.scheduled',
       'arrivals.unaccounted',
       'quiescence.unsettled',
+      'faults.failed',
     ];
     for (let i = 1; i <= 11; i++) plain.push(`invariants.I${i}`);
     for (const n of plain) expect(byName.get(n), n).toEqual([]);
     expect(byName.get('checkout.requests')).toEqual(['instance']);
-    expect(byName.size).toBe(S.length + 3 + plain.length);
+    expect(byName.size).toBe(S.length + D.length + 1 + plain.length);
   });
 });
 

@@ -81,15 +81,15 @@ async function deadConsumer(
   running.push(receiver);
   const store = new Store(client, prefix);
   await seedSale(receiver.url, [{ id: 'lip', stock: 5 }]);
-  // The buyer pays in the app 300 ms later; the shopper's request gives up at 100 ms.
+  // The buyer pays in the app 2 s later; the shopper's request gives up at 500 ms (room for a busy machine).
   const r = await call(mocks.urls.wallet, 'PUT', '/__chaos', {
-    extra: { payDelayMs: { dist: 'fixed', ms: 300 }, notify: { timeScale: 0.00001 } },
+    extra: { payDelayMs: { dist: 'fixed', ms: 2_000 }, notify: { timeScale: 0.00001 } },
   });
   expect(r.status, r.text).toBe(200);
   const ids: string[] = [];
   for (const user of ['alice', 'bob']) {
     const o = await createOrder(receiver.url, { user, sku: 'lip', channel: 'alipay' });
-    const p = await payOrder(receiver.url, o.body.id, {}, { 'x-request-deadline-ms': '100' });
+    const p = await payOrder(receiver.url, o.body.id, {}, { 'x-request-deadline-ms': '500' });
     expect(p.status, p.text).toBe(202);
     ids.push(o.body.id);
   }

@@ -5,7 +5,7 @@
 // itself is run by test/phenomena.test.ts.
 import { describe, expect, it } from 'vitest';
 import { parseBudgets } from '../harness/budgets.ts';
-import { judgeRow, PHENOMENA, runName, selectRows } from '../harness/phenomena.ts';
+import { BRIEF_ROWS, judgeRow, PHENOMENA, runName, selectRows } from '../harness/phenomena.ts';
 import { loadPreset } from '../harness/preset.ts';
 import type { RunSummary } from '../harness/summary.ts';
 
@@ -13,9 +13,16 @@ const summary = (verdict: 'pass' | 'fail', metrics: Record<string, number | null
   ({ verdict, metrics }) as unknown as RunSummary;
 
 describe('the phenomenon matrix', () => {
-  it("has the brief's 14 rows, numbered in its order", () => {
-    expect(PHENOMENA.map((r) => r.n)).toEqual(Array.from({ length: 14 }, (_, i) => i + 1));
-    expect(new Set(PHENOMENA.map((r) => r.phenomenon)).size).toBe(14);
+  it("has the brief's 14 rows in its order, then the 4 of the faults beyond the mocks", () => {
+    expect(BRIEF_ROWS).toBe(14);
+    expect(PHENOMENA.map((r) => r.n)).toEqual(Array.from({ length: 18 }, (_, i) => i + 1));
+    expect(new Set(PHENOMENA.map((r) => r.phenomenon)).size).toBe(18);
+    expect(PHENOMENA.slice(BRIEF_ROWS).map((r) => r.preset)).toEqual([
+      'redis-slow',
+      'checkout-crash',
+      'redis-restart',
+      'network-partition',
+    ]);
   });
 
   it.each(PHENOMENA.map((r) => [r.n, r] as const))(
@@ -35,8 +42,8 @@ describe('the phenomenon matrix', () => {
 
   it('--rows picks rows and refuses one the brief does not have', () => {
     expect(selectRows('4,9').map((r) => r.n)).toEqual([4, 9]);
-    expect(selectRows(undefined)).toHaveLength(14);
-    expect(() => selectRows('0,15')).toThrow(/no row 0, 15 \(rows 1-14\)/);
+    expect(selectRows(undefined)).toHaveLength(18);
+    expect(() => selectRows('0,19')).toThrow(/no row 0, 19 \(rows 1-18\)/);
   });
 
   describe('a row holds only when both builds do their part', () => {

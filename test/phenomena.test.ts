@@ -161,3 +161,49 @@ describe(`the same seed gives the same run: retry-storm's naive build again (tim
     expect(againCode, againLog.slice(-3_000)).toBe(1);
   });
 });
+
+describe('faults beyond the mocks (the matrix runs of rows 15-18)', () => {
+  const played = (s: RunSummary) => s.chaos.timeline ?? [];
+
+  it("redis-slow's naive run: the cascade timeline starts at Redis's latency, inside the fault's band", () => {
+    const s = summaryOf('redis-slow', 'naive');
+    const c = s.cascade!;
+    const redis = c.onsets.find((o) => o.signal === 'redis.p99_ms');
+    expect(redis, JSON.stringify(c)).toBeDefined();
+    expect(
+      c.onsets.filter((o) => o.atS < redis!.atS),
+      c.story,
+    ).toEqual([]);
+    const band = s.chaos.bands.find((b) => b.service === 'redis');
+    expect(band, JSON.stringify(s.chaos.bands)).toBeDefined();
+    expect(redis!.lagS).toBeGreaterThanOrEqual(0);
+    expect(played(s).map((p) => [p.target, p.error ?? null])).toEqual([['link:redis', null]]);
+  });
+
+  it('every fault step of every faults preset took effect, in both builds', () => {
+    for (const preset of ['redis-slow', 'checkout-crash', 'redis-restart', 'network-partition'])
+      for (const variant of ['naive', 'hardened']) {
+        const s = summaryOf(preset, variant);
+        const steps = played(s);
+        expect(steps.length, `${preset}/${variant}`).toBeGreaterThan(0);
+        for (const p of steps)
+          expect(p.fromS, `${preset}/${variant} ${JSON.stringify(p)}`).not.toBeNull();
+        expect(s.metrics['faults.failed'] ?? 0).toBe(0);
+      }
+  });
+
+  it("checkout-crash's hardened run: the killed instance was restarted, its shoppers saw resets, and the survivors left nothing pending", () => {
+    const s = summaryOf('checkout-crash', 'hardened');
+    const kill = played(s).find((p) => p.action === 'kill')!;
+    expect(kill.toS, JSON.stringify(kill)).not.toBeNull();
+    expect(s.metrics['checkout.instances']).toBe(3);
+    expect(s.metrics['leaks.stream_pending']).toBe(0);
+    expect(s.metrics['invariants.broken']).toBe(0);
+  });
+
+  it("network-partition's hardened run: the bank's calls timed out (a black hole), none was refused", () => {
+    const s = summaryOf('network-partition', 'hardened');
+    expect(s.metrics['dep.timeouts{dependency=bank}']).toBeGreaterThan(0);
+    expect(s.metrics['dep.refused{dependency=bank}']).toBe(0);
+  });
+});

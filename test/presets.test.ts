@@ -32,11 +32,15 @@ const EXPECTED = [
   'bank-brownout',
   'callback-chaos',
   'capacity-knee',
+  'checkout-crash',
   'coupon-contention',
   'flapping-channel',
   'gateway-outage',
   'ghost-stock',
   'livestream-spike',
+  'network-partition',
+  'redis-restart',
+  'redis-slow',
   'retry-storm',
   'risk-control',
   'stock-lag',
@@ -65,7 +69,7 @@ function refusal(p: unknown): string {
 }
 
 describe('the shipped presets', () => {
-  it('are the eight of the verdicts issue and the five of the phenomena issue, each named like its file', () => {
+  it('are the eight of the verdicts issue, the five of the phenomena issue and the four of the faults issue, each named like its file', () => {
     expect(listPresetNames()).toEqual(EXPECTED);
     for (const name of EXPECTED) {
       const { preset, file } = loadPreset(name);

@@ -13,7 +13,7 @@ describe('the build of a run', () => {
   const [naive, hardened] = preset.variants!;
 
   it("is the variant's own without --mode or --set", () => {
-    expect(buildOf(preset, naive, {})).toEqual(naive!.checkout);
+    expect(buildOf(preset, naive, {})).toEqual({ ...naive!.checkout, instances: 1 });
     expect(buildOf(preset, hardened, {}).mode).toBe('hardened');
     expect(buildOverridden({})).toBe(false);
   });
@@ -68,7 +68,7 @@ describe('run refuses a bad build before anything starts', () => {
     [['--mode', 'clever'], /--mode.*clever.*naive, hardened/],
     [
       ['--mode', 'naive', '--target', 'http://127.0.0.1:9'],
-      /--mode and --set configure the checkout the harness starts/,
+      /--mode, --set and --instances configure the checkout the harness starts/,
     ],
   ])('run retry-storm %j: exit 2 with the reason', async (args, reason) => {
     const r = await runCli(['run', 'retry-storm', '--ci', ...args], { timeoutMs: 60_000 });

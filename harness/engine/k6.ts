@@ -3,6 +3,7 @@
 // each second for the snapshot, and its summary file for the result.
 import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import { dirname, resolve as resolvePath } from 'node:path';
 import { z } from 'zod';
 import { describeK6, resolveK6, runK6, type K6Result, type K6Runner } from '../k6.ts';
 import { UsageError } from '../errors.ts';
@@ -36,6 +37,41 @@ export async function resolveK6Engine(): Promise<K6Engine> {
   }
 }
 
+/** Outputs whose value after `=` is a file k6 writes (`json=results.json`, `csv=out.csv.gz`). */
+const FILE_OUTPUTS = new Set(['json', 'csv']);
+
+/**
+ * The k6 arguments for the user's outputs (`--k6-out VALUE`, repeatable): each
+ * one `--out VALUE`, in order, with a file output's relative path made
+ * absolute from the working directory (k6 in a container runs in the
+ * script's folder) and its folder in `mounts` (bind-mounted read-write there).
+ * Everything else (`experimental-prometheus-rw`, `web-dashboard`,
+ * `opentelemetry`, `influxdb=http://...`) passes as given; its settings come
+ * from K6_* variables, which reach k6 as they are (docs/SCENARIOS.md).
+ */
+export function k6OutArgs(
+  outputs: readonly string[],
+  cwd = process.cwd(),
+): { args: string[]; mounts: string[] } {
+  const args: string[] = [];
+  const mounts: string[] = [];
+  for (const raw of outputs) {
+    const v = raw.trim();
+    if (!v || v.startsWith('-'))
+      throw new UsageError(
+        `--k6-out takes a k6 output such as json=results.json or experimental-prometheus-rw, got "${raw}"`,
+      );
+    const eq = v.indexOf('=');
+    const kind = eq < 0 ? v : v.slice(0, eq);
+    if (eq > 0 && FILE_OUTPUTS.has(kind)) {
+      const file = resolvePath(cwd, v.slice(eq + 1));
+      mounts.push(dirname(file));
+      args.push('--out', `${kind}=${file}`);
+    } else args.push('--out', v);
+  }
+  return { args, mounts: [...new Set(mounts)] };
+}
+
 const versions = new Map<string, string>();
 
 /** The k6's version, asked once per binary (a run makes one engine per variant). */
@@ -59,7 +95,11 @@ export class K6Engine implements LoadEngine {
   private startedAt = 0;
   private readonly version: string;
 
-  constructor(readonly k6: K6Runner) {
+  /** `outputs`: the user's k6 outputs (--k6-out), each forwarded as `--out` (k6OutArgs). */
+  constructor(
+    readonly k6: K6Runner,
+    private readonly outputs: readonly string[] = [],
+  ) {
     this.version = k6Version(k6);
   }
 
@@ -72,10 +112,12 @@ export class K6Engine implements LoadEngine {
     this.plan = plan;
     const port = await freePort();
     this.startedAt = Date.now();
+    const out = k6OutArgs(this.outputs);
     this.run = runK6({
       k6: this.k6,
       script: plan.k6.script,
-      mounts: plan.k6.mounts,
+      mounts: [...(plan.k6.mounts ?? []), ...out.mounts],
+      args: out.args,
       address: `127.0.0.1:${port}`,
       env: plan.k6.env,
       capture: true,

@@ -133,6 +133,7 @@ export const BAND_COLORS: Record<FaultBand['service'], string> = {
   wallet: '#CC79A7',
   coupon: '#E69F00',
   checkout: '#555555',
+  redis: '#009E73',
 };
 
 // ---------------------------------------------------------------- series keys

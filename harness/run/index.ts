@@ -7,7 +7,10 @@
 //   sale.ts      seed the sale
 //   load.ts      the load engine's inputs (shoppers, plan)
 //   chaos.ts     apply the preset's chaos to the mocks
+//   faults.ts    play the faults beyond the mocks (checked before anything starts;
+//                proxies set up with the stack), from the start of the traffic
 //   load.ts      the traffic, collected each second (progress.ts: live progress)
+//   faults.ts    end the faults still in force
 //   chaos.ts     clear the chaos
 //   quiesce.ts   wait for the system to settle, auditing the invariants
 //   metrics.ts   the final readings and the flat metrics
@@ -32,6 +35,7 @@ import { PROJECT_ROOT } from '../tools.ts';
 import { baselineOf } from './baseline.ts';
 import { applyChaos, clearChaos } from './chaos.ts';
 import { watchCpu } from './cpu.ts';
+import { checkFaults, faultsBudget, rigFaults } from './faults.ts';
 import {
   engineFactory,
   prepareLoad,
@@ -57,7 +61,7 @@ import { openStore, quiesce, quiescenceBudget, streamBudget } from './quiesce.ts
 import { resetTarget } from './reset.ts';
 import { seedSale } from './sale.ts';
 import { buildSummary } from './summary.ts';
-import { startTarget } from './target.ts';
+import { startTarget, type Target } from './target.ts';
 import { judge, printExpectations, printVerdict } from './verdict.ts';
 
 export async function runCommand(o: RunOptions, print: Print = console.log): Promise<number> {
@@ -83,7 +87,8 @@ export async function runCommand(o: RunOptions, print: Print = console.log): Pro
     throw new UsageError(
       '--repeat runs the preset several times, and runner processes serve one run: drop one of them',
     );
-  // Every variant's baseline is read before anything starts.
+  // Every variant's faults can be played, and its baseline is read, before anything starts.
+  for (const v of variants) checkFaults(preset, buildOf(preset, v, o).instances, o);
   const baselines = new Map<Variant | undefined, Record<string, number | null> | undefined>();
   for (const v of variants)
     baselines.set(v, await baselineOf(o, preset, v, budgetsOf(preset, v, cli), print));
@@ -192,12 +197,14 @@ async function compareRepetitions(
 /** One run of the preset (or of one variant), stage by stage. */
 async function runOne(r: OneRun, o: RunOptions, print: Print): Promise<RunSummary> {
   const ctx = resolveRun(r, o, print);
+  const faults = rigFaults(ctx);
   // The engine's input files do not depend on the target: written while the stack starts.
   const files = writeLoadFiles(ctx);
   files.catch(() => undefined); // awaited below; a failed start must not leave it unhandled
-  const target = await startTarget(ctx);
+  let target: Target | undefined;
   let store: Store | undefined;
   try {
+    target = await startTarget(ctx, faults?.stackOptions);
     await resetTarget(ctx, target);
     const sale = await seedSale(ctx, target);
     const plan = prepareLoad(ctx, target, await files);
@@ -206,7 +213,9 @@ async function runOne(r: OneRun, o: RunOptions, print: Print): Promise<RunSummar
     // Chaos is applied just before the traffic, so its clock starts with it.
     const bands = await applyChaos(ctx, target);
     const cpu = watchCpu(target, o.runners ? 'harness' : 'harness+load');
+    faults?.start(target);
     const loadRun = await runLoad(ctx, target, { engine, plan, bands });
+    const played = (await faults?.stop(bands)) ?? [];
     const cpuShares = cpu.stop();
     await clearChaos(target);
     store = openStore(ctx, target, sale);
@@ -250,19 +259,22 @@ async function runOne(r: OneRun, o: RunOptions, print: Print): Promise<RunSummar
       : quiescenceBudget(settling, store !== undefined && target.haveMocks);
     if (settledCheck) metrics['quiescence.unsettled'] = settledCheck.value;
     const streamCheck = interrupted ? undefined : streamBudget(settling.report);
+    const faultsCheck = faultsBudget(played);
+    if (faultsCheck) metrics['faults.failed'] = faultsCheck.value;
     const judgement = judge(
       r.budgets,
       metrics,
       loadRun.traffic,
       settling.report,
       interrupted,
-      [...(settledCheck ? [settledCheck] : []), ...(streamCheck ? [streamCheck] : [])],
+      [settledCheck, streamCheck, faultsCheck].filter((c) => c !== undefined),
       r.baseline,
     );
     const summary = buildSummary(ctx, {
       target,
       sale,
       bands,
+      played,
       series,
       cpu: cpuShares,
       loadRun,
@@ -277,7 +289,8 @@ async function runOne(r: OneRun, o: RunOptions, print: Print): Promise<RunSummar
     return summary;
   } finally {
     store?.redis.disconnect();
-    await target.stack?.stop();
+    await target?.stack?.stop();
+    await faults?.close();
   }
 }
 

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { gracefulStopS } from '../../scenarios/lib/preset.ts';
 import { Collector } from '../collect.ts';
 import { EmbeddedEngine } from '../engine/embedded.ts';
-import { K6Engine, resolveK6Engine } from '../engine/k6.ts';
+import { K6Engine, k6OutArgs, resolveK6Engine } from '../engine/k6.ts';
 import { RemoteEngine } from '../engine/remote.ts';
 import type { LoadEngine, LoadPlan, LoadResult } from '../engine/types.ts';
 import type { ResolvedPreset } from '../preset.ts';
@@ -19,6 +19,7 @@ import { PROJECT_ROOT } from '../tools.ts';
 import type { Print, RunOptions } from './options.ts';
 import { UsageError } from '../errors.ts';
 import type { RunContext } from './preset.ts';
+import { sharedRunExporter } from '../run-exporter.ts';
 import { showProgress, trafficLine } from './progress.ts';
 import type { Target } from './target.ts';
 
@@ -37,9 +38,13 @@ export async function engineFactory(o: RunOptions, print: Print): Promise<() => 
       throw new UsageError(
         "--runners spreads flashcrowd's engine over runner processes; it does not apply to --engine k6",
       );
+    const outputs = o.k6Out ?? [];
+    k6OutArgs(outputs); // a bad --k6-out is a usage error before anything starts
     const k6 = (await resolveK6Engine()).k6;
-    return () => new K6Engine(k6);
+    return () => new K6Engine(k6, outputs);
   }
+  if (o.k6Out?.length)
+    throw new UsageError('--k6-out passes outputs to k6: it goes with --engine k6');
   if (o.runners !== undefined) {
     const remote = {
       runners: o.runners,
@@ -170,6 +175,15 @@ export async function runLoad(
   const startMs = Date.now();
   await collector.start();
   const { bands } = a;
+  if (ctx.o.metricsPort !== undefined)
+    (await sharedRunExporter(ctx.o.metricsPort)).serve({
+      load: () => a.engine.snapshot(),
+      stock: () => collector.snapshot().stock,
+      bands,
+      startMs,
+      preset: ctx.r.preset.name,
+      variant: ctx.r.variant?.name ?? '',
+    });
   const stopProgress = showProgress(ctx.o, ctx.print, {
     collector,
     bands,

@@ -232,6 +232,15 @@ function checkoutMetrics(checkoutProm: string): Metrics {
     const bad = sum(calls, (l) => l.dependency === dep && l.outcome !== 'ok');
     m[seriesKey('dep.calls', { dependency: dep })] = n;
     m[seriesKey('dep.error_rate', { dependency: dep })] = n > 0 ? bad / n : null;
+    // A cut link times out (a black hole) or refuses (a closed port): which one, per dependency.
+    m[seriesKey('dep.timeouts', { dependency: dep })] = sum(
+      calls,
+      (l) => l.dependency === dep && l.outcome === 'timeout',
+    );
+    m[seriesKey('dep.refused', { dependency: dep })] = sum(
+      calls,
+      (l) => l.dependency === dep && l.outcome === 'connection_refused',
+    );
     attempts += n;
   }
   const event = (e: string) => sum('flashcrowd_checkout_order_events_total', (l) => l.event === e);

@@ -47,6 +47,10 @@ export interface RunOptions {
   runnerTimeoutS?: number;
   /** Ctrl-C: the load stops early (the run then reports what it saw). */
   signal?: AbortSignal;
+  /** --k6-out VALUE (repeatable): k6 outputs, each forwarded as `k6 run --out VALUE` (--engine k6). */
+  k6Out?: string[];
+  /** --metrics-port N: serve the run's own metrics (shoppers, arrivals, stock, faults) for Prometheus on 127.0.0.1:N. */
+  metricsPort?: number;
 }
 
 /** Where the run's lines for a person go (console.log unless a test listens). */

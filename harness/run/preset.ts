@@ -117,7 +117,13 @@ export function buildOf(
     set[kv.slice(0, eq)] = kv.slice(eq + 1);
   }
   const instances = o.instances ?? variant?.checkout?.instances ?? preset.checkout.instances ?? 1;
-  return { mode: o.mode ?? own.mode, set, instances };
+  const redisPersistence = variant?.checkout?.redisPersistence ?? preset.checkout.redisPersistence;
+  return {
+    mode: o.mode ?? own.mode,
+    set,
+    instances,
+    ...(redisPersistence ? { redisPersistence } : {}),
+  };
 }
 
 /** --set KEY=VALUE, checked against the checkout's settings before anything starts. */

@@ -24,11 +24,14 @@ import type { Settling } from './quiesce.ts';
 import type { Sale } from './sale.ts';
 import type { Target } from './target.ts';
 import type { Judgement } from './verdict.ts';
+import type { PlayedStep } from '../faults/timeline.ts';
 
 export interface SummaryParts {
   target: Target;
   sale: Sale;
   bands: FaultBand[];
+  /** The preset's faults beyond the mocks as played (harness/run/faults.ts). */
+  played: PlayedStep[];
   /** timeseries.json, for the cascade timeline. */
   series: TimeSeries;
   /** Cores each process used during the traffic (harness/run/cpu.ts). */
@@ -94,7 +97,11 @@ export function buildSummary(ctx: RunContext, p: SummaryParts): RunSummary {
       declines: declinesOf(p.readings.mockProms),
       notifications: notificationsOf(p.readings.mockProms.wallet),
     },
-    chaos: { bands: p.bands, injected: injectedOf(p.readings.mockProms) },
+    chaos: {
+      bands: p.bands,
+      injected: injectedOf(p.readings.mockProms),
+      ...(p.played.length ? { timeline: p.played } : {}),
+    },
     quiescence: {
       settled,
       waitedS: quiescenceS,

@@ -1,7 +1,8 @@
 // `flashcrowd run`, the target: the system under load. The embedded stack
 // (Redis, the three mocks, the checkout built as the preset says), or the
 // user's --target with the mocks and Redis it names.
-import { startStack, type Stack, type StackUrls } from '../stack.ts';
+import { startStack, type Stack, type StackOptions, type StackUrls } from '../stack.ts';
+import { aofOf } from './faults.ts';
 import { checkUrl, type RunOptions } from './options.ts';
 import type { RunContext } from './preset.ts';
 
@@ -17,7 +18,11 @@ export interface Target {
   stack?: Stack;
 }
 
-export async function startTarget(ctx: RunContext): Promise<Target> {
+export async function startTarget(
+  ctx: RunContext,
+  /** From the faults stage (harness/run/faults.ts): proxies in front of the links, Redis with AOF. */
+  extra: Pick<StackOptions, 'beforeCheckout' | 'redisAof'> = {},
+): Promise<Target> {
   const { r, o, build } = ctx;
   if (o.target) {
     const urls = targetUrls(o, o.target);
@@ -43,6 +48,8 @@ export async function startTarget(ctx: RunContext): Promise<Target> {
     instances: build.instances,
     logDir: r.dir,
     log: ctx.print,
+    ...aofOf(build.redisPersistence, false),
+    ...extra,
   });
   return { urls: stack.urls, haveMocks: haveMocks(stack.urls), stack };
 }

@@ -5,6 +5,7 @@ import { drawKeyOf } from '../chaos/middleware.ts';
 import { parseInput } from '../errors.ts';
 import { IdempotencyStore } from '../idempotency.ts';
 import type { ServiceDefinition } from '../service.ts';
+import { bankApi } from './api.ts';
 import { BANK_DECLINE_REASONS, type BankDeclineReason } from './cards.ts';
 import { Bank, paymentStatusCode } from './domain.ts';
 import {
@@ -27,6 +28,7 @@ export function createBank(): ServiceDefinition<BankExtra> & { bank(): Bank } {
     operations: BANK_OPERATIONS,
     declineReasons: BANK_DECLINE_REASONS,
     extraSchema: bankExtraSchema,
+    api: bankApi,
     bank: () => bank!,
     routes(r, { engine, op, timeScale }) {
       bank = new Bank(engine, { timeScale });

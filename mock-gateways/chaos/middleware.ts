@@ -24,6 +24,8 @@ export function drawKeyOf(res: Response): DrawKey | undefined {
   return res.locals[CHAOS_KEY] as DrawKey | undefined;
 }
 export const INJECTED_LATENCY_HEADER = 'x-flashcrowd-injected-latency-ms';
+/** Set on every answer the chaos engine made up (a fault, or a capacity refusal): its kind. */
+export const INJECTED_FAULT_HEADER = 'x-flashcrowd-fault';
 const MALFORMED_BODY = '{"status":"succeeded","amount":';
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
@@ -135,6 +137,7 @@ export function chaosMiddlewareFactory(
       // Tell the caller what was injected, so a client can tell injected latency from overhead.
       if (decision.latencyMs > 0)
         res.setHeader(INJECTED_LATENCY_HEADER, decision.latencyMs.toFixed(3));
+      if (fault) res.setHeader(INJECTED_FAULT_HEADER, fault.kind);
       if (fault)
         metrics.faults.inc({
           operation,
@@ -209,6 +212,7 @@ export function chaosMiddlewareFactory(
       res.locals.reason = 'capacity_exceeded';
       res
         .status(503)
+        .set(INJECTED_FAULT_HEADER, 'capacity')
         .set('Retry-After', '1')
         .json({
           error: 'service_unavailable',

@@ -269,10 +269,12 @@ export function issuesToErrors(
   issues: readonly z.core.$ZodIssue[],
   where = '(body)',
 ): { field: string; reason: string }[] {
+  // A key that is the empty string is named `""`, so every error names a field.
+  const name = (parts: string[]) => parts.map((p) => (p === '' ? '""' : p)).join('.');
   return issues.flatMap((i) => {
     const path = i.path.map(String);
     if (i.code === 'unrecognized_keys')
-      return i.keys.map((k) => ({ field: [...path, k].join('.'), reason: 'unknown field' }));
-    return [{ field: path.join('.') || where, reason: i.message }];
+      return i.keys.map((k) => ({ field: name([...path, k]), reason: 'unknown field' }));
+    return [{ field: name(path) || where, reason: i.message }];
   });
 }

@@ -5,6 +5,7 @@ import { bodyField, paramField, queryField, tagged } from '../chaos/identity.ts'
 import { parseInput } from '../errors.ts';
 import { IdempotencyStore } from '../idempotency.ts';
 import type { ServiceDefinition } from '../service.ts';
+import { couponApi } from './api.ts';
 import { Coupons } from './domain.ts';
 import {
   campaignInput,
@@ -51,6 +52,7 @@ export function createCoupon(): ServiceDefinition<CouponExtra> & { coupons(): Co
     operations: COUPON_OPERATIONS,
     declineReasons: COUPON_DECLINE_REASONS,
     extraSchema: couponExtraSchema,
+    api: couponApi,
     coupons: () => coupons!,
     levels: () => ({ coupons_locked: coupons?.lockedCount() ?? 0 }),
     routes(r, { engine, op, timeScale }) {

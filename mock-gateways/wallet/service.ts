@@ -6,6 +6,7 @@ import { drawKeyOf } from '../chaos/middleware.ts';
 import { parseInput } from '../errors.ts';
 import { IdempotencyStore } from '../idempotency.ts';
 import type { ServiceDefinition } from '../service.ts';
+import { walletApi } from './api.ts';
 import { timeScaleProblem } from '../time-scale.ts';
 import { Wallet, payStatusCode } from './domain.ts';
 import { DECLINES, WALLET_DECLINE_REASONS, type WalletDeclineReason } from './reasons.ts';
@@ -63,6 +64,7 @@ export function createWallet(
     operations: WALLET_OPERATIONS,
     declineReasons: WALLET_DECLINE_REASONS,
     extraSchema: walletExtraSchema,
+    api: walletApi,
     secret,
     wallet: () => wallet!,
     levels: () => ({ notify_backlog: wallet?.notifier.backlog() ?? 0 }),
