@@ -17,7 +17,7 @@ import type { RunSummary } from '../harness/summary.ts';
 import type { JourneyAnswer } from '../scenarios/lib/journey.ts';
 import { compareReplays } from '../scenarios/lib/replays.ts';
 import { seedSale } from './support/checkout.ts';
-import { runCli } from './support/cli.ts';
+import { HALF_CI, HALF_CI_TIME_SCALE, runCli } from './support/cli.ts';
 import { startProxy, type Proxy } from './support/proxy.ts';
 
 const answer = (status: number, body: object = {}): JourneyAnswer => ({
@@ -127,11 +127,11 @@ describe('the probe and the run against a real checkout', () => {
   const tmp = mkdtempSync(join(tmpdir(), 'flashcrowd-i10-'));
 
   beforeAll(async () => {
-    // livestream-spike's --ci time-scale, so the checkout's deadlines match the run's.
+    // The run's time-scale (half of livestream-spike's --ci one), so the checkout's deadlines match the run's.
     stack = await startStack({
       seed: 5,
       mode: 'hardened',
-      set: ['timeScale=0.0166667'],
+      set: [`timeScale=${HALF_CI_TIME_SCALE}`],
       logDir: tmp,
     });
     proxy = await tamperingProxy(stack.urls.checkout);
@@ -162,7 +162,7 @@ describe('the probe and the run against a real checkout', () => {
         'livestream-spike',
         '--variant',
         'hardened',
-        '--ci',
+        ...HALF_CI,
         '--seed',
         '3',
         '--progress',

@@ -1,14 +1,15 @@
 // Whole runs of a mutant checkout: a copy of the repository with one bug
-// planted (test/support/mutant.ts), its own `flashcrowd run <preset> --ci` run
-// end to end (the copy's harness starts the copy's checkout), and the named
-// invariant and its budget must fail with order ids. The audit's own mutation
-// tests drive a mutant with a few requests (test/audit-mutations.test.ts);
-// these check that the preset that reaches the bug makes the verdict FAIL.
+// planted (test/support/mutant.ts), its own `flashcrowd run <preset>` run end
+// to end at half the --ci time-scale (the copy's harness starts the copy's
+// checkout), and the named invariant and its budget must fail with order ids.
+// The audit's own mutation tests drive a mutant with a few requests
+// (test/audit-mutations.test.ts); these check that the preset that reaches
+// the bug makes the verdict FAIL.
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { RunSummary } from '../harness/summary.ts';
-import { runCli } from './support/cli.ts';
+import { HALF_CI, runCli } from './support/cli.ts';
 import { copyCheckout, type Mutation } from './support/mutant.ts';
 
 async function runMutant(m: Mutation, preset: string) {
@@ -16,7 +17,7 @@ async function runMutant(m: Mutation, preset: string) {
   try {
     const out = join(copy.dir, 'reports', 'run');
     const { code, log } = await runCli(
-      ['run', preset, '--variant', 'hardened', '--ci', '--progress', 'none', '--out', out],
+      ['run', preset, '--variant', 'hardened', ...HALF_CI, '--progress', 'none', '--out', out],
       { bin: join(copy.dir, 'bin', 'flashcrowd.js'), cwd: copy.dir },
     );
     if (!existsSync(join(out, 'summary.json')))

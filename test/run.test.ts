@@ -1,20 +1,16 @@
 // `flashcrowd run` end to end, as a user or a CI job runs it: flashcrowd's own
-// load engine, real Redis, the real mocks and checkout as child processes. A 20-second
-// livestream-spike passes its preset's budgets (retry-storm's variants, the
-// naive one failing with leaks the audit finds, in test/reproducibility.test.ts);
+// load engine, real Redis, the real mocks and checkout as child processes, at
+// half the presets' --ci time-scale (test/compose.test.ts runs the README's
+// --ci line). A 10-second livestream-spike passes its preset's budgets
+// (retry-storm's variants, the naive one failing with leaks the audit finds,
+// in test/reproducibility.test.ts and test/phenomena.test.ts);
 // exit codes 0, 1 and 2 as documented; the report files exist and parse
 // (summary.json against its schema, junit.xml against the JUnit XSD); a load
-// generator that sends no traffic never passes.
+// generator that sends no traffic never passes. (Its usage errors, which start
+// nothing, are in test/run-usage.test.ts.)
 import { randomUUID } from 'node:crypto';
-import { spawn, spawnSync } from 'node:child_process';
-import {
-  chmodSync,
-  existsSync,
-  mkdtempSync,
-  readdirSync,
-  readFileSync,
-  writeFileSync,
-} from 'node:fs';
+import { spawn } from 'node:child_process';
+import { chmodSync, existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -22,28 +18,11 @@ import { describe, expect, it } from 'vitest';
 import { validateXML } from 'xmllint-wasm';
 import { scheduledCount, type Shape } from '../harness/engine/schedule.ts';
 import { runSummarySchema, timeSeriesSchema, type RunSummary } from '../harness/summary.ts';
+import { HALF_CI, processesMarked } from './support/cli.ts';
 
 const BIN = join(import.meta.dirname, '..', 'bin', 'flashcrowd.js');
 const XSD = join(import.meta.dirname, 'fixtures', 'junit.xsd');
 const tmp = mkdtempSync(join(tmpdir(), 'flashcrowd-run-'));
-
-function cli(args: string[], timeout = 30_000, env: NodeJS.ProcessEnv = process.env) {
-  return spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8', timeout, env });
-}
-
-/** Pids of the processes whose environment holds `mark` (readable ones: this user's). */
-function processesMarked(mark: string): number[] {
-  const pids: number[] = [];
-  for (const d of readdirSync('/proc')) {
-    if (!/^\d+$/.test(d)) continue;
-    try {
-      if (readFileSync(`/proc/${d}/environ`, 'latin1').includes(mark)) pids.push(Number(d));
-    } catch {
-      /* gone, or another user's */
-    }
-  }
-  return pids;
-}
 
 /** Docker sockets testcontainers would find whatever DOCKER_HOST says. */
 
@@ -102,181 +81,8 @@ function idleK6(): string {
   return path;
 }
 
-describe('flashcrowd run: usage errors exit 2 before anything starts', () => {
-  it('an unknown preset names the known ones', () => {
-    const r = cli(['run', 'no-such-preset']);
-    expect(r.status).toBe(2);
-    expect(r.stderr).toMatch(/no preset "no-such-preset".*livestream-spike/s);
-  });
-
-  it('a budget naming an unknown metric is refused with a suggestion', () => {
-    const r = cli([
-      'run',
-      'livestream-spike',
-      '--variant',
-      'hardened',
-      '--ci',
-      '--budget',
-      'pay.failure_rat<0.02',
-    ]);
-    expect(r.status).toBe(2);
-    expect(r.stderr).toMatch(/pay\.failure_rat/);
-    expect(r.stderr).toMatch(/pay\.failure_rate/);
-  });
-
-  it('a target outside loopback is refused without --allow-remote-target', () => {
-    const r = cli([
-      'run',
-      'livestream-spike',
-      '--variant',
-      'hardened',
-      '--ci',
-      '--target',
-      'http://10.1.2.3:8080',
-    ]);
-    expect(r.status).toBe(2);
-    expect(r.stderr).toMatch(/not a loopback address/);
-    expect(r.stderr).toMatch(/--allow-remote-target/);
-  });
-
-  it('--target with a preset of several variants and no --variant is refused: the target runs one build of its own', () => {
-    const r = cli(['run', 'livestream-spike', '--ci', '--target', 'http://127.0.0.1:9']);
-    expect(r.status, r.stderr).toBe(2);
-    expect(r.stderr).toMatch(/give --variant \(naive, hardened\) with --target/);
-  });
-
-  it('a time-scale above 1 is refused naming the option', () => {
-    const r = cli(['run', 'livestream-spike', '--time-scale', '2']);
-    expect(r.status).toBe(2);
-    expect(r.stderr).toMatch(/--time-scale/);
-  });
-
-  // DOCKER_HOST names the engine meant: one that does not answer is "no Docker", whatever
-  // other sockets this machine has.
-  it('--engine k6 with FLASHCROWD_K6=docker and no Docker engine exits 2 naming k6 and Docker, before the stack starts', () => {
-    const id = randomUUID();
-    const out = join(tmp, 'k6-docker');
-    const r = cli(
-      ['run', 'livestream-spike', '--variant', 'hardened', '--ci', '--engine', 'k6', '--out', out],
-      30_000,
-      {
-        ...process.env,
-        FLASHCROWD_K6: 'docker',
-        DOCKER_HOST: 'unix:///nonexistent/docker.sock',
-        FLASHCROWD_TEST_MARK: id,
-      },
-    );
-    expect(r.status, r.stderr).toBe(2);
-    expect(r.stderr).toMatch(/FLASHCROWD_K6=docker/);
-    expect(r.stderr).toMatch(/grafana\/k6:\d+\.\d+\.\d+ container/);
-    expect(r.stderr).toMatch(
-      /no Docker engine answered at DOCKER_HOST=unix:\/\/\/nonexistent\/docker\.sock \(.+\)/,
-    );
-    expect(r.stderr).not.toMatch(/\n\s+at /); // a message, not a stack trace
-    expect(r.stdout).not.toMatch(/redis|checkout/i); // nothing was started
-    expect(existsSync(out)).toBe(false);
-    expect(processesMarked(`FLASHCROWD_TEST_MARK=${id}`)).toEqual([]);
-  });
-
-  it('--engine k6 with no k6 anywhere exits 2 saying how to get k6, and starts nothing', () => {
-    const out = join(tmp, 'no-k6');
-    const r = cli(
-      ['run', 'livestream-spike', '--variant', 'hardened', '--ci', '--engine', 'k6', '--out', out],
-      30_000,
-      {
-        ...process.env,
-        FLASHCROWD_K6: '',
-        PATH: '/nonexistent',
-        DOCKER_HOST: 'unix:///nonexistent/docker.sock',
-      },
-    );
-    expect(r.status, r.stderr).toBe(2);
-    expect(r.stderr).toMatch(/no k6 on PATH, and FLASHCROWD_K6 is not set/);
-    expect(r.stderr).toMatch(/install k6 yourself/);
-    expect(r.stderr).toMatch(/without --engine k6/);
-    expect(r.stdout).not.toMatch(/redis|checkout/i);
-    expect(existsSync(out)).toBe(false);
-  });
-
-  it('FLASHCROWD_K6 naming a missing file exits 2 naming the variable', () => {
-    const r = cli(
-      ['run', 'livestream-spike', '--variant', 'hardened', '--ci', '--engine', 'k6'],
-      30_000,
-      {
-        ...process.env,
-        FLASHCROWD_K6: '/no/such/k6',
-      },
-    );
-    expect(r.status, r.stderr).toBe(2);
-    expect(r.stderr).toMatch(/FLASHCROWD_K6=\/no\/such\/k6: no such file/);
-  });
-
-  it('--runners refuses k6, a preset with several variants and no --variant, and --listen without --runners (exit 2)', () => {
-    const k6 = cli([
-      'run',
-      'livestream-spike',
-      '--variant',
-      'hardened',
-      '--ci',
-      '--engine',
-      'k6',
-      '--runners',
-      '2',
-    ]);
-    expect(k6.status, k6.stderr).toBe(2);
-    expect(k6.stderr).toMatch(/--runners .*does not apply to --engine k6/);
-    const variants = cli(['run', 'retry-storm', '--ci', '--runners', '2']);
-    expect(variants.status, variants.stderr).toBe(2);
-    expect(variants.stderr).toMatch(/give --variant \(naive, hardened\) with --runners/);
-    const listen = cli([
-      'run',
-      'livestream-spike',
-      '--variant',
-      'hardened',
-      '--ci',
-      '--listen',
-      '127.0.0.1:0',
-    ]);
-    expect(listen.status, listen.stderr).toBe(2);
-    expect(listen.stderr).toMatch(/--listen and --runner-timeout go with --runners/);
-    const bad = cli([
-      'run',
-      'livestream-spike',
-      '--variant',
-      'hardened',
-      '--ci',
-      '--runners',
-      '2',
-      '--listen',
-      'nowhere',
-    ]);
-    expect(bad.status, bad.stderr).toBe(2);
-    expect(bad.stderr).toMatch(/--listen must be host:port/);
-  });
-
-  it('list shows every shipped preset', () => {
-    const r = cli(['list', '--json']);
-    expect(r.status, r.stderr).toBe(0);
-    const names = (JSON.parse(r.stdout) as { name: string; error?: string }[]).map((p) => {
-      expect(p.error, p.name).toBeUndefined();
-      return p.name;
-    });
-    for (const n of [
-      'livestream-spike',
-      'bank-brownout',
-      'gateway-outage',
-      'callback-chaos',
-      'ambiguous-capture',
-      'retry-storm',
-      'coupon-contention',
-      'top-of-hour',
-    ])
-      expect(names).toContain(n);
-  });
-});
-
 describe("flashcrowd run end to end (flashcrowd's engine, Redis, mocks and checkout)", () => {
-  it('livestream-spike at CI scale (2 worker threads) passes its preset budgets; a failing --budget makes it exit 1; the report files parse', async () => {
+  it('livestream-spike at half the CI time-scale (2 worker threads) passes its preset budgets; a failing --budget makes it exit 1; the report files parse', async () => {
     const out = join(tmp, 'spike');
     const r = await cliAsync(
       [
@@ -284,7 +90,7 @@ describe("flashcrowd run end to end (flashcrowd's engine, Redis, mocks and check
         'livestream-spike',
         '--variant',
         'hardened',
-        '--ci',
+        ...HALF_CI,
         '--seed',
         '7',
         '--out',
@@ -348,7 +154,7 @@ describe("flashcrowd run end to end (flashcrowd's engine, Redis, mocks and check
         'livestream-spike',
         '--variant',
         'hardened',
-        '--ci',
+        ...HALF_CI,
         '--seed',
         '7',
         '--quiescence',
@@ -388,7 +194,7 @@ describe("flashcrowd run end to end (flashcrowd's engine, Redis, mocks and check
         'livestream-spike',
         '--variant',
         'hardened',
-        '--ci',
+        ...HALF_CI,
         '--seed',
         '7',
         '--out',
@@ -457,8 +263,8 @@ describe("flashcrowd run end to end (flashcrowd's engine, Redis, mocks and check
     const seen = new Promise<void>((resolve) => {
       const onData = (d: Buffer) => {
         text += d.toString();
-        // A few seconds into the traffic: progress lines after the traffic line.
-        if (/traffic: [\s\S]*\n.*\n.*\n.*\n/.test(text)) resolve();
+        // A few seconds into the traffic: the second progress line (plain: one every 5 s) after the traffic line.
+        if (/traffic: [\s\S]*\n.*\n.*\n/.test(text)) resolve();
       };
       child.stdout.on('data', onData);
       child.stderr.on('data', (d: Buffer) => (text += d.toString()));
@@ -542,7 +348,7 @@ describe('flashcrowd run --target: an audit that cannot run never passes', () =>
           'livestream-spike',
           '--variant',
           'hardened',
-          '--ci',
+          ...HALF_CI,
           '--out',
           out,
           '--progress',

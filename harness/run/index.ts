@@ -36,7 +36,14 @@ import { baselineOf } from './baseline.ts';
 import { applyChaos, clearChaos } from './chaos.ts';
 import { watchCpu } from './cpu.ts';
 import { checkFaults, faultsBudget, rigFaults } from './faults.ts';
-import { engineFactory, prepareLoad, readyEngine, runLoad, timeSeries } from './load.ts';
+import {
+  engineFactory,
+  prepareLoad,
+  readyEngine,
+  runLoad,
+  timeSeries,
+  writeLoadFiles,
+} from './load.ts';
 import { finalReadings, runMetrics } from './metrics.ts';
 import { decideI10 } from './probe.ts';
 import { checkTargetFlags, runScales, type Print, type RunOptions } from './options.ts';
@@ -191,13 +198,16 @@ async function compareRepetitions(
 async function runOne(r: OneRun, o: RunOptions, print: Print): Promise<RunSummary> {
   const ctx = resolveRun(r, o, print);
   const faults = rigFaults(ctx);
+  // The engine's input files do not depend on the target: written while the stack starts.
+  const files = writeLoadFiles(ctx);
+  files.catch(() => undefined); // awaited below; a failed start must not leave it unhandled
   let target: Target | undefined;
   let store: Store | undefined;
   try {
     target = await startTarget(ctx, faults?.stackOptions);
     await resetTarget(ctx, target);
     const sale = await seedSale(ctx, target);
-    const plan = await prepareLoad(ctx, target);
+    const plan = prepareLoad(ctx, target, await files);
     const engine = r.engine();
     await readyEngine(engine, plan, o.signal);
     // Chaos is applied just before the traffic, so its clock starts with it.

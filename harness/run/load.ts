@@ -67,15 +67,35 @@ function checkListen(v: string): string {
   return v;
 }
 
-/** The load engine's inputs, written to the run's folder (k6 reads them as files), and the plan. */
-export async function prepareLoad(ctx: RunContext, { urls }: Target): Promise<LoadPlan> {
+/** The files the load engine reads (k6 reads them as files): the resolved preset and the shoppers. */
+export interface LoadFiles {
+  presetFile: string;
+  shoppersFile: string;
+}
+
+/**
+ * The load engine's input files, written to the run's folder. They depend on
+ * the preset and the seed alone, not on the target, so the run writes them
+ * while the stack starts (the shoppers file takes a child process about a
+ * second).
+ */
+export async function writeLoadFiles(ctx: RunContext): Promise<LoadFiles> {
   const { r, resolved } = ctx;
   const presetFile = join(r.dir, 'preset.resolved.json');
   writeFileSync(presetFile, JSON.stringify(resolved, null, 2));
   const shoppersFile = join(r.dir, 'shoppers.json');
   // As many shoppers as the shape brings arrivals, with a margin (scenarios/lib/preset.ts).
   await writeShoppersApart(shoppersFile, presetFile, r.seed);
-  return livestreamPlan(resolved, urls, r.dir, presetFile, shoppersFile, r.seed);
+  return { presetFile, shoppersFile };
+}
+
+/** The load engine's plan against the target, from its input files. */
+export function prepareLoad(
+  ctx: RunContext,
+  { urls }: Target,
+  { presetFile, shoppersFile }: LoadFiles,
+): LoadPlan {
+  return livestreamPlan(ctx.resolved, urls, ctx.r.dir, presetFile, shoppersFile, ctx.r.seed);
 }
 
 /** harness/shoppers-main.ts in a child process: faker stays out of this one. */

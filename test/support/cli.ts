@@ -3,6 +3,7 @@
 // log for failure messages, SIGINT after `timeoutMs` so a stuck run still
 // ends (and writes its reports, as an interrupted run does).
 import { spawn } from 'node:child_process';
+import { readdirSync, readFileSync } from 'node:fs';
 import { once } from 'node:events';
 import { join } from 'node:path';
 
@@ -24,4 +25,27 @@ export async function runCli(
   const [code] = (await once(child, 'exit')) as [number | null];
   clearTimeout(t);
   return { code, log };
+}
+
+/**
+ * Half of the presets' `ci` time-scale (0.0166667): 10 s of traffic and a 7.5 s payment TTL, a
+ * run in about 21 s instead of 40. The end-to-end tests run at it where what they check holds at
+ * both scales (the phenomenon matrix, test/phenomena.test.ts, holds at both); `--ci` keeps the
+ * presets' load-scale.
+ */
+export const HALF_CI_TIME_SCALE = 0.00833;
+export const HALF_CI = ['--ci', '--time-scale', String(HALF_CI_TIME_SCALE)];
+
+/** Pids of the processes whose environment holds `mark` (readable ones: this user's). */
+export function processesMarked(mark: string): number[] {
+  const pids: number[] = [];
+  for (const d of readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      if (readFileSync(`/proc/${d}/environ`, 'latin1').includes(mark)) pids.push(Number(d));
+    } catch {
+      /* gone, or another user's */
+    }
+  }
+  return pids;
 }
