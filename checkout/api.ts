@@ -8,6 +8,7 @@ import {
 } from '../mock-gateways/openapi.ts';
 import { flashcrowdVersionOf } from '../mock-gateways/version.ts';
 import { cancelInput, createOrderInput, listOrdersQuery, payInput, saleInput } from './schema.ts';
+import { ORDER_STATES } from './store.ts';
 
 const order = z
   .looseObject({
@@ -16,15 +17,7 @@ const order = z
     user: z.string(),
     quantity: z.number().int(),
     amount: z.number().int().meta({ description: 'Minor units (fen), the discount taken off' }),
-    state: z.enum([
-      'pending_payment',
-      'paying',
-      'paid',
-      'payment_failed',
-      'expired',
-      'cancelled',
-      'refunded',
-    ]),
+    state: z.enum(ORDER_STATES),
     reason: z.string().optional(),
     payBy: z.string().meta({ description: 'The payment deadline (ISO 8601)' }),
   })
