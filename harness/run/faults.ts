@@ -99,6 +99,8 @@ export function rigFaults(ctx: RunContext): FaultRig | undefined {
     },
     start(target) {
       redis = target.urls.redis ? new Redis(target.urls.redis, { lazyConnect: true }) : undefined;
+      // Its connection is cut when the timeline restarts Redis; it reconnects by itself.
+      redis?.on('error', () => undefined);
       timeline = new FaultTimeline(steps, actuators(target, toxi, proxies, redis), ctx.print);
       timeline.start();
     },
