@@ -5,9 +5,7 @@ import { defineConfig } from 'vitest/config';
  * at a rate): they run one at a time, because two of them at once on a 2-core
  * machine starve each other's engine and checkout, and a capacity budget
  * (dropped_iterations==0, checkout.p99_ms) then fails for the machine's sake.
- * The other files run beside them, one at a time: `npm test` runs the two
- * projects in two vitest processes at once (scripts/test-projects.mjs),
- * because in one process vitest 4 runs them mostly one after the other.
+ * The other files run beside them in the second worker.
  */
 const LOAD = [
   'test/run.test.ts',
