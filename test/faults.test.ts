@@ -17,6 +17,7 @@ import { call } from './support/http.ts';
 import { seedSale, sleep, waitFor } from './support/checkout.ts';
 import { startInstancesStack, type Stack } from './support/instances.ts';
 import { runCli } from './support/cli.ts';
+import { copyCheckout } from './support/mutant.ts';
 
 function needRedis() {
   if (!findTool('redis-server'))
@@ -219,6 +220,29 @@ describe('faults that cannot be played are refused before anything starts', () =
       ['run', file, '--target', 'http://127.0.0.1:9'],
       /faults\.0\.target: kill of a checkout the harness did not start/,
     );
+  });
+
+  it('network faults where no toxiproxy-server can be found (a copy of the tree without .tools/bin, none on PATH)', async () => {
+    const copy = copyCheckout();
+    try {
+      const file = preset('no-toxiproxy', [{ action: 'down', atMs: 1_000, link: 'bank' }]);
+      const out = join(dir, 'out-no-toxiproxy');
+      const path = (process.env.PATH ?? '')
+        .split(':')
+        .filter((d) => !existsSync(join(d, 'toxiproxy-server')))
+        .join(':');
+      const { code, log } = await runCli(['run', file, '--out', out, '--progress', 'none'], {
+        bin: join(copy.dir, 'bin', 'flashcrowd.js'),
+        env: { ...process.env, PATH: path },
+        timeoutMs: 60_000,
+      });
+      expect(code, log).toBe(2);
+      expect(log).toMatch(/toxiproxy-server not found in \.tools\/bin or on PATH .*npm run setup/);
+      expect(log).not.toMatch(/starting Redis/);
+      expect(existsSync(out)).toBe(false);
+    } finally {
+      copy.remove();
+    }
   });
 
   it('a restart of a Redis the harness did not start (REDIS_URL)', async () => {

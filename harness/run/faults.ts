@@ -15,12 +15,17 @@ import {
   type Link,
 } from '../faults/schema.ts';
 import { FaultTimeline, type FaultActuators, type PlayedStep } from '../faults/timeline.ts';
-import { startToxiproxy, type ToxiProxy, type ToxiproxyServer } from '../faults/toxiproxy.ts';
+import {
+  noToxiproxyMessage,
+  startToxiproxy,
+  type ToxiProxy,
+  type ToxiproxyServer,
+} from '../faults/toxiproxy.ts';
 import type { Preset } from '../preset.ts';
 import type { CheckoutDeps, StackOptions } from '../stack.ts';
 
 import type { BudgetResult, FaultBand } from '../summary.ts';
-import { findTool } from '../tools.ts';
+import { findTool, findToolIn, toolDirs } from '../tools.ts';
 import { totalDurationS } from '../../scenarios/lib/shape.ts';
 import type { RunOptions } from './options.ts';
 import type { RunContext } from './preset.ts';
@@ -48,6 +53,9 @@ export function checkFaults(
     throw new UsageError(
       `preset ${preset.name}: its faults cannot be played here:\n  ${problems.join('\n  ')}`,
     );
+  // Network faults need Toxiproxy: said now, not once the stack is up.
+  if (linksOf(steps).length && !findToolIn('toxiproxy-server', toolDirs()))
+    throw new UsageError(`preset ${preset.name}: ${noToxiproxyMessage()}`);
 }
 
 /** The faults of one run: the stack's hooks, the timeline, and its results. */
@@ -81,10 +89,10 @@ export function rigFaults(ctx: RunContext): FaultRig | undefined {
       );
     const out: Partial<CheckoutDeps> = {};
     for (const link of links) {
-      const real_ = new URL(real[link]);
-      const p = await toxi.proxy(link, `${real_.hostname}:${real_.port}`);
+      const u = new URL(real[link]);
+      const p = await toxi.proxy(link, `${u.hostname}:${u.port}`);
       proxies.set(link, p);
-      const via = new URL(real[link]);
+      const via = new URL(u);
       via.host = p.listen;
       out[link] = link === 'redis' ? via.toString() : via.origin;
       ctx.print(`  proxy    ${link} via Toxiproxy ${p.listen}`);
