@@ -257,7 +257,8 @@ export class Collector {
     const now = Date.now();
     const { startedAtMs } = this.opts;
     // The next slot on the grid startedAtMs + k x interval; slots a slow tick overran are skipped.
-    const due = Math.max(this.nextSlot, Math.floor((now - startedAtMs) / this.intervalMs) + 1);
+    // The first tick may come just before startedAtMs (the engine's start instant): the next is slot 1.
+    const due = Math.max(this.nextSlot, 1, Math.floor((now - startedAtMs) / this.intervalMs) + 1);
     const skipped = this.nextSlot > 0 ? due - this.nextSlot : 0;
     if (skipped > 0)
       this.warn(
@@ -329,7 +330,7 @@ export class Collector {
 
   private async tick(): Promise<void> {
     const at = Date.now();
-    const t = Math.round(at - this.opts.startedAtMs) / 1000;
+    const t = Math.max(0, Math.round(at - this.opts.startedAtMs)) / 1000;
     const tick: Tick = { t, values: new Map(), status: new Map() };
     const sources = this.sources.filter((s) => !this.retired.has(s.name));
     const readings = await Promise.all(

@@ -53,10 +53,20 @@ function mockRoutes(def: AnyServiceDefinition): RouteDoc[] {
       method: 'put',
       path: '/__chaos',
       id: 'chaos.put',
-      summary: 'Replace the chaos profile (its clock restarts); `?seed=N` reseeds',
+      summary:
+        'Replace the chaos profile (its clock restarts); `?seed=N` reseeds; `?elapsedMs=N` sets the clock to N ms (negative: it starts in -N ms)',
       tag,
       admin: true,
-      query: seedQuery,
+      query: seedQuery.extend({
+        elapsedMs: z
+          .string()
+          .regex(/^-?\d{1,8}$/)
+          .optional()
+          .meta({
+            description:
+              "What the profile's clock reads now, in ms (default 0): outage and timeline offsets count from N ms ago; negative, from -N ms ahead (a load generator's start instant). At most 8 digits either way",
+          }),
+      }),
       body: profile,
       bodyOptional: true,
       ok: [chaos],

@@ -22,6 +22,9 @@ import { HttpError, ValidationError } from './errors.ts';
 import { MockMetrics } from './metrics.ts';
 import { TimeScale, timeScaleProblem } from './time-scale.ts';
 
+/** The furthest a PUT /__chaos may set its profile's clock back or ahead (8 digits, about 28 h). */
+const MAX_ELAPSED_MS = 99_999_999;
+
 export type ServiceName = 'bank' | 'wallet' | 'coupon';
 
 export interface ServiceContext<E> {
@@ -142,6 +145,19 @@ export function buildApp<E>(def: ServiceDefinition<E>, opts: ServiceOptions = {}
       throw new ValidationError([{ field: 'seed', reason: 'must be an integer' }]);
     return n;
   };
+  const elapsedParam = (req: Request): number => {
+    const raw = req.query.elapsedMs;
+    if (raw === undefined) return 0;
+    const n = typeof raw === 'string' && /^-?\d+$/.test(raw) ? Number(raw) : NaN;
+    if (!Number.isSafeInteger(n) || Math.abs(n) > MAX_ELAPSED_MS)
+      throw new ValidationError([
+        {
+          field: 'elapsedMs',
+          reason: `must be an integer from -${MAX_ELAPSED_MS} to ${MAX_ELAPSED_MS}`,
+        },
+      ]);
+    return n;
+  };
   const timeScaleParam = (req: Request): number | undefined => {
     const raw = req.query.timeScale;
     if (raw === undefined) return undefined;
@@ -155,7 +171,7 @@ export function buildApp<E>(def: ServiceDefinition<E>, opts: ServiceOptions = {}
   });
   app.put('/__chaos', admin, (req, res) => {
     const seed = seedParam(req);
-    engine.setProfile(req.body ?? {});
+    engine.setProfile(req.body ?? {}, elapsedParam(req));
     if (seed !== undefined) engine.reseed(seed);
     res.json(chaosState());
   });

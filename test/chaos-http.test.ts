@@ -439,6 +439,33 @@ describe('runtime control: /__chaos', () => {
     expect((await call(s.url, 'PUT', '/__chaos?seed=abc', {})).body.errors[0].field).toBe('seed');
   });
 
+  it("PUT ?elapsedMs= sets the profile's clock: ahead, a window has not begun; behind, a later step is already in force; a bad value is a 400 that changes nothing", async () => {
+    const s = await bank();
+    const outage = {
+      outages: [{ startMs: 0, durationMs: 60_000, mode: 'brownout', errorRate: 1, status: 503 }],
+    };
+    // The clock starts in a minute: the outage at offset 0 is not in force yet.
+    const ahead = await call(s.url, 'PUT', '/__chaos?elapsedMs=-60000', outage);
+    expect(ahead.status, JSON.stringify(ahead.body)).toBe(200);
+    expect(ahead.body.elapsedMs).toBeLessThanOrEqual(-50_000);
+    expect((await call(s.url, 'POST', '/v1/payments', payment())).status).toBe(200);
+    // Without it, the same profile's outage is in force at once (the planted contrast).
+    await call(s.url, 'PUT', '/__chaos', outage);
+    expect((await call(s.url, 'POST', '/v1/payments', payment())).status).toBe(503);
+    // The clock has run a minute: a step due at 30 s is in force now.
+    const step = {
+      timeline: [{ atMs: 30_000, profile: { errors: [{ rate: 1, kind: 'http', status: 500 }] } }],
+    };
+    const behind = await call(s.url, 'PUT', '/__chaos?elapsedMs=60000', step);
+    expect(behind.body.elapsedMs).toBeGreaterThanOrEqual(60_000);
+    expect((await call(s.url, 'POST', '/v1/payments', payment())).status).toBe(500);
+    for (const bad of ['abc', '1e3', '1.5', '100000000', '-100000000']) {
+      const r = await call(s.url, 'PUT', `/__chaos?elapsedMs=${bad}`, {});
+      expect(r.status, bad).toBe(400);
+      expect(r.body.errors[0].field, bad).toBe('elapsedMs');
+    }
+    expect((await call(s.url, 'POST', '/v1/payments', payment())).status).toBe(500);
+  });
   it('with an admin token set, admin routes need it and other routes do not', async () => {
     const s = await startMock(createBank(), { adminToken: 's3cret' });
     running.push(s);

@@ -74,10 +74,11 @@ export class EmbeddedEngine implements LoadEngine {
     return this.booted;
   }
 
-  async start(plan: LoadPlan): Promise<void> {
+  async start(plan: LoadPlan): Promise<number> {
     await this.ready(plan);
     const startAtMs = this.o.startAtMs ?? Date.now() + (this.o.leadMs ?? 100);
     for (const w of this.workers) w.postMessage({ type: 'go', startAtMs });
+    return startAtMs;
   }
 
   private readyCount = 0;

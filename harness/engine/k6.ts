@@ -107,7 +107,8 @@ export class K6Engine implements LoadEngine {
     return `k6 ${this.version}: ${describeK6(this.k6)}`;
   }
 
-  async start(plan: LoadPlan): Promise<void> {
+  /** k6 starts its scenario as soon as it has read the script: the instant it is spawned. */
+  async start(plan: LoadPlan): Promise<number> {
     if (!plan.k6) throw new EngineStartError(`the ${plan.journey.name} journey has no k6 script`);
     this.plan = plan;
     const port = await freePort();
@@ -124,6 +125,7 @@ export class K6Engine implements LoadEngine {
     });
     this.run.catch(() => undefined);
     this.poller = setInterval(() => void this.poll(`http://127.0.0.1:${port}`), 1_000);
+    return this.startedAt;
   }
 
   private async poll(base: string) {

@@ -123,10 +123,11 @@ export class RemoteEngine implements LoadEngine {
   }
 
   /** Set the start instant (a lead time from now); runners polling /start begin there. */
-  async start(plan: LoadPlan): Promise<void> {
+  async start(plan: LoadPlan): Promise<number> {
     await this.ready(plan);
     this.startAtMs = Date.now() + (this.o.leadMs ?? 1000);
     this.watchdog = setInterval(() => this.watch(), 500);
+    return this.startAtMs;
   }
 
   private async listenAndWait(plan: LoadPlan): Promise<void> {

@@ -61,8 +61,12 @@ export interface LoadEngine {
    * start() does it when it was not called. Rejects with EngineStartError.
    */
   ready?(plan: LoadPlan): Promise<void>;
-  /** Start the traffic; rejects with EngineStartError when it cannot start. */
-  start(plan: LoadPlan): Promise<void>;
+  /**
+   * Start the traffic; resolves with its start instant (epoch ms, when the
+   * first arrival is due: the run starts the chaos and fault clocks there), or
+   * rejects with EngineStartError when it cannot start.
+   */
+  start(plan: LoadPlan): Promise<number>;
   /** The latest snapshot (undefined before the first). */
   snapshot(): LoadSnapshot | undefined;
   /** The final result, once the traffic and the graceful stop are over. */

@@ -1,7 +1,8 @@
 // `flashcrowd run`, chaos: the preset's chaos profiles, scaled to the run's
-// time-scale, applied to the mocks just before the traffic (so their clocks
-// start with it) and cleared when the traffic ends; and the fault bands the
-// report draws from them.
+// time-scale, applied to the mocks as the engine starts, with their clocks set
+// to its start instant (so outages and timeline steps count from the first
+// arrival, whenever the PUT lands), and cleared when the traffic ends; and
+// the fault bands the report draws from them.
 import { scaleChaosProfile } from '../preset.ts';
 import type { FaultBand } from '../summary.ts';
 import { http, must } from './http.ts';
@@ -10,27 +11,57 @@ import { SERVICES, type Service, type Target } from './target.ts';
 
 type Profile = Record<string, unknown>;
 
-/** Apply each mock's profile (or clear it); the fault bands of what was applied. */
-export async function applyChaos(ctx: RunContext, { urls, haveMocks }: Target) {
+/** The preset's chaos per mock: its profile (scaled), undefined to clear it. */
+function profilesOf(ctx: RunContext) {
   const { r } = ctx;
   const chaos = (r.preset.chaos ?? {}) as Partial<Record<Service, Profile>>;
-  const bands: FaultBand[] = [];
-  if (!haveMocks) return bands;
-  for (const service of SERVICES) {
-    const url = urls[service];
-    const profile = profileOf(service, chaos[service], r.timeScale);
-    if (profile) {
-      await must(`applying the ${service} chaos profile`, `${url}/__chaos?seed=${r.seed}`, {
-        method: 'PUT',
-        body: profile,
-      });
-      bands.push(...bandsOf(service, chaos[service] ? profile : undefined, ctx.resolved.durationS));
-    } else {
-      await must(`clearing ${service} chaos`, `${url}/__chaos`, { method: 'DELETE' });
-    }
-  }
-  return bands;
+  return SERVICES.map((service) => ({
+    service,
+    fromPreset: chaos[service] !== undefined,
+    profile: profileOf(service, chaos[service], r.timeScale),
+  }));
 }
+
+/** The fault bands of the chaos the run applies (none without the mocks). */
+export function chaosBands(ctx: RunContext, { haveMocks }: Target): FaultBand[] {
+  if (!haveMocks) return [];
+  return profilesOf(ctx).flatMap(({ service, fromPreset, profile }) =>
+    bandsOf(service, fromPreset ? profile : undefined, ctx.resolved.durationS),
+  );
+}
+
+/**
+ * Apply each mock's profile (or clear it), its clock set to `t0` (epoch ms,
+ * the engine's start instant) through `?elapsedMs=`: negative when the PUT
+ * lands before the first arrival. A PUT later than LATE_MS warns: the base
+ * faults missed the first arrivals (the timed ones still count from t0).
+ */
+export async function applyChaos(ctx: RunContext, { urls, haveMocks }: Target, t0: number) {
+  if (!haveMocks) return;
+  const { r } = ctx;
+  await Promise.all(
+    profilesOf(ctx).map(({ service, profile }) => {
+      const url = urls[service];
+      if (!profile)
+        return must(`clearing ${service} chaos`, `${url}/__chaos`, { method: 'DELETE' });
+      const elapsedMs = Date.now() - t0;
+      return must(
+        `applying the ${service} chaos profile`,
+        `${url}/__chaos?seed=${r.seed}&elapsedMs=${elapsedMs}`,
+        { method: 'PUT', body: profile },
+      );
+    }),
+  );
+  const late = Date.now() - t0;
+  if (late > LATE_MS)
+    ctx.warnings.push(
+      `the chaos profiles reached the mocks ${late} ms after the first arrival was due: ` +
+        'arrivals before that met no base faults (outage windows and timeline steps still count from the first arrival)',
+    );
+}
+
+/** How late (ms after the first arrival) the chaos may land before the run warns. */
+const LATE_MS = 250;
 
 /** The profile a mock gets: the preset's, scaled; the wallet's always carries the time-scale. */
 function profileOf(service: Service, preset: Profile | undefined, timeScale: number) {

@@ -62,8 +62,8 @@ export function checkFaults(
 export interface FaultRig {
   /** What the stack needs: proxies in front of the links, Redis with its append-only file. */
   stackOptions: Pick<StackOptions, 'beforeCheckout' | 'redisAof'>;
-  /** Play the timeline from now (just before the traffic). */
-  start(target: Target): void;
+  /** Play the timeline from `t0`, the engine's start instant (epoch ms). */
+  start(target: Target, t0: number): void;
   /** End of traffic: end what is in force; the steps as played, and their bands added to `bands`. */
   stop(bands: FaultBand[]): Promise<PlayedStep[]>;
   close(): Promise<void>;
@@ -105,12 +105,12 @@ export function rigFaults(ctx: RunContext): FaultRig | undefined {
       beforeCheckout,
       ...aofOf(ctx.build.redisPersistence, restartsRedis(steps)),
     },
-    start(target) {
+    start(target, t0) {
       redis = target.urls.redis ? new Redis(target.urls.redis, { lazyConnect: true }) : undefined;
       // Its connection is cut when the timeline restarts Redis; it reconnects by itself.
       redis?.on('error', () => undefined);
       timeline = new FaultTimeline(steps, actuators(target, toxi, proxies, redis), ctx.print);
-      timeline.start();
+      timeline.start(t0);
     },
     async stop(bands) {
       if (!timeline) return [];

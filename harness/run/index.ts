@@ -5,11 +5,12 @@
 //   target.ts    start the stack, or take the user's --target
 //   reset.ts     reset the target, and refuse it when it is not clean
 //   sale.ts      seed the sale
-//   load.ts      the load engine's inputs (shoppers, plan)
-//   chaos.ts     apply the preset's chaos to the mocks
-//   faults.ts    play the faults beyond the mocks (checked before anything starts;
-//                proxies set up with the stack), from the start of the traffic
-//   load.ts      the traffic, collected each second (progress.ts: live progress)
+//   load.ts      the load engine's inputs (shoppers, plan); the engine starts and
+//                says when its first arrival is due (t0)
+//   chaos.ts     apply the preset's chaos to the mocks, their clocks set to t0
+//   faults.ts    play the faults beyond the mocks from t0 (checked before anything
+//                starts; proxies set up with the stack)
+//   load.ts      the traffic, collected each second from t0 (progress.ts: live progress)
 //   faults.ts    end the faults still in force
 //   chaos.ts     clear the chaos
 //   quiesce.ts   wait for the system to settle, auditing the invariants
@@ -33,7 +34,7 @@ import { writeReports } from '../report/index.ts';
 import type { RunSummary } from '../summary.ts';
 import { PROJECT_ROOT } from '../tools.ts';
 import { baselineOf } from './baseline.ts';
-import { applyChaos, clearChaos } from './chaos.ts';
+import { applyChaos, chaosBands, clearChaos } from './chaos.ts';
 import { watchCpu } from './cpu.ts';
 import { checkFaults, faultsBudget, rigFaults } from './faults.ts';
 import {
@@ -210,11 +211,14 @@ async function runOne(r: OneRun, o: RunOptions, print: Print): Promise<RunSummar
     const plan = prepareLoad(ctx, target, await files);
     const engine = r.engine();
     await readyEngine(engine, plan, o.signal);
-    // Chaos is applied just before the traffic, so its clock starts with it.
-    const bands = await applyChaos(ctx, target);
+    const bands = chaosBands(ctx, target);
     const cpu = watchCpu(target, o.runners ? 'harness' : 'harness+load');
-    faults?.start(target);
-    const loadRun = await runLoad(ctx, target, { engine, plan, bands });
+    // The chaos and fault clocks start at the engine's start instant, not when the harness gets there.
+    const onStart = async (t0: number) => {
+      faults?.start(target!, t0);
+      await applyChaos(ctx, target!, t0);
+    };
+    const loadRun = await runLoad(ctx, target, { engine, plan, bands, onStart });
     const played = (await faults?.stop(bands)) ?? [];
     const cpuShares = cpu.stop();
     await clearChaos(target);

@@ -164,20 +164,52 @@ export interface LoadRun {
   collector: Collector;
 }
 
-/** The traffic, collected and shown as it runs; Ctrl-C (o.signal) cuts it short. */
+/**
+ * The traffic, collected and shown as it runs; Ctrl-C (o.signal) cuts it
+ * short. The engine starts first and says when its first arrival is due
+ * (t0): `onStart(t0)` starts the chaos and fault clocks there, and the
+ * collector's grid counts from it, so nothing the harness waits for in
+ * between can move the faults against the traffic.
+ */
 export async function runLoad(
   ctx: RunContext,
   target: Target,
-  a: { engine: LoadEngine; plan: LoadPlan; bands: FaultBand[] },
+  a: {
+    engine: LoadEngine;
+    plan: LoadPlan;
+    bands: FaultBand[];
+    onStart: (t0: number) => Promise<void>;
+  },
 ): Promise<LoadRun> {
-  const collector = startCollector(target, a.engine);
   ctx.print(trafficLine(ctx.resolved, ctx.r));
-  const startMs = Date.now();
-  await collector.start();
-  const { bands } = a;
+  const { engine, bands } = a;
+  const stopLoad = () => void engine.stop();
+  ctx.o.signal?.addEventListener('abort', stopLoad, { once: true });
+  try {
+    const startMs = await engine.start(a.plan);
+    const collector = startCollector(target, engine, startMs);
+    await Promise.all([a.onStart(startMs), collector.start()]).catch(async (e: unknown) => {
+      await engine.stop();
+      await collector.stop();
+      throw e;
+    });
+    const load = await watchLoad(ctx, { engine, collector, bands, startMs });
+    const trafficS = (Date.now() - startMs) / 1000;
+    return { load, traffic: checkLoad(ctx, load), trafficS, collector };
+  } finally {
+    ctx.o.signal?.removeEventListener('abort', stopLoad);
+  }
+}
+
+/** The engine's result, with live progress and the run's metrics endpoint meanwhile. */
+async function watchLoad(
+  ctx: RunContext,
+  a: { engine: LoadEngine; collector: Collector; bands: FaultBand[]; startMs: number },
+): Promise<LoadResult> {
+  const { engine, collector, bands, startMs } = a;
   if (ctx.o.metricsPort !== undefined)
     (await sharedRunExporter(ctx.o.metricsPort)).serve({
-      load: () => a.engine.snapshot(),
+      load: () => engine.snapshot(),
       stock: () => collector.snapshot().stock,
       bands,
       startMs,
@@ -190,17 +222,18 @@ export async function runLoad(
     durationS: ctx.resolved.durationS,
     startMs,
   });
-  let load: LoadResult;
   try {
-    load = await driveEngine(a.engine, a.plan, ctx.o.signal);
+    return await engine.result();
   } finally {
     stopProgress();
   }
-  const trafficS = (Date.now() - startMs) / 1000;
-  return { load, traffic: checkLoad(ctx, load), trafficS, collector };
 }
 
-function startCollector({ urls, haveMocks }: Target, engine: LoadEngine): Collector {
+function startCollector(
+  { urls, haveMocks }: Target,
+  engine: LoadEngine,
+  startedAtMs: number,
+): Collector {
   return new Collector({
     intervalMs: 1_000,
     checkoutUrl: urls.checkout,
@@ -208,7 +241,7 @@ function startCollector({ urls, haveMocks }: Target, engine: LoadEngine): Collec
     mocks: haveMocks ? { bank: urls.bank, wallet: urls.wallet, coupon: urls.coupon } : undefined,
     load: () => engine.snapshot(),
     adminToken: process.env.FLASHCROWD_ADMIN_TOKEN,
-    startedAtMs: Date.now(),
+    startedAtMs,
   });
 }
 
@@ -232,17 +265,6 @@ export async function readyEngine(engine: LoadEngine, plan: LoadPlan, signal?: A
     await Promise.race([engine.ready(plan), aborted]);
   } finally {
     signal?.removeEventListener('abort', onAbort);
-  }
-}
-
-async function driveEngine(engine: LoadEngine, plan: LoadPlan, signal: AbortSignal | undefined) {
-  const stopLoad = () => void engine.stop();
-  signal?.addEventListener('abort', stopLoad, { once: true });
-  try {
-    await engine.start(plan);
-    return await engine.result();
-  } finally {
-    signal?.removeEventListener('abort', stopLoad);
   }
 }
 

@@ -241,10 +241,14 @@ export class ChaosEngine<E = unknown> {
     return r.data as Profile<E>;
   }
 
-  /** Replace the profile and restart its clock (timeline and outage offsets count from now). */
-  setProfile(raw: unknown): Profile<E> {
+  /**
+   * Replace the profile and restart its clock: timeline and outage offsets
+   * count from now, or from `elapsedMs` ago (negative: from that far ahead,
+   * e.g. a load generator's start instant).
+   */
+  setProfile(raw: unknown, elapsedMs = 0): Profile<E> {
     this.profile = this.parse(raw);
-    this.appliedAt = this.now();
+    this.appliedAt = this.now() - elapsedMs;
     this.changed();
     return this.profile;
   }
