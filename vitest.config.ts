@@ -5,7 +5,11 @@ import { defineConfig } from 'vitest/config';
  * at a rate): they run one at a time, because two of them at once on a 2-core
  * machine starve each other's engine and checkout, and a capacity budget
  * (dropped_iterations==0, checkout.p99_ms) then fails for the machine's sake.
- * The other files run beside them in the second worker.
+ * The other files run beside them, one at a time: `npm test` runs the two
+ * projects in two vitest processes at once (scripts/test-projects.mjs, the
+ * unit one at a lower CPU priority), because in one process vitest 4 runs
+ * them mostly one after the other. The fuzzer and the Prometheus scrape load
+ * a stack too, but judge no latency or capacity budget: they run as unit files.
  */
 const LOAD = [
   'test/run.test.ts',
@@ -18,8 +22,6 @@ const LOAD = [
   'test/engine-http.test.ts',
   'test/scenario-livestream.test.ts',
   'test/phenomena.test.ts',
-  'test/fuzz.test.ts',
-  'test/prometheus.test.ts',
 ];
 
 const shared = {
