@@ -203,4 +203,17 @@ describe('the pods of `flashcrowd k8s livestream-spike --runners 3 --instances 2
       ).toBeGreaterThan(0);
     }
   }, 120_000);
+
+  // Its script exits 0 only on 201 from POST /admin/sale (with the token from the Secret).
+  it("the k6 path's seed-sale Job seeds the preset's sale through the checkout's admin route", async () => {
+    const seed = podSpec('Job', 'k6-seed-sale');
+    for (const c of [...seed.initContainers!, ...seed.containers]) {
+      const p = start(
+        c === seed.containers[0] ? 'seed-sale' : 'wait',
+        expand(argvOf(c), {}),
+        envOf(c),
+      );
+      expect(await exitOf(p), p.out()).toBe(0);
+    }
+  });
 });

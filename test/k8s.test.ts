@@ -136,6 +136,10 @@ describe('flashcrowd k8s livestream-spike --runners 3 --instances 2', () => {
     );
     expect(env.TARGET_URLS).toBe('http://checkout-0.checkout:8100,http://checkout-1.checkout:8100');
     expect(JSON.parse(script.data['preset.resolved.json'] as string).seed).toBe(7);
+    // An ES module node parses (its k6 imports are not resolved by --check).
+    const file = join(mkdtempSync(join(tmpdir(), 'flashcrowd-k8s-js-')), 'livestream.mjs');
+    writeFileSync(file, js);
+    expect(spawnSync(process.execPath, ['--check', file], { encoding: 'utf8' }).status).toBe(0);
   });
 
   it('the runners are an Indexed Job of 3 whose segment comes from the completion index', async () => {
