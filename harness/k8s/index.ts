@@ -13,7 +13,6 @@ import { stringify } from 'yaml';
 import { flashcrowdVersion } from '../tools.ts';
 import { harnessJob, reportDir, reportReader } from './harness-job.ts';
 import { k6Script, k6SeedSale, k6TestRun } from './k6-testrun.ts';
-import type { Manifest } from './objects.ts';
 import { k8sPlan, type K8sOptions, type K8sPlan } from './plan.ts';
 import { runnersJob } from './runners.ts';
 import { adminSecret, checkout, mocks, namespace, redis } from './sut.ts';
@@ -77,10 +76,6 @@ export async function writeK8s(plan: K8sPlan, dir: string, argv: string[]): Prom
   }
   return files.map((f) => f.path);
 }
-
-/** The objects of a file (for the tests and the summary). */
-export const kindsOf = (docs: object[]) =>
-  docs.map((d) => `${(d as Manifest).kind}/${(d as Manifest).metadata.name}`);
 
 export async function k8sCommand(
   o: K8sOptions,
