@@ -19,6 +19,7 @@ const LOAD = [
   'test/run-mutants.test.ts',
   'test/idempotency-verdict.test.ts',
   'test/compose.test.ts',
+  'test/k8s-local.test.ts',
   'test/engine-http.test.ts',
   'test/scenario-livestream.test.ts',
   'test/phenomena.test.ts',

@@ -5,6 +5,7 @@ import { UsageError } from './errors.ts';
 // Each command loads what it runs when it runs (below): a `run` process then
 // holds neither the mock services nor the checkout, only the harness.
 import type { CheckoutCommandOptions } from './checkout-cmd.ts';
+import type { K8sOptions } from './k8s/plan.ts';
 import type { MockTarget } from './mocks.ts';
 import type { RunOptions } from './run.ts';
 
@@ -320,7 +321,10 @@ export function buildCli(): Command {
       "checkout processes on the one Redis and set of mocks, instead of the preset's `checkout.instances`; each shopper sticks to one, drawn from the seed",
       intArg('--instances', 1, 16),
     )
-    .option('--target <url>', 'a running checkout to load instead of starting the stack')
+    .option(
+      '--target <url>',
+      'a running checkout to load instead of starting the stack; several instances comma-separated (each shopper sticks to one)',
+    )
     .option('--bank <url>', 'with --target: the mock bank (chaos and ledgers)')
     .option('--wallet <url>', 'with --target: the mock wallet')
     .option('--coupon <url>', 'with --target: the mock coupon service')
@@ -657,6 +661,55 @@ export function buildCli(): Command {
         process.exitCode = await loadCommand({ ...o, waitS: o.wait });
       },
     );
+
+  program
+    .command('k8s')
+    .description(
+      'Write Kubernetes manifests of a run (a kustomize directory): the checkout as N replicas, the mocks and Redis (or your Redis Cluster), ' +
+        'the load runners as an Indexed Job, the harness as a Job that audits and writes the report to a volume, and a k6-operator TestRun for k6 users. ' +
+        'Apply with `kubectl apply -k DIR` (README, "Run on Kubernetes"). Exit 0 written, 2 usage error.',
+    )
+    .argument(
+      '<preset>',
+      'a preset name (see `flashcrowd list`; the image holds scenarios/presets)',
+    )
+    .option(
+      '--runners <n>',
+      "runner pods (the Indexed Job's parallelism; the TestRun's too)",
+      intArg('--runners', 1, 1024),
+      1,
+    )
+    .option(
+      '--instances <n>',
+      "checkout replicas, instead of the preset's `checkout.instances`",
+      intArg('--instances', 1, 16),
+    )
+    .option('--out <dir>', 'the manifests directory (default reports/k8s-<preset>)')
+    .option(
+      '--image <ref>',
+      'the flashcrowd image (built from the Dockerfile) of every flashcrowd container (default flashcrowd:<version>)',
+    )
+    .option('--namespace <name>', 'the namespace the manifests create and use', 'flashcrowd')
+    .option(
+      '--redis-url <url>',
+      'an external Redis Cluster (redis://host:port): no Redis Deployment, the checkout connects with --cluster',
+    )
+    .option('--variant <name>', 'the variant to deploy (required for a preset with several)')
+    .option('--seed <n>', 'seed of the run and the mocks', intArg('--seed', 0, 2 ** 31 - 1), 1)
+    .option(
+      '--time-scale <x>',
+      "the run's, the checkout's and the mocks' time-scale (default the preset's ci scale)",
+      numArg('--time-scale', 0, 1),
+    )
+    .option(
+      '--load-scale <x>',
+      "the run's load-scale (default the preset's ci scale)",
+      numArg('--load-scale', 0, 100),
+    )
+    .action(async (preset: string, o: Omit<K8sOptions, 'preset'>) => {
+      const { k8sCommand } = await import('./k8s/index.ts');
+      await k8sCommand({ ...o, preset }, ['k8s', ...process.argv.slice(3)]);
+    });
 
   program
     .command('up')

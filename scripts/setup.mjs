@@ -7,8 +7,8 @@
 //                                       without Go a warning: only presets with network faults need it)
 //   node scripts/setup.mjs --for-tests  the same (toxiproxy-server required), plus promtool
 //                                       (metric-name lint), chromium (the HTML report test), the
-//                                       Prometheus server (the dashboard test) and schemathesis
-//                                       (the API fuzz test)
+//                                       Prometheus server (the dashboard test), schemathesis
+//                                       (the API fuzz test) and kubernetes-validate (the k8s test)
 //   node scripts/setup.mjs --for-bench  the same, plus the benchmarks' third-party load generators:
 //                                       vegeta (MIT; `go install` into .tools/bin) and wrk (Debian)
 //   node scripts/setup.mjs --check      report only; install nothing; exit 1 if anything is missing
@@ -36,6 +36,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join, delimiter } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
+  KUBERNETES_VALIDATE_VERSION,
   SCHEMATHESIS_VERSION,
   TOXIPROXY_BUILD,
   TOXIPROXY_MODULE,
@@ -267,26 +268,44 @@ function ensurePrometheus() {
   );
 }
 
-// ---------------------------------------------------------------- schemathesis (tests only)
-// The API fuzzer of test/fuzz.test.ts (MIT), pinned, from PyPI into a venv of the project's
-// own (.tools/venv) with a link in .tools/bin: nothing is installed into the system's Python.
+// ---------------------------------------------------------------- PyPI tools (tests only)
+// Pinned, from PyPI into a venv of the project's own (.tools/venv) with a link in .tools/bin:
+// nothing is installed into the system's Python.
+//   schemathesis (MIT): the API fuzzer of test/fuzz.test.ts
+//   kubernetes-validate (Apache-2.0): the Kubernetes JSON schemas test/k8s.test.ts validates
+//     `flashcrowd k8s`'s manifests against (it ships them for Kubernetes 1.25 to 1.37)
 const venv = join(root, '.tools', 'venv');
-function schemathesisVersion(bin) {
+const PIP_TOOLS = [
+  {
+    name: 'schemathesis',
+    version: SCHEMATHESIS_VERSION,
+    versionOf: (out) => out.match(/version (\S+)/)?.[1],
+    why: 'the API fuzz test runs it',
+  },
+  {
+    name: 'kubernetes-validate',
+    version: KUBERNETES_VALIDATE_VERSION,
+    versionOf: (out) => out.trim() || undefined,
+    why: 'the Kubernetes manifests test validates with its schemas',
+  },
+];
+
+function pipToolVersion(tool, bin) {
   const r = run(bin, ['--version'], { capture: true });
-  return r.status === 0 ? (r.stdout ?? '').match(/version (\S+)/)?.[1] : undefined;
+  return r.status === 0 ? tool.versionOf(r.stdout ?? '') : undefined;
 }
 
-function ensureSchemathesis() {
-  const bin = join(venv, 'bin', 'schemathesis');
-  const link = join(toolsBin, 'schemathesis');
-  const have = existsSync(bin) ? schemathesisVersion(bin) : undefined;
-  if (have === SCHEMATHESIS_VERSION && existsSync(link)) {
-    log(`schemathesis: ${link} (${have})`);
+function ensurePipTool(tool) {
+  const bin = join(venv, 'bin', tool.name);
+  const link = join(toolsBin, tool.name);
+  const have = existsSync(bin) ? pipToolVersion(tool, bin) : undefined;
+  if (have === tool.version && existsSync(link)) {
+    log(`${tool.name}: ${link} (${have})`);
     return;
   }
   const python = which('python3');
   if (!checkOnly && python) {
-    log(`schemathesis: pip install schemathesis==${SCHEMATHESIS_VERSION} into .tools/venv`);
+    log(`${tool.name}: pip install ${tool.name}==${tool.version} into .tools/venv`);
     let r = existsSync(join(venv, 'bin', 'pip'))
       ? { status: 0 }
       : run(python, ['-m', 'venv', venv]);
@@ -295,18 +314,18 @@ function ensureSchemathesis() {
         'install',
         '--quiet',
         '--disable-pip-version-check',
-        `schemathesis==${SCHEMATHESIS_VERSION}`,
+        `${tool.name}==${tool.version}`,
       ]);
-    if (r.status === 0 && schemathesisVersion(bin) === SCHEMATHESIS_VERSION) {
+    if (r.status === 0 && pipToolVersion(tool, bin) === tool.version) {
       mkdirSync(toolsBin, { recursive: true });
       rmSync(link, { force: true });
       symlinkSync(bin, link);
-      did.push(`installed schemathesis ${SCHEMATHESIS_VERSION} into .tools/venv`);
+      did.push(`installed ${tool.name} ${tool.version} into .tools/venv`);
       return;
     }
   }
   problems.push(
-    `schemathesis ${SCHEMATHESIS_VERSION} not found (the API fuzz test runs it). It needs python3 with the venv module ` +
+    `${tool.name} ${tool.version} not found (${tool.why}). It needs python3 with the venv module ` +
       `(\`sudo apt-get install python3-venv\` on Debian/Ubuntu); set-up then installs it from PyPI into .tools/venv.` +
       (have ? ` (.tools/venv has ${have}.)` : ''),
   );
@@ -505,7 +524,7 @@ if (problems.length === 0) {
     ensurePromtool();
     ensureChromium();
     ensurePrometheus();
-    ensureSchemathesis();
+    for (const tool of PIP_TOOLS) ensurePipTool(tool);
   }
   if (forBench) {
     ensureVegeta();

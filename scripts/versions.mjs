@@ -20,6 +20,13 @@ export const VEGETA_VERSION = 'v12.13.0';
  */
 export const SCHEMATHESIS_VERSION = '4.32.5';
 /**
+ * kubernetes-validate (Apache-2.0), whose Kubernetes JSON schemas test/k8s.test.ts
+ * validates `flashcrowd k8s`'s manifests against (strict), for Kubernetes K8S_SCHEMA_VERSION:
+ * installed like schemathesis by `node scripts/setup.mjs --for-tests`.
+ */
+export const KUBERNETES_VALIDATE_VERSION = '1.37.0';
+export const K8S_SCHEMA_VERSION = '1.33.0';
+/**
  * Toxiproxy (MIT), the network-fault proxy of the chaos timeline: built by
  * every set-up (plain, --for-tests) into .tools/bin/toxiproxy-server from the
  * module's source at TOXIPROXY_VERSION, fetched through the Go module proxy

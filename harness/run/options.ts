@@ -79,7 +79,7 @@ export function checkUrl(flag: string, v: string, allowRemote: boolean): string 
 /** Refuse a target outside loopback, and mock or Redis URLs without --target. */
 export function checkTargetFlags(o: RunOptions): void {
   for (const [flag, v] of [
-    ['--target', o.target],
+    ...targetList(o.target).map((t) => ['--target', t] as const),
     ['--bank', o.bank],
     ['--wallet', o.wallet],
     ['--coupon', o.coupon],
@@ -91,6 +91,11 @@ export function checkTargetFlags(o: RunOptions): void {
     throw new UsageError(
       '--mode, --set and --instances configure the checkout the harness starts; with --target, start your checkout with the build you want (`flashcrowd checkout --mode ... --set ... --instances N`)',
     );
+}
+
+/** --target: one checkout URL, or its instances comma-separated (each shopper sticks to one). */
+export function targetList(target: string | undefined): string[] {
+  return target === undefined ? [] : target.split(',').map((t) => t.trim());
 }
 
 /** --time-scale and --load-scale, else the preset's `ci` scales with --ci, else 1. */

@@ -3,7 +3,7 @@
 // user's --target with the mocks and Redis it names.
 import { startStack, type Stack, type StackOptions, type StackUrls } from '../stack.ts';
 import { aofOf } from './faults.ts';
-import { checkUrl, type RunOptions } from './options.ts';
+import { checkUrl, targetList, type RunOptions } from './options.ts';
 import type { RunContext } from './preset.ts';
 
 /** The mock gateways, in the order the run applies chaos, scrapes and reports. */
@@ -56,8 +56,10 @@ export async function startTarget(
 
 function targetUrls(o: RunOptions, target: string): StackUrls {
   const allow = o.allowRemoteTarget;
+  const checkouts = targetList(target).map((t) => checkUrl('--target', t, allow));
   return {
-    checkout: checkUrl('--target', target, allow),
+    checkout: checkouts[0]!,
+    ...(checkouts.length > 1 ? { checkouts } : {}),
     bank: o.bank ? checkUrl('--bank', o.bank, allow) : '',
     wallet: o.wallet ? checkUrl('--wallet', o.wallet, allow) : '',
     coupon: o.coupon ? checkUrl('--coupon', o.coupon, allow) : '',
