@@ -330,6 +330,10 @@ export function buildCli(): Command {
       'allow targets outside loopback (never point this at production)',
       false,
     )
+    .option(
+      '--host <addr>',
+      'the IP address the stack the run starts (mocks, checkout) binds and is reached at, for runners on other hosts (default 127.0.0.1); outside loopback only with FLASHCROWD_ADMIN_TOKEN set',
+    )
     .option('--out <dir>', 'report directory (default reports/<run-id>)')
     .addOption(
       new Option(
