@@ -20,6 +20,7 @@ const LOAD = [
   'test/phenomena.test.ts',
   'test/fuzz.test.ts',
   'test/prometheus.test.ts',
+  'test/multihost-netns.test.ts',
 ];
 
 const shared = {
