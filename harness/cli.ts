@@ -113,6 +113,11 @@ export function buildCli(): Command {
       false,
     )
     .option(
+      '--allow-remote-notify',
+      "the wallet accepts a trade's notifyUrl outside loopback (a checkout on another address or host), and calls it back there",
+      false,
+    )
+    .option(
       '--time-scale <x>',
       'multiply every world duration of the mocks (velocity windows, settlement and notification delays, retry schedules, lock lifetimes; not latencies) by x, above 0 and at most 1; see docs/MOCKS.md',
       numArg('--time-scale', 0, 1),
@@ -129,6 +134,7 @@ export function buildCli(): Command {
           seed: number;
           profile?: string;
           adminRemote: boolean;
+          allowRemoteNotify: boolean;
           timeScale: number;
           json?: boolean;
           exitWithStdin?: boolean;
@@ -144,6 +150,7 @@ export function buildCli(): Command {
           seed: o.seed,
           profileFile: o.profile,
           adminRemote: o.adminRemote,
+          allowRemoteNotify: o.allowRemoteNotify,
           timeScale: o.timeScale,
         });
         const stop = async () => {
