@@ -23,6 +23,7 @@ const LOAD = [
   'test/engine-http.test.ts',
   'test/scenario-livestream.test.ts',
   'test/phenomena.test.ts',
+  'test/multihost-netns.test.ts',
 ];
 
 const shared = {

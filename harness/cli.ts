@@ -114,6 +114,11 @@ export function buildCli(): Command {
       false,
     )
     .option(
+      '--allow-remote-notify',
+      "the wallet accepts a trade's notifyUrl outside loopback (a checkout on another address or host), and calls it back there",
+      false,
+    )
+    .option(
       '--time-scale <x>',
       'multiply every world duration of the mocks (velocity windows, settlement and notification delays, retry schedules, lock lifetimes; not latencies) by x, above 0 and at most 1; see docs/MOCKS.md',
       numArg('--time-scale', 0, 1),
@@ -130,6 +135,7 @@ export function buildCli(): Command {
           seed: number;
           profile?: string;
           adminRemote: boolean;
+          allowRemoteNotify: boolean;
           timeScale: number;
           json?: boolean;
           exitWithStdin?: boolean;
@@ -145,6 +151,7 @@ export function buildCli(): Command {
           seed: o.seed,
           profileFile: o.profile,
           adminRemote: o.adminRemote,
+          allowRemoteNotify: o.allowRemoteNotify,
           timeScale: o.timeScale,
         });
         const stop = async () => {
@@ -333,6 +340,10 @@ export function buildCli(): Command {
       '--allow-remote-target',
       'allow targets outside loopback (never point this at production)',
       false,
+    )
+    .option(
+      '--host <addr>',
+      'the IP address the stack the run starts (mocks, checkout) binds and is reached at, for runners on other hosts (default 127.0.0.1); outside loopback only with FLASHCROWD_ADMIN_TOKEN set',
     )
     .option('--out <dir>', 'report directory (default reports/<run-id>)')
     .addOption(

@@ -166,7 +166,8 @@ export function rateTolerance(
   return Math.max(TOLERANCE.rateAbs, TOLERANCE.rateSigmas * se);
 }
 
-function compareValue(
+/** One value of two runs against the tolerance of its class (by its name). */
+export function compareValue(
   name: string,
   a: number | null,
   b: number | null,

@@ -3,6 +3,7 @@
 import { readFileSync } from 'node:fs';
 import { SERVICE_FACTORIES, SERVICE_NAMES } from '../mock-gateways/index.ts';
 import { startService, type RunningService, type ServiceName } from '../mock-gateways/service.ts';
+import { createWallet } from '../mock-gateways/wallet/service.ts';
 import { UsageError } from './errors.ts';
 
 export type MockTarget = ServiceName | 'all';
@@ -41,6 +42,8 @@ export interface StartMocksOptions {
   seed?: number;
   profileFile?: string;
   adminRemote?: boolean;
+  /** The wallet accepts notifyUrls outside loopback (its clients are elsewhere: a non-loopback --host). */
+  allowRemoteNotify?: boolean;
   /** The run's time-scale (0 < x <= 1, default 1): multiplies the services' world durations (docs/MOCKS.md). */
   timeScale?: number;
 }
@@ -60,9 +63,13 @@ export async function startMocks(opts: StartMocksOptions): Promise<RunningServic
       if (!factory) throw new UsageError(`the ${name} service is not available in this build`);
       const profile = 'single' in profiles ? profiles.single : profiles[name];
       const port = opts.port ? opts.port + i : 0;
+      const def =
+        name === 'wallet' && opts.allowRemoteNotify
+          ? createWallet({ allowRemoteNotify: true })
+          : factory();
       try {
         started.push(
-          await startService(factory(), {
+          await startService(def, {
             port,
             host: opts.host ?? '127.0.0.1',
             seed: opts.seed ?? 1,

@@ -204,7 +204,7 @@ export async function startStack(o: StackOptions): Promise<Stack> {
         '--seed',
         String(o.seed),
         ...(o.timeScale !== undefined ? ['--time-scale', String(o.timeScale)] : []),
-        ...(o.host ? ['--host', o.host, '--admin-remote'] : []),
+        ...(o.host ? ['--host', o.host, '--admin-remote', '--allow-remote-notify'] : []),
       ],
       o.logDir,
     );

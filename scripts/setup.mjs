@@ -5,7 +5,8 @@
 //
 //   node scripts/setup.mjs              npm packages, redis-server, toxiproxy-server (built with Go;
 //                                       without Go a warning: only presets with network faults need it)
-//   node scripts/setup.mjs --for-tests  the same (toxiproxy-server required), plus promtool
+//   node scripts/setup.mjs --for-tests  the same (toxiproxy-server required), plus iproute2 (the
+//                                       multi-host test's namespaces), promtool
 //                                       (metric-name lint), chromium (the HTML report test), the
 //                                       Prometheus server (the dashboard test), schemathesis
 //                                       (the API fuzz test) and kubernetes-validate (the k8s test)
@@ -157,6 +158,26 @@ function ensureRedis() {
   problems.push(
     'redis-server (and redis-cli) not found. Install Redis 6.2 or newer, e.g. `sudo apt-get install redis-server redis-tools` ' +
       '(Debian/Ubuntu), `brew install redis` (macOS), or set REDIS_URL to a Redis you run yourself.',
+  );
+}
+
+// ---------------------------------------------------------------- iproute2 (tests only)
+// test/multihost-netns.test.ts makes its own hosts (network namespaces, veth pairs) with `ip`.
+// Without it, or without root, that suite skips itself and runs its runners on loopback.
+function ensureIproute2() {
+  const found = which('ip');
+  if (found) {
+    log(`ip (iproute2): ${found}`);
+    return;
+  }
+  if (!checkOnly && aptInstall(['iproute2']) && which('ip')) {
+    did.push("installed Debian's iproute2 (the multi-host test makes network namespaces with it)");
+    log(`ip (iproute2): ${which('ip')}`);
+    return;
+  }
+  warnings.push(
+    'ip (iproute2) not found: test/multihost-netns.test.ts skips its network-namespace suite and runs its runners on loopback. ' +
+      '`sudo apt-get install iproute2` (Debian/Ubuntu).',
   );
 }
 
@@ -521,6 +542,7 @@ if (problems.length === 0) {
   ensureRedis();
   ensureToxiproxy();
   if (forTests) {
+    ensureIproute2();
     ensurePromtool();
     ensureChromium();
     ensurePrometheus();

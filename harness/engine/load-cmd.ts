@@ -1,6 +1,7 @@
 // `flashcrowd load --harness URL --segment k/N`: one runner process of a run
 // spread over several (remote.ts is the harness's side). Registers its
-// segment, waits for the shared start instant, runs its arrivals with
+// segment, waits for the shared start instant (taken onto its own clock with
+// the skew it measured against the harness), runs its arrivals with
 // flashcrowd's engine (--workers threads), and pushes its report every second
 // and a final one. It gives up, exit 1, when the harness stops answering.
 import { hostname } from 'node:os';
@@ -19,7 +20,16 @@ export interface LoadCommandOptions {
   /** Longest wait for the harness to answer and the run to start (s). */
   waitS: number;
   allowRemoteTarget: boolean;
+  /**
+   * This runner's clock reads the machine's plus this (ms): a test plants the
+   * skew of a host whose clock is off (default 0). The skew measured, and the
+   * start instant taken onto this clock, follow it.
+   */
+  clockOffsetMs?: number;
 }
+
+/** The runner's clock (ms since the epoch). */
+type Clock = () => number;
 
 type Print = (line: string) => void;
 
@@ -74,17 +84,18 @@ async function startInstant(
   o: LoadCommandOptions,
   seg: Segment,
   samples: ClockSample[],
+  now: Clock,
 ): Promise<number> {
-  const until = Date.now() + o.waitS * 1000;
+  const until = now() + o.waitS * 1000;
   for (;;) {
-    const t0 = Date.now();
+    const t0 = now();
     const r = await call<{ startAtMs: number | null; harnessNowMs: number }>(
       `${o.harness}/v1/runners/${seg.index + 1}/start`,
     );
-    const t1 = Date.now();
+    const t1 = now();
     samples.push({ skewMs: (t0 + t1) / 2 - r.body.harnessNowMs, rttMs: t1 - t0 });
     if (r.body.startAtMs !== null && samples.length >= 5) return r.body.startAtMs;
-    if (Date.now() > until)
+    if (now() > until)
       throw new UsageError(
         `the harness did not start the run within ${o.waitS} s (other runners missing?)`,
       );
@@ -92,9 +103,21 @@ async function startInstant(
   }
 }
 
-/** The skew from the quickest round trip (the least asymmetric one, as NTP takes it). */
-function bestSkew(samples: readonly ClockSample[]): number {
-  return samples.reduce((best, s) => (s.rttMs < best.rttMs ? s : best)).skewMs;
+/**
+ * The reading of the quickest round trip (the least asymmetric one, as NTP
+ * takes it): its skew is off by at most half its round trip.
+ */
+function bestSample(samples: readonly ClockSample[]): ClockSample {
+  return samples.reduce((best, s) => (s.rttMs < best.rttMs ? s : best));
+}
+
+/** The harness's start instant on this runner's clock, and how far this clock is off the harness's. */
+async function startOnThisClock(o: LoadCommandOptions, seg: Segment, now: Clock) {
+  const samples: ClockSample[] = [];
+  const harnessStartMs = await startInstant(o, seg, samples, now);
+  const { skewMs, rttMs } = bestSample(samples);
+  // A host whose clock is off starts with the others: the instant moved onto this clock.
+  return { startAtMs: harnessStartMs + skewMs, skewMs, rttMs, samples: samples.length };
 }
 
 function checkTargets(p: RunnerPlan, allowRemote: boolean) {
@@ -120,13 +143,18 @@ export async function loadCommand(
   const reg = await register(o, name);
   checkTargets(reg, o.allowRemoteTarget);
   print(`runner ${o.segment} (${name}): registered at ${o.harness}; waiting for the start`);
-  const samples: ClockSample[] = [];
-  const startAtMs = await startInstant(o, seg, samples);
-  const clockSkewMs = bestSkew(samples);
-  const engine = new EmbeddedEngine({ workers: o.workers, segment: seg, startAtMs });
+  const offsetMs = o.clockOffsetMs ?? 0;
+  const now: Clock = () => Date.now() + offsetMs;
+  const { startAtMs, skewMs: clockSkewMs, rttMs, samples } = await startOnThisClock(o, seg, now);
+  const engine = new EmbeddedEngine({
+    workers: o.workers,
+    segment: seg,
+    startAtMs: startAtMs - offsetMs,
+  });
   await engine.start(reg.whole);
   print(
-    `runner ${o.segment}: traffic starts in ${Math.max(0, startAtMs - Date.now())} ms (this clock is ${clockSkewMs.toFixed(1)} ms off the harness's)`,
+    `runner ${o.segment}: traffic starts in ${Math.max(0, Math.round(startAtMs - now()))} ms (this clock is ${clockSkewMs.toFixed(1)} ms off the harness's, ` +
+      `within ${(rttMs / 2).toFixed(1)} ms: half the quickest round trip of ${samples})`,
   );
   let failedInRow = 0;
   let lost = false;

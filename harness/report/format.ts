@@ -162,3 +162,8 @@ export function xmlEscape(s: string): string {
 export function unshownBreaks(i: { count: number; examples: string[] }, shown: number): number {
   return Math.max(i.count, i.examples.length) - shown;
 }
+
+/** The load engine as a line: its name and version, and what ran (threads; runners with their clocks). */
+export function engineText(e: { name: string; version: string; detail: string }): string {
+  return `${e.name} ${e.version}: ${e.detail}`;
+}

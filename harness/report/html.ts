@@ -15,6 +15,7 @@ import {
   fmtSeconds,
   unshownBreaks,
   xmlEscape as e,
+  engineText,
 } from './format.ts';
 import {
   AMPLIFICATION_HEAD,
@@ -202,6 +203,7 @@ export function renderHtml(s: RunSummary, ts: TimeSeries): string {
       ['ended', e(fmtDateTime(s.endedAt))],
       ['run id', code(s.runId)],
       ['tool', e(`${s.tool.name} ${s.tool.version}`)],
+      ...(s.engine ? [['engine', e(engineText(s.engine))] as [string, string]] : []),
     ]),
   );
   o.push('</section>');

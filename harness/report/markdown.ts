@@ -15,6 +15,7 @@ import {
   fmtSeconds,
   plural,
   unshownBreaks,
+  engineText,
 } from './format.ts';
 
 /** How many example ids an invariant row shows (the rest are counted). */
@@ -230,6 +231,7 @@ export function renderMarkdown(s: RunSummary): string {
         ['run id', mdCode(s.runId)],
         ['started', `${fmtDateTime(s.startedAt)}, ended ${fmtDateTime(s.endedAt)}`],
         ['tool', `${s.tool.name} ${mdText(s.tool.version)}`],
+        ...(s.engine ? [['engine', mdText(engineText(s.engine))]] : []),
       ],
     ),
   );

@@ -271,6 +271,9 @@ export async function readyEngine(engine: LoadEngine, plan: LoadPlan, signal?: A
 /** The engine's log and warnings kept; a warning when arrivals went missing. */
 function checkLoad(ctx: RunContext, load: LoadResult): Traffic {
   if (load.log) writeFileSync(join(ctx.r.dir, load.logFile), load.log);
+  // Its summary, histograms merged over threads and runners (k6 writes its own, k6-summary.json).
+  if (load.engine.name === 'flashcrowd' && load.summary)
+    writeFileSync(join(ctx.r.dir, 'engine-summary.json'), JSON.stringify(load.summary, null, 1));
   ctx.warnings.push(...load.warnings);
   const traffic = trafficCheck(load);
   if (traffic.unaccounted > traffic.tolerance)

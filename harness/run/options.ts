@@ -1,6 +1,8 @@
 // `flashcrowd run`, options: the command's options, and the checks made before
 // anything is read, started or written (target URLs, scales).
+import { isIP } from 'node:net';
 import { UsageError } from '../errors.ts';
+import { checkHostToken } from '../up.ts';
 import type { EngineName } from '../engine/types.ts';
 import type { Preset } from '../preset.ts';
 
@@ -24,6 +26,8 @@ export interface RunOptions {
   coupon?: string;
   redis?: string;
   allowRemoteTarget: boolean;
+  /** --host ADDR: the address the started stack's mocks and checkout bind (default 127.0.0.1). */
+  host?: string;
   /** --baseline DIR: a run whose metrics relative budgets (`pay.failure_rate<=baseline*1.1`) are judged against. */
   baseline?: string;
   /** Run each variant this many times and compare the repetitions with the first (default 1). */
@@ -87,6 +91,7 @@ export function checkTargetFlags(o: RunOptions): void {
     if (v !== undefined) checkUrl(flag, v, o.allowRemoteTarget);
   if (!o.target && (o.bank || o.wallet || o.coupon || o.redis))
     throw new UsageError('--bank, --wallet, --coupon and --redis go with --target');
+  if (o.host !== undefined) checkStackHost(o.host, o.target);
   if (o.target && (o.mode || o.set?.length || o.instances !== undefined))
     throw new UsageError(
       '--mode, --set and --instances configure the checkout the harness starts; with --target, start your checkout with the build you want (`flashcrowd checkout --mode ... --set ... --instances N`)',
@@ -96,6 +101,23 @@ export function checkTargetFlags(o: RunOptions): void {
 /** --target: one checkout URL, or its instances comma-separated (each shopper sticks to one). */
 export function targetList(target: string | undefined): string[] {
   return target === undefined ? [] : target.split(',').map((t) => t.trim());
+}
+
+/**
+ * --host: an IP address of this host for the started stack, which the load
+ * (runners on other hosts) is given as its URLs, so not a wildcard; outside
+ * loopback only with FLASHCROWD_ADMIN_TOKEN (`up --host`'s rule).
+ */
+function checkStackHost(host: string, target: string | undefined): void {
+  if (target)
+    throw new UsageError('--host binds the stack the run starts; with --target it starts none');
+  const ip = host.replace(/^\[|\]$/g, '');
+  if (!isIP(ip) || ip === '0.0.0.0' || ip === '::')
+    throw new UsageError(
+      `--host must be an IP address of this host that the load generators reach (e.g. 10.0.0.5), got "${host}": ` +
+        'the checkout and mock URLs the runners are given are made from it, so not a name or a wildcard address',
+    );
+  checkHostToken('run', host);
 }
 
 /** --time-scale and --load-scale, else the preset's `ci` scales with --ci, else 1. */

@@ -49,6 +49,7 @@ export async function startTarget(
     logDir: r.dir,
     log: ctx.print,
     ...aofOf(build.redisPersistence, false),
+    ...(o.host !== undefined ? { host: o.host } : {}),
     ...extra,
   });
   return { urls: stack.urls, haveMocks: haveMocks(stack.urls), stack };
