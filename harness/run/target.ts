@@ -1,6 +1,11 @@
 // `flashcrowd run`, the target: the system under load. The embedded stack
-// (Redis, the three mocks, the checkout built as the preset says), or the
-// user's --target with the mocks and Redis it names.
+// (Redis or a local Redis Cluster, the three mocks, the checkout built as the
+// preset says), or the user's --target with the mocks and Redis it names.
+// Every Redis client of the harness (audit, quiescence, faults) connects with
+// connectTargetRedis: a cluster client when the target's Redis is a cluster.
+import { connectRedis, type RedisClient } from '../../checkout/store.ts';
+import { UsageError } from '../errors.ts';
+import { clusterBuildProblems, type Preset } from '../preset.ts';
 import { startStack, type Stack, type StackOptions, type StackUrls } from '../stack.ts';
 import { aofOf } from './faults.ts';
 import { checkUrl, type RunOptions } from './options.ts';
@@ -46,6 +51,7 @@ export async function startTarget(
     mode: build.mode,
     set,
     instances: build.instances,
+    ...(build.redisCluster ? { redisCluster: build.redisCluster } : {}),
     logDir: r.dir,
     log: ctx.print,
     ...aofOf(build.redisPersistence, false),
@@ -62,7 +68,30 @@ function targetUrls(o: RunOptions, target: string): StackUrls {
     wallet: o.wallet ? checkUrl('--wallet', o.wallet, allow) : '',
     coupon: o.coupon ? checkUrl('--coupon', o.coupon, allow) : '',
     redis: o.redis ?? '',
+    ...(o.redisCluster ? { redisCluster: true } : {}),
   };
+}
+
+/** A client of the target's Redis for the harness: a cluster client on a Redis Cluster. */
+export function connectTargetRedis(urls: StackUrls): RedisClient {
+  return connectRedis(urls.redis, urls.redisCluster === true);
+}
+
+/**
+ * The Redis a build asks the harness to start, checked before anything
+ * starts: a Redis Cluster has no persistence (exit 2 naming the field).
+ */
+export function checkStackRedis(
+  preset: Preset,
+  build: Preset['checkout'],
+  o: Pick<RunOptions, 'target'>,
+): void {
+  if (o.target) return;
+  const problems = clusterBuildProblems(build, 'checkout');
+  if (problems.length)
+    throw new UsageError(
+      `preset ${preset.name}: ${problems.map((p) => `${p.field}: ${p.reason}`).join('; ')}`,
+    );
 }
 
 const haveMocks = (urls: StackUrls) => Boolean(urls.bank && urls.wallet && urls.coupon);
