@@ -35,6 +35,7 @@ export async function startTarget(
       ctx.warnings.push(
         '--target without --bank, --wallet and --coupon: no chaos applied, and the audit was skipped, so every invariant is undecided (invariants.broken counts them)',
       );
+    if (urls.redis) await checkRedisKind(urls);
     ctx.print(
       `target: checkout ${urls.checkout} (the harness did not start it; --set and the preset's checkout build do not apply)`,
     );
@@ -75,6 +76,33 @@ function targetUrls(o: RunOptions, target: string): StackUrls {
 /** A client of the target's Redis for the harness: a cluster client on a Redis Cluster. */
 export function connectTargetRedis(urls: StackUrls): RedisClient {
   return connectRedis(urls.redis, urls.redisCluster === true);
+}
+
+/**
+ * The --redis of a --target is what --redis-cluster says it is (INFO cluster
+ * `cluster_enabled`): a plain client on a cluster node is answered MOVED for
+ * most keys, a cluster client on one Redis cannot start.
+ */
+async function checkRedisKind(urls: StackUrls): Promise<void> {
+  const probe = connectRedis(urls.redis, false);
+  probe.on('error', () => undefined);
+  let info: string;
+  try {
+    info = await probe.info('cluster');
+  } catch (e) {
+    throw new UsageError(`--redis ${urls.redis} does not answer: ${(e as Error).message}`);
+  } finally {
+    probe.disconnect();
+  }
+  const enabled = /cluster_enabled:1/.test(info);
+  if (enabled && !urls.redisCluster)
+    throw new UsageError(
+      `--redis ${urls.redis} is a node of a Redis Cluster (cluster_enabled:1): give --redis-cluster, so that the audit reads it with a cluster client`,
+    );
+  if (!enabled && urls.redisCluster)
+    throw new UsageError(
+      `--redis-cluster, but --redis ${urls.redis} is not a Redis Cluster node (cluster_enabled:0): drop --redis-cluster`,
+    );
 }
 
 /**
