@@ -308,7 +308,9 @@ async function readLayout(ctx: RunContext, store: Store, skuIds: readonly string
     ctx.print(formatLayout(layout));
     return layout;
   } catch (e) {
-    ctx.warnings.push(`reading where the sale's data lives in Redis failed: ${(e as Error).message}`);
+    ctx.warnings.push(
+      `reading where the sale's data lives in Redis failed: ${(e as Error).message}`,
+    );
     return undefined;
   }
 }
