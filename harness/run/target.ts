@@ -3,6 +3,7 @@
 // preset says), or the user's --target with the mocks and Redis it names.
 // Every Redis client of the harness (audit, quiescence, faults) connects with
 // connectTargetRedis: a cluster client when the target's Redis is a cluster.
+import { ReplyError } from 'ioredis';
 import { connectRedis, type RedisClient } from '../../checkout/store.ts';
 import { UsageError } from '../errors.ts';
 import { clusterBuildProblems, type Preset } from '../preset.ts';
@@ -90,6 +91,8 @@ async function checkRedisKind(urls: StackUrls): Promise<void> {
   try {
     info = await probe.info('cluster');
   } catch (e) {
+    // INFO refused (an ACL, a renamed command): nothing to compare; the audit says what it can read.
+    if (e instanceof ReplyError) return;
     throw new UsageError(`--redis ${urls.redis} does not answer: ${(e as Error).message}`);
   } finally {
     probe.disconnect();
