@@ -117,6 +117,9 @@ describe('flashcrowd run on a Redis Cluster', () => {
     );
     for (const h of holders) expect(h).toHaveLength(1);
     expect(new Set(holders.flat()).size).toBe(2);
+    expect(readFileSync(join(out, 'summary.md'), 'utf8')).toMatch(
+      /\| redis \| cluster of 3 masters: 127\.0\.0\.1:\d+ \(lipstick; [\d,]+ keys\)/,
+    );
     // One redis-server a master, each in the CPU shares (where /proc is readable).
     if (s.cpu?.shares.length)
       expect(s.cpu.shares.map((x) => x.name)).toEqual(

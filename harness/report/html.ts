@@ -15,6 +15,7 @@ import {
   fmtSeconds,
   unshownBreaks,
   xmlEscape as e,
+  fmtRedis,
 } from './format.ts';
 import {
   AMPLIFICATION_HEAD,
@@ -195,6 +196,7 @@ export function renderHtml(s: RunSummary, ts: TimeSeries): string {
         ),
       ],
       ['target', e(s.params.target)],
+      ...(s.redis ? [['redis', e(fmtRedis(s.redis))] as [string, string]] : []),
       ['checkout mode', e(s.checkout.mode)],
       ['checkout features', recordText(s.checkout.features)],
       ['checkout parameters', recordText(s.checkout.params)],

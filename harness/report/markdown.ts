@@ -15,6 +15,7 @@ import {
   fmtSeconds,
   plural,
   unshownBreaks,
+  fmtRedis,
 } from './format.ts';
 
 /** How many example ids an invariant row shows (the rest are counted). */
@@ -227,6 +228,7 @@ export function renderMarkdown(s: RunSummary): string {
         ],
         ['checkout', `${s.checkout.mode}; features: ${mdText(featuresText(s.checkout.features))}`],
         ['target', mdText(s.params.target)],
+        ...(s.redis ? [['redis', mdText(fmtRedis(s.redis))]] : []),
         ['run id', mdCode(s.runId)],
         ['started', `${fmtDateTime(s.startedAt)}, ended ${fmtDateTime(s.endedAt)}`],
         ['tool', `${s.tool.name} ${mdText(s.tool.version)}`],

@@ -5,6 +5,7 @@
 // master's core (docs/CHECKOUT.md, "On a Redis Cluster").
 import { Cluster } from 'ioredis';
 import { masterNodes, type Store } from '../../checkout/store.ts';
+import { fmtRedis } from '../report/format.ts';
 import type { RunSummary } from '../summary.ts';
 
 export type RedisLayout = NonNullable<RunSummary['redis']>;
@@ -35,9 +36,4 @@ export async function redisLayout(store: Store, skuIds: readonly string[]): Prom
 }
 
 /** One line for the console: `redis: cluster of 3 masters: 127.0.0.1:7000 (lipstick; 812 keys), ...`. */
-export function formatLayout(l: RedisLayout): string {
-  const each = l.masters.map(
-    (m) => `${m.node} (${m.skus.length ? `${m.skus.join(', ')}; ` : ''}${m.keys} keys)`,
-  );
-  return `redis: ${l.cluster ? `cluster of ${l.masters.length} masters` : 'one Redis'}: ${each.join(', ')}`;
-}
+export const formatLayout = (l: RedisLayout) => `redis: ${fmtRedis(l)}`;
