@@ -105,8 +105,9 @@ export const buildOverridden = (o: Pick<RunOptions, 'mode' | 'set'>) =>
  * replaces its mode (features from that mode's preset, the build's own `set`
  * still on top), then each --set KEY=VALUE, last one winning. Its instances:
  * --instances, else the variant's, else the preset's, else 1. Its Redis
- * Cluster (masters): --redis-cluster (3 when no number is given), else the
- * variant's, else the preset's, else none.
+ * Cluster's masters: --redis-masters, else the variant's or the preset's
+ * `redisCluster`, else DEFAULT_MASTERS with --redis-cluster, else none (one
+ * Redis).
  */
 export function buildOf(
   preset: Preset,
