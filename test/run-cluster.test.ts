@@ -14,7 +14,9 @@ import { describe, expect, it } from 'vitest';
 import { startCheckout } from '../checkout/service.ts';
 import { Store } from '../checkout/store.ts';
 import { audit, formatAudit } from '../harness/audit.ts';
+import { loadPreset } from '../harness/preset.ts';
 import { startRedisCluster } from '../harness/redis-cluster.ts';
+import { buildOf } from '../harness/run/preset.ts';
 import { redisLayout } from '../harness/run/redis-layout.ts';
 import { connectTargetRedis } from '../harness/run/target.ts';
 import { runSummarySchema } from '../harness/summary.ts';
@@ -47,6 +49,22 @@ function spreadPreset(): string {
   writeFileSync(file, JSON.stringify(p));
   return file;
 }
+
+describe("a run's Redis Cluster: how many masters", () => {
+  it("none by default; 3 with --redis-cluster; the preset's checkout.redisCluster; --redis-masters over both", () => {
+    const { preset } = loadPreset('livestream-spike');
+    const hardened = preset.variants!.find((v) => v.name === 'hardened');
+    const masters = (o: Parameters<typeof buildOf>[2], p = preset) =>
+      buildOf(p, hardened, o).redisCluster;
+    expect(masters({})).toBeUndefined();
+    expect(masters({ redisCluster: true })).toBe(3);
+    expect(masters({ redisMasters: 5 })).toBe(5);
+    const four = { ...preset, checkout: { ...preset.checkout, redisCluster: 4 } };
+    expect(masters({}, four)).toBe(4);
+    expect(masters({ redisCluster: true }, four)).toBe(4);
+    expect(masters({ redisMasters: 6 }, four)).toBe(6);
+  });
+});
 
 describe('flashcrowd run --redis-cluster: what a cluster cannot do is refused (exit 2, naming the field) before anything starts', () => {
   const refused = async (args: string[], message: RegExp) => {
