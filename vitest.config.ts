@@ -13,6 +13,7 @@ import { defineConfig } from 'vitest/config';
  */
 const LOAD = [
   'test/run.test.ts',
+  'test/run-cluster.test.ts',
   'test/reproducibility.test.ts',
   'test/run-reset.test.ts',
   'test/presets-promise.test.ts',

@@ -376,7 +376,7 @@ export class Store {
 
   /** Delete every key under this prefix (SCAN per node on a cluster). */
   async clear(): Promise<void> {
-    const nodes = this.redis instanceof Cluster ? this.redis.nodes('master') : [this.redis];
+    const nodes = masterNodes(this.redis);
     for (const node of nodes) {
       let cursor = '0';
       do {
@@ -826,7 +826,7 @@ export class Store {
       ? ['id', ...opts.fields.filter((f) => f !== 'id')]
       : ORDER_FIELDS;
     const pattern = `${this.tag(sku)}:order:*`;
-    const nodes = this.redis instanceof Cluster ? this.redis.nodes('master') : [this.redis];
+    const nodes = masterNodes(this.redis);
     const read = async (node: RedisClient | Redis, cursor: string) => {
       const [next, keys] = await node.scan(cursor, 'MATCH', pattern, 'COUNT', count);
       if (keys.length === 0) return { next, batch: [] };
@@ -905,6 +905,11 @@ export function connectRedis(
     retryStrategy,
     ...commandTimeout,
   });
+}
+
+/** The masters of a cluster (a key scan goes to each), or the one Redis. */
+export function masterNodes(redis: RedisClient): Redis[] {
+  return redis instanceof Cluster ? redis.nodes('master') : [redis];
 }
 
 /** The Redis keys of one SKU; all share its hash tag, so one script may touch them on a cluster. */

@@ -337,6 +337,15 @@ export function buildCli(): Command {
     .option('--coupon <url>', 'with --target: the mock coupon service')
     .option('--redis <url>', "with --target: the checkout's Redis (for the audit)")
     .option(
+      '--redis-cluster',
+      "start a local Redis Cluster (three redis-server masters) instead of one Redis, the checkout and the audit on cluster clients (the preset's `checkout.redisCluster`); with --target: the --redis URL is a node of a Redis Cluster",
+    )
+    .option(
+      '--redis-masters <n>',
+      'masters of the local Redis Cluster (3-16; implies --redis-cluster)',
+      intArg('--redis-masters', 3, 16),
+    )
+    .option(
       '--allow-remote-target',
       'allow targets outside loopback (never point this at production)',
       false,
@@ -767,6 +776,11 @@ export function buildCli(): Command {
     )
     .option('--no-seed-sale', 'seed no sale (orders then answer 404 unknown_sku until one is)')
     .option(
+      '--redis-cluster',
+      'a local Redis Cluster (three redis-server masters) instead of one Redis; the checkout uses a cluster client',
+      false,
+    )
+    .option(
       '--host <addr>',
       'address the mocks and checkout bind; outside loopback only with FLASHCROWD_ADMIN_TOKEN set',
       '127.0.0.1',
@@ -782,6 +796,7 @@ export function buildCli(): Command {
         timeScale?: number;
         loadScale?: number;
         seedSale: boolean;
+        redisCluster: boolean;
         host: string;
         json: boolean;
       }) => {
@@ -789,6 +804,7 @@ export function buildCli(): Command {
         up.checkHostToken('up', o.host);
         const plan = up.upPlan(o);
         const { startStack } = await import('./stack.ts');
+        const { DEFAULT_MASTERS } = await import('./redis-cluster.ts');
         const ownTimeScale = o.set.some((s) => s.startsWith('timeScale='));
         const stack = await startStack({
           seed: o.seed,
@@ -797,6 +813,7 @@ export function buildCli(): Command {
           set: ownTimeScale ? o.set : [...o.set, `timeScale=${plan.timeScale}`],
           timeScale: plan.timeScale,
           instances: o.instances,
+          ...(o.redisCluster ? { redisCluster: DEFAULT_MASTERS } : {}),
           ...(o.host !== '127.0.0.1' ? { host: o.host } : {}),
           log: o.json ? undefined : (l) => console.log(l),
         });
@@ -816,7 +833,8 @@ export function buildCli(): Command {
             `\nstack up. ${seeded ?? 'No sale seeded (--no-seed-sale): seed one with POST /admin/sale first.'}\n` +
               `With your own k6 (from this folder; docs/SCENARIOS.md):\n  ${up.shellLine(k6)}\n` +
               `or: npx flashcrowd run ${plan.preset} --variant hardened --time-scale ${plan.timeScale} --load-scale ${plan.loadScale} ` +
-              `--target ${u.checkout} --bank ${u.bank} --wallet ${u.wallet} --coupon ${u.coupon} --redis ${u.redis}\nCtrl-C stops everything.`,
+              `--target ${u.checkout} --bank ${u.bank} --wallet ${u.wallet} --coupon ${u.coupon} --redis ${u.redis}` +
+              `${u.redisCluster ? ' --redis-cluster' : ''}\nCtrl-C stops everything.`,
           );
         }
       },

@@ -195,6 +195,13 @@ export const checkoutBuildSchema = z
      * Default: `everysec` when the preset's faults restart Redis, else none.
      */
     redisPersistence: z.enum(['everysec', 'always', 'none']).optional(),
+    /**
+     * The harness starts a local Redis Cluster of this many masters (3-16)
+     * instead of one redis-server, and the checkout and the audit use cluster
+     * clients (docs/CHECKOUT.md, "On a Redis Cluster"); `run --redis-cluster`
+     * wins. Default: one Redis.
+     */
+    redisCluster: z.number().int().min(3).max(16).optional(),
   })
   .strict();
 
@@ -292,13 +299,14 @@ function deepChecks(p: Preset): FieldErrors {
         })),
       );
   }
-  const builds: [string, { mode: 'naive' | 'hardened'; set: Record<string, unknown> }][] = [
+  const builds: [string, Preset['checkout']][] = [
     ['checkout', p.checkout],
     ...(p.variants ?? []).flatMap((v, i) =>
       v.checkout ? [[`variants.${i}.checkout`, v.checkout] as [string, typeof p.checkout]] : [],
     ),
   ];
   for (const [where, b] of builds) {
+    errors.push(...clusterBuildProblems(b, where));
     try {
       applyOverrides(
         defaultConfig(b.mode),
@@ -332,6 +340,24 @@ function deepChecks(p: Preset): FieldErrors {
 }
 
 /**
+ * What a build asks of the Redis the harness starts that a Redis Cluster
+ * cannot give: an append-only file (its masters run without persistence).
+ */
+export function clusterBuildProblems(
+  b: Pick<Preset['checkout'], 'redisCluster' | 'redisPersistence'>,
+  where: string,
+): FieldErrors {
+  if (b.redisCluster === undefined || !b.redisPersistence || b.redisPersistence === 'none')
+    return [];
+  return [
+    {
+      field: `${where}.redisPersistence`,
+      reason: `${b.redisPersistence} with a Redis Cluster: not supported (the cluster's masters run without persistence); drop it, or run on one Redis`,
+    },
+  ];
+}
+
+/**
  * The faults' own checks, for the harness that starts everything (a run's
  * --target or REDIS_URL is checked when it starts: harness/run/faults.ts).
  */
@@ -345,6 +371,9 @@ function faultChecks(p: Preset): FieldErrors {
     instances,
     startsRedis: true,
     reachesRedis: true,
+    redisCluster: [p.checkout, ...(p.variants ?? []).map((v) => v.checkout)].some(
+      (b) => b?.redisCluster !== undefined,
+    ),
     trafficMs: totalDurationS(p.traffic.stages) * 1000,
   }).map((line) => {
     const colon = line.indexOf(': ');

@@ -15,14 +15,21 @@ export interface RedisClusterHandle {
   /** redis://127.0.0.1:PORT of every master, in slot order (the first holds slot 0). */
   urls: string[];
   ports: number[];
+  /** Each master's process (its guard with `apart`), in the order of `ports`, for CPU accounting. */
+  pids: (number | undefined)[];
   close(): Promise<void>;
 }
 
+/** Masters of a local cluster unless told (the fewest redis-cli accepts). */
+export const DEFAULT_MASTERS = 3;
+
 export interface RedisClusterOptions {
-  /** Masters (default 3, the fewest redis-cli accepts). */
+  /** Masters (default DEFAULT_MASTERS). */
   masters?: number;
   /** How long to wait for cluster_state:ok on every node (default 20 s). */
   timeoutMs?: number;
+  /** Each master in a process group of its own, under the guard (harness/redis.ts `apart`). */
+  apart?: boolean;
 }
 
 function missing(tool: string): UsageError {
@@ -78,7 +85,7 @@ export async function clusterInfo(
 export async function startRedisCluster(
   opts: RedisClusterOptions = {},
 ): Promise<RedisClusterHandle> {
-  const masters = opts.masters ?? 3;
+  const masters = opts.masters ?? DEFAULT_MASTERS;
   if (masters < 3) throw new UsageError('a Redis Cluster needs at least 3 masters');
   if (!findTool('redis-server')) throw missing('redis-server');
   const cli = findTool('redis-cli');
@@ -108,6 +115,7 @@ export async function startRedisCluster(
       nodes.push(
         await startLocalRedis({
           port,
+          apart: opts.apart === true,
           args: [
             '--cluster-enabled',
             'yes',
@@ -158,7 +166,12 @@ export async function startRedisCluster(
         );
       await new Promise((r) => setTimeout(r, 100));
     }
-    return { urls: ports.map((p) => `redis://127.0.0.1:${p}`), ports, close };
+    return {
+      urls: ports.map((p) => `redis://127.0.0.1:${p}`),
+      ports,
+      pids: nodes.map((n) => n.pid),
+      close,
+    };
   } catch (e) {
     await close();
     throw e;

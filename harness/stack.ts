@@ -1,5 +1,6 @@
 // The embedded stack of `flashcrowd run` and `flashcrowd up`: Redis
-// (REDIS_URL, else a local redis-server, else testcontainers), the three mock
+// (REDIS_URL, else a local redis-server, else testcontainers; or a local Redis
+// Cluster of N masters, harness/redis-cluster.ts), the three mock
 // gateways in one child process and the checkout in another (or N checkout
 // instances, a process each, on the same Redis and mocks), all on free
 // loopback ports. Children get `--exit-with-stdin`: their stdin is a pipe from
@@ -10,7 +11,8 @@ import { createWriteStream, type WriteStream } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { UsageError } from './errors.ts';
-import { startRedis, type LocalRedis, type RedisHandle } from './redis.ts';
+import { startRedis, type LocalRedis } from './redis.ts';
+import { startRedisCluster } from './redis-cluster.ts';
 import { PROJECT_ROOT } from './tools.ts';
 
 export interface StackUrls {
@@ -21,12 +23,15 @@ export interface StackUrls {
   bank: string;
   wallet: string;
   coupon: string;
+  /** Redis (with `redisCluster`, one node of the cluster: clients find the others from it). */
   redis: string;
+  /** The Redis is a Redis Cluster: every client of it is a cluster client (checkout `--cluster`). */
+  redisCluster?: boolean;
 }
 
 export interface Stack {
   urls: StackUrls;
-  /** How Redis was found: env (REDIS_URL), local (redis-server started here), container. */
+  /** How Redis was found: env (REDIS_URL), local (redis-server started here), container, cluster (started here). */
   redisKind: string;
   /** The processes this stack started, for CPU accounting (a Redis not started here is absent). */
   processes: { name: string; pid: number }[];
@@ -85,6 +90,11 @@ export interface StackOptions {
   beforeCheckout?: (real: CheckoutDeps) => Promise<Partial<CheckoutDeps>>;
   /** A local Redis persists every write with this fsync policy (harness/redis.ts `aof`). */
   redisAof?: 'everysec' | 'always';
+  /**
+   * Start a local Redis Cluster of this many masters (3 or more) instead of
+   * one Redis; REDIS_URL is not used then. No persistence and no restart.
+   */
+  redisCluster?: number;
   /** Address the mocks and checkout bind (default 127.0.0.1; `up --host`, with FLASHCROWD_ADMIN_TOKEN). */
   host?: string;
 }
@@ -181,7 +191,7 @@ export async function startStack(o: StackOptions): Promise<Stack> {
   const log = o.log ?? (() => undefined);
   const children: Child[] = [];
   const instances: RunningInstance[] = [];
-  let redis: RedisHandle | undefined;
+  let redis: StackRedis | undefined;
   const stop = async () => {
     for (const x of instances.splice(0).reverse()) await x.stop();
     for (const c of children.reverse()) await stopChild(c);
@@ -190,9 +200,7 @@ export async function startStack(o: StackOptions): Promise<Stack> {
     redis = undefined;
   };
   try {
-    log('starting Redis...');
-    redis = await startRedis({ apart: true, ...(o.redisAof ? { aof: o.redisAof } : {}) });
-    log(`  redis    ${redis.url} (${redis.kind})`);
+    redis = await startStackRedis(o, log);
     log('starting the mock gateways...');
     const mocks = await startChild(
       'mocks',
@@ -225,6 +233,7 @@ export async function startStack(o: StackOptions): Promise<Stack> {
       String(port),
       '--redis',
       deps.redis,
+      ...(o.redisCluster ? ['--cluster'] : []),
       '--bank',
       deps.bank,
       '--wallet',
@@ -248,20 +257,61 @@ export async function startStack(o: StackOptions): Promise<Stack> {
         const pid = x.pid();
         return pid ? [{ name: x.name, pid }] : [];
       }),
-      ...(redis.pid ? [{ name: 'redis', pid: redis.pid }] : []),
+      ...redis.processes,
     ];
     return {
-      urls: { checkout: checkouts[0]!, checkouts, bank, wallet, coupon, redis: redis.url },
+      urls: {
+        checkout: checkouts[0]!,
+        checkouts,
+        bank,
+        wallet,
+        coupon,
+        redis: redis.url,
+        ...(o.redisCluster ? { redisCluster: true } : {}),
+      },
       redisKind: redis.kind,
       processes,
       checkouts: instances.map((x) => x.api),
-      ...('restart' in redis ? { restartRedis: (redis as LocalRedis).restart } : {}),
+      ...(redis.restart ? { restartRedis: redis.restart } : {}),
       stop,
     };
   } catch (e) {
     await stop();
     throw e;
   }
+}
+
+/** The stack's Redis, whichever kind: its URL, processes (for CPU accounting), restart when it can. */
+interface StackRedis {
+  url: string;
+  kind: string;
+  processes: { name: string; pid: number }[];
+  restart?: LocalRedis['restart'];
+  close(): Promise<void>;
+}
+
+/** One Redis (harness/redis.ts), or a local cluster of `redisCluster` masters: a process each, `redis-0`... */
+async function startStackRedis(
+  o: Pick<StackOptions, 'redisAof' | 'redisCluster'>,
+  log: (line: string) => void,
+): Promise<StackRedis> {
+  if (o.redisCluster) {
+    log(`starting a Redis Cluster (${o.redisCluster} masters)...`);
+    const c = await startRedisCluster({ masters: o.redisCluster, apart: true });
+    log(`  redis    ${c.urls.join(', ')} (cluster)`);
+    const processes = c.pids.flatMap((pid, i) => (pid ? [{ name: `redis-${i}`, pid }] : []));
+    return { url: c.urls[0]!, kind: 'cluster', processes, close: c.close };
+  }
+  log('starting Redis...');
+  const r = await startRedis({ apart: true, ...(o.redisAof ? { aof: o.redisAof } : {}) });
+  log(`  redis    ${r.url} (${r.kind})`);
+  return {
+    url: r.url,
+    kind: r.kind,
+    processes: r.pid ? [{ name: 'redis', pid: r.pid }] : [],
+    ...('restart' in r ? { restart: (r as LocalRedis).restart } : {}),
+    close: () => r.close(),
+  };
 }
 
 /** `instances` checked: an integer from 1 to MAX_INSTANCES (default 1). */

@@ -295,6 +295,21 @@ export const runSummarySchema = z
       })
       .strict()
       .optional(),
+    /**
+     * Where the sale's data lived (absent in older summaries and without a
+     * Redis URL): one Redis, or a Redis Cluster (`cluster`); per master, its
+     * address, its keys after the run (DBSIZE) and the SKUs whose hash slot it
+     * serves (harness/run/redis-layout.ts).
+     */
+    redis: z
+      .object({
+        cluster: z.boolean(),
+        masters: z.array(
+          z.object({ node: z.string(), keys: num, skus: z.array(z.string()) }).strict(),
+        ),
+      })
+      .strict()
+      .optional(),
     /** Problems that did not stop the run (a scrape that failed, k6's own exit code...). */
     warnings: z.array(z.string()),
     /** Report files, relative to the run directory. */

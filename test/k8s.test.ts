@@ -252,14 +252,17 @@ describe('the validators can fail', () => {
 });
 
 describe('options', () => {
-  it('--redis-url drops the Redis Deployment and connects the checkout as a cluster', async () => {
+  it('--redis-url drops the Redis Deployment and connects the checkout and the harness audit as cluster clients', async () => {
     const { dir, docs } = await generate({ redisUrl: 'redis://redis-cluster.data:6379' });
     expect(existsSync(join(dir, 'sut', 'redis.yaml'))).toBe(false);
     expect(docs.some((d) => d.metadata.name === 'redis')).toBe(false);
     const { opts } = await parsedBy(container(find(docs, 'StatefulSet', 'checkout')).args);
     expect(opts).toMatchObject({ cluster: true, redis: 'redis://redis-cluster.data:6379' });
     const harness = await parsedBy(container(find(docs, 'Job', 'harness')).args);
-    expect(harness.opts.redis).toBe('redis://redis-cluster.data:6379');
+    expect(harness.opts).toMatchObject({
+      redis: 'redis://redis-cluster.data:6379',
+      redisCluster: true,
+    });
   });
 
   it('bad input is a usage error naming what is wrong', () => {

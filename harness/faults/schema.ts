@@ -133,6 +133,12 @@ export interface FaultScope {
   startsRedis: boolean;
   /** A Redis URL the harness can reach (to pause it). */
   reachesRedis: boolean;
+  /**
+   * The Redis is a Redis Cluster: its masters are not restarted (one master
+   * down is a failover question, not a restart), and the checkout's cluster
+   * client finds the nodes by their own addresses, past any proxy on the link.
+   */
+  redisCluster?: boolean;
   /** Traffic length at time-scale 1, ms: a step must start before it ends. */
   trafficMs: number;
 }
@@ -153,6 +159,10 @@ export function faultProblems(steps: readonly FaultStep[], scope: FaultScope): s
     switch (s.action) {
       case 'toxic':
       case 'down':
+        if (scope.redisCluster && s.link === 'redis')
+          out.push(
+            `${at}.link: a ${s.action} on the link to a Redis Cluster: not supported (the checkout's cluster client reaches every master at the address the cluster gives, not through a proxy); run it on one Redis`,
+          );
         if (!scope.startsCheckout)
           out.push(
             `${at}.link: a ${s.action} on the checkout's link to ${s.link} needs the harness to start the checkout (it puts a proxy there); with --target it does not`,
@@ -169,7 +179,11 @@ export function faultProblems(steps: readonly FaultStep[], scope: FaultScope): s
           );
         break;
       case 'restart':
-        if (!scope.startsRedis)
+        if (scope.redisCluster)
+          out.push(
+            `${at}.target: restart of Redis on a Redis Cluster: not supported (its masters run without persistence, and restarting one is a failover the harness does not play); run it on one Redis`,
+          );
+        else if (!scope.startsRedis)
           out.push(
             `${at}.target: restart of a Redis the harness did not start (REDIS_URL, --target or a container): it only restarts processes it started`,
           );

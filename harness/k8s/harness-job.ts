@@ -37,6 +37,7 @@ export function harnessArgs(plan: K8sPlan): string[] {
     u.coupon,
     '--redis',
     u.redis,
+    ...(plan.redisCluster ? ['--redis-cluster'] : []),
     '--allow-remote-target',
     '--runners',
     String(plan.runners),

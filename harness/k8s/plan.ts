@@ -86,7 +86,11 @@ export function k8sPlan(o: K8sOptions, env = process.env): K8sPlan {
   // The harness loads what the namespace runs (`run --target`): faults that need
   // the harness to start the checkout or Redis cannot be played there.
   try {
-    checkFaults(preset, checkoutBuild.instances, { target: 'k8s', redis: 'k8s' });
+    checkFaults(preset, checkoutBuild, {
+      target: 'k8s',
+      redis: 'k8s',
+      redisCluster: redisCluster !== undefined,
+    });
   } catch (e) {
     if (!(e instanceof UsageError)) throw e;
     throw new UsageError(

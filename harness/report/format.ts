@@ -106,6 +106,17 @@ export function fmtDateTime(iso: string): string {
   return `${new Date(ms).toISOString().slice(0, 19).replace('T', ' ')} UTC`;
 }
 
+/** summary.json `redis` as read: `cluster of 3 masters: 127.0.0.1:7000 (lipstick; 812 keys), ...`. */
+export function fmtRedis(r: {
+  cluster: boolean;
+  masters: { node: string; keys: number; skus: string[] }[];
+}): string {
+  const each = r.masters.map(
+    (m) => `${m.node} (${m.skus.length ? `${m.skus.join(', ')}; ` : ''}${plural(m.keys, 'key')})`,
+  );
+  return `${r.cluster ? `cluster of ${plural(r.masters.length, 'master')}` : 'one Redis'}: ${each.join(', ')}`;
+}
+
 /** `3 of 5` style counts with a noun, pluralised simply. */
 export function plural(n: number, one: string, many = `${one}s`): string {
   return `${fmtInt(n)} ${n === 1 ? one : many}`;

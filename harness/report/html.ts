@@ -16,6 +16,7 @@ import {
   unshownBreaks,
   xmlEscape as e,
   engineText,
+  fmtRedis,
 } from './format.ts';
 import {
   AMPLIFICATION_HEAD,
@@ -196,6 +197,7 @@ export function renderHtml(s: RunSummary, ts: TimeSeries): string {
         ),
       ],
       ['target', e(s.params.target)],
+      ...(s.redis ? [['redis', e(fmtRedis(s.redis))] as [string, string]] : []),
       ['checkout mode', e(s.checkout.mode)],
       ['checkout features', recordText(s.checkout.features)],
       ['checkout parameters', recordText(s.checkout.params)],

@@ -16,6 +16,7 @@ import {
   plural,
   unshownBreaks,
   engineText,
+  fmtRedis,
 } from './format.ts';
 
 /** How many example ids an invariant row shows (the rest are counted). */
@@ -228,6 +229,7 @@ export function renderMarkdown(s: RunSummary): string {
         ],
         ['checkout', `${s.checkout.mode}; features: ${mdText(featuresText(s.checkout.features))}`],
         ['target', mdText(s.params.target)],
+        ...(s.redis ? [['redis', mdText(fmtRedis(s.redis))]] : []),
         ['run id', mdCode(s.runId)],
         ['started', `${fmtDateTime(s.startedAt)}, ended ${fmtDateTime(s.endedAt)}`],
         ['tool', `${s.tool.name} ${mdText(s.tool.version)}`],

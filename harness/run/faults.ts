@@ -4,7 +4,7 @@
 // timeline cuts or slows (the stack's beforeCheckout hook, so the harness's
 // own audit and scrapes keep the real URLs); the timeline played from the
 // start of the traffic and ended with it; what it did, as bands and a check.
-import { Redis } from 'ioredis';
+import { masterNodes, type RedisClient } from '../../checkout/store.ts';
 import { UsageError } from '../errors.ts';
 import {
   linksOf,
@@ -29,7 +29,7 @@ import { findTool, findToolIn, toolDirs } from '../tools.ts';
 import { totalDurationS } from '../../scenarios/lib/shape.ts';
 import type { RunOptions } from './options.ts';
 import type { RunContext } from './preset.ts';
-import type { Target } from './target.ts';
+import { connectTargetRedis, type Target } from './target.ts';
 
 /**
  * The preset's faults checked for one build, before anything starts: every
@@ -37,16 +37,17 @@ import type { Target } from './target.ts';
  */
 export function checkFaults(
   preset: Preset,
-  instances: number,
-  o: Pick<RunOptions, 'target' | 'redis'>,
+  build: Pick<Preset['checkout'], 'instances' | 'redisCluster'>,
+  o: Pick<RunOptions, 'target' | 'redis' | 'redisCluster'>,
 ): void {
   const steps = preset.faults;
   if (!steps.length) return;
   const problems = faultProblems(steps, {
     startsCheckout: !o.target,
-    instances,
+    instances: build.instances ?? 1,
     startsRedis: !o.target && !process.env.REDIS_URL && Boolean(findTool('redis-server')),
     reachesRedis: o.target ? Boolean(o.redis) : true,
+    redisCluster: o.target ? o.redisCluster === true : build.redisCluster !== undefined,
     trafficMs: totalDurationS(preset.traffic.stages) * 1000,
   });
   if (problems.length)
@@ -77,7 +78,7 @@ export function rigFaults(ctx: RunContext): FaultRig | undefined {
   const links = linksOf(steps);
   let toxi: ToxiproxyServer | undefined;
   const proxies = new Map<Link, ToxiProxy>();
-  let redis: Redis | undefined;
+  let redis: RedisClient | undefined;
   let timeline: FaultTimeline | undefined;
 
   const beforeCheckout = async (real: CheckoutDeps): Promise<Partial<CheckoutDeps>> => {
@@ -106,7 +107,7 @@ export function rigFaults(ctx: RunContext): FaultRig | undefined {
       ...aofOf(ctx.build.redisPersistence, restartsRedis(steps)),
     },
     start(target, t0) {
-      redis = target.urls.redis ? new Redis(target.urls.redis, { lazyConnect: true }) : undefined;
+      redis = target.urls.redis ? connectTargetRedis(target.urls) : undefined;
       // Its connection is cut when the timeline restarts Redis; it reconnects by itself.
       redis?.on('error', () => undefined);
       timeline = new FaultTimeline(steps, actuators(target, toxi, proxies, redis), ctx.print);
@@ -138,7 +139,7 @@ function actuators(
   target: Target,
   toxi: ToxiproxyServer | undefined,
   proxies: Map<Link, ToxiProxy>,
-  redis: Redis | undefined,
+  redis: RedisClient | undefined,
 ): FaultActuators {
   const proxy = (link: Link) => {
     const p = proxies.get(link);
@@ -172,16 +173,25 @@ function actuators(
               if (!stack?.restartRedis) throw new Error('Redis was not started by the harness');
               await stack.restartRedis(how, downMs);
             },
+            // On a Redis Cluster, every master.
             pause: async (ms: number, mode: 'all' | 'write') => {
-              await redis.call('CLIENT', 'PAUSE', String(ms), mode.toUpperCase());
+              for (const node of mastersOf(redis))
+                await node.call('CLIENT', 'PAUSE', String(ms), mode.toUpperCase());
             },
             unpause: async () => {
-              await redis.call('CLIENT', 'UNPAUSE');
+              for (const node of mastersOf(redis)) await node.call('CLIENT', 'UNPAUSE');
             },
           },
         }
       : {}),
   };
+}
+
+/** The Redis (on a cluster, every master) a pause acts on; none connected is the step's failure. */
+function mastersOf(redis: RedisClient) {
+  const nodes = masterNodes(redis);
+  if (!nodes.length) throw new Error('no Redis master connected');
+  return nodes;
 }
 
 /**

@@ -57,12 +57,14 @@ import {
   resolveRun,
   variantsOf,
   type OneRun,
+  type RunContext,
 } from './preset.ts';
 import { openStore, quiesce, quiescenceBudget, streamBudget } from './quiesce.ts';
+import { formatLayout, redisLayout } from './redis-layout.ts';
 import { resetTarget } from './reset.ts';
 import { seedSale } from './sale.ts';
 import { buildSummary } from './summary.ts';
-import { startTarget, type Target } from './target.ts';
+import { checkStackRedis, startTarget, type Target } from './target.ts';
 import { judge, printExpectations, printVerdict } from './verdict.ts';
 
 export async function runCommand(o: RunOptions, print: Print = console.log): Promise<number> {
@@ -89,7 +91,10 @@ export async function runCommand(o: RunOptions, print: Print = console.log): Pro
       '--repeat runs the preset several times, and runner processes serve one run: drop one of them',
     );
   // Every variant's faults can be played, and its baseline is read, before anything starts.
-  for (const v of variants) checkFaults(preset, buildOf(preset, v, o).instances, o);
+  for (const v of variants) {
+    checkStackRedis(preset, buildOf(preset, v, o), o);
+    checkFaults(preset, buildOf(preset, v, o), o);
+  }
   const baselines = new Map<Variant | undefined, Record<string, number | null> | undefined>();
   for (const v of variants)
     baselines.set(v, await baselineOf(o, preset, v, budgetsOf(preset, v, cli), print));
@@ -231,6 +236,7 @@ async function runOne(r: OneRun, o: RunOptions, print: Print): Promise<RunSummar
           'an interrupted run never passes',
       );
     const settling = await quiesce(ctx, target, sale, store, interrupted !== undefined);
+    const redis = store ? await readLayout(ctx, store, sale.skuIds) : undefined;
     const series = await timeSeries(loadRun.collector, bands, ctx.resolved);
     // I1 and I2 at every tick of the collector, not only at the end.
     if (settling.report) loadRun.collector.stockWatch.apply(settling.report);
@@ -288,6 +294,7 @@ async function runOne(r: OneRun, o: RunOptions, print: Print): Promise<RunSummar
       judgement,
       interrupted,
       invariants,
+      ...(redis ? { redis } : {}),
     });
     summary.files = await writeReports(r.dir, summary, series);
     return summary;
@@ -295,6 +302,20 @@ async function runOne(r: OneRun, o: RunOptions, print: Print): Promise<RunSummar
     store?.redis.disconnect();
     await target?.stack?.stop();
     await faults?.close();
+  }
+}
+
+/** Where the sale's data lived, printed; a failure to read it is a warning. */
+async function readLayout(ctx: RunContext, store: Store, skuIds: readonly string[]) {
+  try {
+    const layout = await redisLayout(store, skuIds);
+    ctx.print(formatLayout(layout));
+    return layout;
+  } catch (e) {
+    ctx.warnings.push(
+      `reading where the sale's data lives in Redis failed: ${(e as Error).message}`,
+    );
+    return undefined;
   }
 }
 

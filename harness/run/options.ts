@@ -25,6 +25,14 @@ export interface RunOptions {
   wallet?: string;
   coupon?: string;
   redis?: string;
+  /**
+   * --redis-cluster: the harness starts a local Redis Cluster instead of one
+   * Redis; with --target, the --redis URL is a node of a Redis Cluster (the
+   * audit uses a cluster client).
+   */
+  redisCluster?: boolean;
+  /** --redis-masters N: the local Redis Cluster's masters (default the preset's, else 3). */
+  redisMasters?: number;
   allowRemoteTarget: boolean;
   /** --host ADDR: the address the started stack's mocks and checkout bind (default 127.0.0.1). */
   host?: string;
@@ -92,6 +100,14 @@ export function checkTargetFlags(o: RunOptions): void {
   if (!o.target && (o.bank || o.wallet || o.coupon || o.redis))
     throw new UsageError('--bank, --wallet, --coupon and --redis go with --target');
   if (o.host !== undefined) checkStackHost(o.host, o.target);
+  if (o.target && o.redisCluster && !o.redis)
+    throw new UsageError(
+      '--redis-cluster with --target says the --redis URL is a node of a Redis Cluster: give --redis',
+    );
+  if (o.target && o.redisMasters !== undefined)
+    throw new UsageError(
+      '--redis-masters sizes the Redis Cluster the harness starts; with --target your cluster has its own masters: drop it',
+    );
   if (o.target && (o.mode || o.set?.length || o.instances !== undefined))
     throw new UsageError(
       '--mode, --set and --instances configure the checkout the harness starts; with --target, start your checkout with the build you want (`flashcrowd checkout --mode ... --set ... --instances N`)',

@@ -7,6 +7,7 @@ import { parseBudget, type ParsedBudget } from '../budgets.ts';
 import type { LoadEngine } from '../engine/types.ts';
 import { UsageError } from '../errors.ts';
 import { resolvePreset, type Preset, type ResolvedPreset, type Variant } from '../preset.ts';
+import { DEFAULT_MASTERS } from '../redis-cluster.ts';
 import type { BudgetResult } from '../summary.ts';
 import type { Print, RunOptions } from './options.ts';
 
@@ -103,12 +104,15 @@ export const buildOverridden = (o: Pick<RunOptions, 'mode' | 'set'>) =>
  * The checkout build of one run: the variant's, else the preset's; --mode
  * replaces its mode (features from that mode's preset, the build's own `set`
  * still on top), then each --set KEY=VALUE, last one winning. Its instances:
- * --instances, else the variant's, else the preset's, else 1.
+ * --instances, else the variant's, else the preset's, else 1. Its Redis
+ * Cluster's masters: --redis-masters, else the variant's or the preset's
+ * `redisCluster`, else DEFAULT_MASTERS with --redis-cluster, else none (one
+ * Redis).
  */
 export function buildOf(
   preset: Preset,
   variant: Variant | undefined,
-  o: Pick<RunOptions, 'mode' | 'set' | 'instances'>,
+  o: Pick<RunOptions, 'mode' | 'set' | 'instances' | 'redisCluster' | 'redisMasters'>,
 ): Preset['checkout'] & { instances: number } {
   const own = variant?.checkout ?? preset.checkout;
   const set: Record<string, string | number | boolean> = { ...own.set };
@@ -118,11 +122,15 @@ export function buildOf(
   }
   const instances = o.instances ?? variant?.checkout?.instances ?? preset.checkout.instances ?? 1;
   const redisPersistence = variant?.checkout?.redisPersistence ?? preset.checkout.redisPersistence;
+  const presetMasters = variant?.checkout?.redisCluster ?? preset.checkout.redisCluster;
+  const redisCluster =
+    o.redisMasters ?? (o.redisCluster ? (presetMasters ?? DEFAULT_MASTERS) : presetMasters);
   return {
     mode: o.mode ?? own.mode,
     set,
     instances,
     ...(redisPersistence ? { redisPersistence } : {}),
+    ...(redisCluster ? { redisCluster } : {}),
   };
 }
 

@@ -2,12 +2,12 @@
 // system to settle (payment deadlines, sweeper, reconciler, late
 // notifications), then audit the invariants from Redis and the mocks' ledgers.
 import { setTimeout as sleep } from 'node:timers/promises';
-import { connectRedis, Store } from '../../checkout/store.ts';
+import { Store } from '../../checkout/store.ts';
 import { audit, type AuditReport } from '../audit.ts';
 import { fromAnyInstance } from './http.ts';
 import type { RunContext } from './preset.ts';
 import type { Sale } from './sale.ts';
-import type { Target } from './target.ts';
+import { connectTargetRedis, type Target } from './target.ts';
 import type { BudgetResult } from '../summary.ts';
 
 export interface Settling {
@@ -26,7 +26,7 @@ export interface Settling {
 /** The checkout's Redis for the audit (undefined, and a warning, when the target names none). */
 export function openStore(ctx: RunContext, { urls }: Target, sale: Sale): Store | undefined {
   const store = urls.redis
-    ? new Store(connectRedis(urls.redis), sale.config.keyPrefix ?? 'fc')
+    ? new Store(connectTargetRedis(urls), sale.config.keyPrefix ?? 'fc')
     : undefined;
   if (!store)
     ctx.warnings.push(

@@ -42,6 +42,8 @@ export interface SummaryParts {
   metrics: Record<string, number | null>;
   judgement: Judgement;
   interrupted?: RunSummary['interrupted'];
+  /** Where the sale's data lived (harness/run/redis-layout.ts), when the run read its Redis. */
+  redis?: RunSummary['redis'];
   /** The run's invariants: the audit's (I10 decided by the probe), or every one undecided when it could not run. */
   invariants: InvariantResult[];
 }
@@ -115,6 +117,7 @@ export function buildSummary(ctx: RunContext, p: SummaryParts): RunSummary {
     },
     cascade: cascadeOf(p.series, p.metrics),
     ...(p.cpu ? { cpu: p.cpu } : {}),
+    ...(p.redis ? { redis: p.redis } : {}),
     warnings: ctx.warnings,
     files: {},
   };

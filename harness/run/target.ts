@@ -1,6 +1,12 @@
 // `flashcrowd run`, the target: the system under load. The embedded stack
-// (Redis, the three mocks, the checkout built as the preset says), or the
-// user's --target with the mocks and Redis it names.
+// (Redis or a local Redis Cluster, the three mocks, the checkout built as the
+// preset says), or the user's --target with the mocks and Redis it names.
+// Every Redis client of the harness (audit, quiescence, faults) connects with
+// connectTargetRedis: a cluster client when the target's Redis is a cluster.
+import { ReplyError } from 'ioredis';
+import { connectRedis, type RedisClient } from '../../checkout/store.ts';
+import { UsageError } from '../errors.ts';
+import { clusterBuildProblems, type Preset } from '../preset.ts';
 import { startStack, type Stack, type StackOptions, type StackUrls } from '../stack.ts';
 import { aofOf } from './faults.ts';
 import { checkUrl, targetList, type RunOptions } from './options.ts';
@@ -30,6 +36,7 @@ export async function startTarget(
       ctx.warnings.push(
         '--target without --bank, --wallet and --coupon: no chaos applied, and the audit was skipped, so every invariant is undecided (invariants.broken counts them)',
       );
+    if (urls.redis) await checkRedisKind(urls);
     ctx.print(
       `target: checkout ${urls.checkout} (the harness did not start it; --set and the preset's checkout build do not apply)`,
     );
@@ -46,6 +53,7 @@ export async function startTarget(
     mode: build.mode,
     set,
     instances: build.instances,
+    ...(build.redisCluster ? { redisCluster: build.redisCluster } : {}),
     logDir: r.dir,
     log: ctx.print,
     ...aofOf(build.redisPersistence, false),
@@ -65,7 +73,59 @@ function targetUrls(o: RunOptions, target: string): StackUrls {
     wallet: o.wallet ? checkUrl('--wallet', o.wallet, allow) : '',
     coupon: o.coupon ? checkUrl('--coupon', o.coupon, allow) : '',
     redis: o.redis ?? '',
+    ...(o.redisCluster ? { redisCluster: true } : {}),
   };
+}
+
+/** A client of the target's Redis for the harness: a cluster client on a Redis Cluster. */
+export function connectTargetRedis(urls: StackUrls): RedisClient {
+  return connectRedis(urls.redis, urls.redisCluster === true);
+}
+
+/**
+ * The --redis of a --target is what --redis-cluster says it is (INFO cluster
+ * `cluster_enabled`): a plain client on a cluster node is answered MOVED for
+ * most keys, a cluster client on one Redis cannot start.
+ */
+async function checkRedisKind(urls: StackUrls): Promise<void> {
+  const probe = connectRedis(urls.redis, false);
+  probe.on('error', () => undefined);
+  let info: string;
+  try {
+    info = await probe.info('cluster');
+  } catch (e) {
+    // INFO refused (an ACL, a renamed command): nothing to compare; the audit says what it can read.
+    if (e instanceof ReplyError) return;
+    throw new UsageError(`--redis ${urls.redis} does not answer: ${(e as Error).message}`);
+  } finally {
+    probe.disconnect();
+  }
+  const enabled = /cluster_enabled:1/.test(info);
+  if (enabled && !urls.redisCluster)
+    throw new UsageError(
+      `--redis ${urls.redis} is a node of a Redis Cluster (cluster_enabled:1): give --redis-cluster, so that the audit reads it with a cluster client`,
+    );
+  if (!enabled && urls.redisCluster)
+    throw new UsageError(
+      `--redis-cluster, but --redis ${urls.redis} is not a Redis Cluster node (cluster_enabled:0): drop --redis-cluster`,
+    );
+}
+
+/**
+ * The Redis a build asks the harness to start, checked before anything
+ * starts: a Redis Cluster has no persistence (exit 2 naming the field).
+ */
+export function checkStackRedis(
+  preset: Preset,
+  build: Preset['checkout'],
+  o: Pick<RunOptions, 'target'>,
+): void {
+  if (o.target) return;
+  const problems = clusterBuildProblems(build, 'checkout');
+  if (problems.length)
+    throw new UsageError(
+      `preset ${preset.name}: ${problems.map((p) => `${p.field}: ${p.reason}`).join('; ')}`,
+    );
 }
 
 const haveMocks = (urls: StackUrls) => Boolean(urls.bank && urls.wallet && urls.coupon);
