@@ -615,7 +615,7 @@ export class Store {
     const ledger = this.ledgerKey(a.sku, a.user);
     if (meta.limit > 0 && !(await this.ledger(ledger, a.qty, meta.limit)))
       return { status: 'limit_exceeded', orderId: '', amount: 0 };
-    const order = bucketOrder(id, meta.buckets);
+    const order = this.bucketsToTry(id, meta.buckets);
     let r: Reserved | undefined;
     for (const b of order) {
       r = await this.reserveIn(this.keys(a.sku, b), a, id, String(b));
@@ -624,6 +624,11 @@ export class Store {
     }
     if (r!.status !== 'ok' && meta.limit > 0) await this.ledger(ledger, -a.qty, meta.limit);
     return r!;
+  }
+
+  /** The buckets a new order tries, in order: every one, its drawn bucket first. */
+  protected bucketsToTry(orderId: string, buckets: number): number[] {
+    return bucketOrder(orderId, buckets);
   }
 
   /** Hold (qty > 0) or give back (qty < 0) a shopper's units of a bucketed SKU; false: over the limit. */
