@@ -16,6 +16,43 @@ export function fnv1a(s: string): number {
   return h >>> 0;
 }
 
+/** Redis Cluster's hash slots. */
+export const CLUSTER_SLOTS = 16_384;
+
+/** CRC16-XMODEM, as Redis Cluster hashes a key's tag (`CLUSTER KEYSLOT`). */
+function crc16(s: string): number {
+  let crc = 0;
+  for (const byte of Buffer.from(s, 'utf8')) {
+    crc ^= byte << 8;
+    for (let i = 0; i < 8; i++)
+      crc = crc & 0x8000 ? ((crc << 1) ^ 0x1021) & 0xffff : (crc << 1) & 0xffff;
+  }
+  return crc;
+}
+
+/** The cluster slot of a hash tag's text (what is between the braces). */
+export function slotOfTag(tag: string): number {
+  return crc16(tag) % CLUSTER_SLOTS;
+}
+
+/**
+ * The hash tag of bucket `b` of `buckets`: `sku:ID:b`, followed by `.k`
+ * with the smallest k that puts its slot in the b-th of `buckets` equal
+ * slot ranges. A cluster made by `redis-cli --cluster create` gives each
+ * master one contiguous range, so the buckets spread over the masters as
+ * evenly as B allows (B = 3 on three masters: one each), where plain
+ * `sku:ID:b` would land where CRC16 happens to put it.
+ */
+export function bucketTag(sku: string, b: number, buckets: number): string {
+  const lo = Math.ceil((b * CLUSTER_SLOTS) / buckets);
+  const hi = Math.ceil(((b + 1) * CLUSTER_SLOTS) / buckets);
+  for (let k = 0; ; k++) {
+    const tag = `sku:${sku}:${b}.${k}`;
+    const slot = slotOfTag(tag);
+    if (slot >= lo && slot < hi) return tag;
+  }
+}
+
 /** The bucket an order tries first: drawn from its id. */
 export function firstBucket(orderId: string, buckets: number): number {
   return buckets <= 1 ? 0 : fnv1a(orderId) % buckets;

@@ -8,6 +8,7 @@ import { readFileSync } from 'node:fs';
 import { Cluster, Redis } from 'ioredis';
 import {
   bucketOrder,
+  bucketTag,
   formatMeta,
   ONE_BUCKET,
   parseMeta,
@@ -267,6 +268,8 @@ export class Store {
 
   /** Bucketed SKUs' meta as read from Redis, with until when it is trusted (see metaOf). */
   private readonly metas = new Map<string, { meta: BucketMeta; until: number }>();
+  /** Bucket tags computed (SKU, bucket and count -> tag). */
+  private readonly bucketTags = new Map<string, string>();
   /** Orders made here whose bucket is not the first they drew (found without probing). */
   private readonly homes = new Map<string, number>();
 
@@ -291,11 +294,19 @@ export class Store {
   tag(sku: string): string {
     return `${this.prefix}:{sku:${sku}}`;
   }
-  /** The keys of a SKU without buckets (or, with `bucket`, of that bucket of a bucketed SKU). */
-  keys(sku: string, bucket?: number): SkuKeys {
-    return new SkuKeys(
-      bucket === undefined ? this.tag(sku) : `${this.prefix}:{sku:${sku}:${bucket}}`,
-    );
+  /** The keys of a SKU without buckets. */
+  keys(sku: string): SkuKeys;
+  /** The keys of bucket `bucket` of a SKU split over `buckets` buckets. */
+  keys(sku: string, bucket: number, buckets: number): SkuKeys;
+  keys(sku: string, bucket?: number, buckets = 1): SkuKeys {
+    if (bucket === undefined) return new SkuKeys(this.tag(sku));
+    const id = `${sku}#${bucket}/${buckets}`;
+    let t = this.bucketTags.get(id);
+    if (t === undefined) {
+      t = `${this.prefix}:{${bucketTag(sku, bucket, buckets)}}`;
+      this.bucketTags.set(id, t);
+    }
+    return new SkuKeys(t);
   }
   /** Bucketed SKUs: id -> "B,limit" (checkout/buckets.ts). */
   get bucketsKey(): string {
@@ -324,7 +335,7 @@ export class Store {
   async keySets(sku: string): Promise<SkuKeys[]> {
     const { buckets } = await this.metaOf(sku);
     if (buckets === 1) return [this.keys(sku)];
-    return Array.from({ length: buckets }, (_, b) => this.keys(sku, b));
+    return Array.from({ length: buckets }, (_, b) => this.keys(sku, b, buckets));
   }
 
   /** `read` on each of a SKU's key sets, in parallel. */
@@ -352,7 +363,7 @@ export class Store {
     if (known !== undefined) order.unshift(known);
     let r: R | undefined;
     for (const b of new Set(order)) {
-      r = await op(this.keys(sku, b));
+      r = await op(this.keys(sku, b, buckets));
       if (found(r)) return r;
     }
     return r;
@@ -471,15 +482,18 @@ export class Store {
     for (const s of skus) {
       const shares = splitStock(s.stock, buckets);
       for (let b = 0; b < buckets; b++)
-        await this.redis.hset(this.keys(s.id, buckets === 1 ? undefined : b).stock, {
-          name: s.name,
-          price: s.price,
-          initial: shares[b]!,
-          available: shares[b]!,
-          reserved: 0,
-          sold: 0,
-          limit: s.limit,
-        });
+        await this.redis.hset(
+          (buckets === 1 ? this.keys(s.id) : this.keys(s.id, b, buckets)).stock,
+          {
+            name: s.name,
+            price: s.price,
+            initial: shares[b]!,
+            available: shares[b]!,
+            reserved: 0,
+            sold: 0,
+            limit: s.limit,
+          },
+        );
       if (buckets > 1)
         await this.redis.hset(this.bucketsKey, s.id, formatMeta({ buckets, limit: s.limit }));
       await this.redis.sadd(this.skusKey, s.id);
@@ -618,7 +632,7 @@ export class Store {
     const order = this.bucketsToTry(id, meta.buckets);
     let r: Reserved | undefined;
     for (const b of order) {
-      r = await this.reserveIn(this.keys(a.sku, b), a, id, String(b));
+      r = await this.reserveIn(this.keys(a.sku, b, meta.buckets), a, id, String(b));
       if (r.status === 'ok' && b !== order[0]) this.rememberHome(id, b);
       if (r.status !== 'sold_out') break;
     }
