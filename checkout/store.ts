@@ -10,7 +10,6 @@ import {
   bucketOrder,
   bucketTag,
   formatMeta,
-  ONE_BUCKET,
   parseMeta,
   splitStock,
   type BucketMeta,
