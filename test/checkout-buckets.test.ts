@@ -5,12 +5,17 @@
 // the unit back to its order's bucket; the per-shopper limit holds across
 // buckets; B = 1 keeps the layout without buckets. Planted faults: a store that
 // tries only the drawn bucket (false sold-out) and an oversold bucket (the audit).
+import { spawnSync } from 'node:child_process';
+import { join } from 'node:path';
 import { Cluster } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { bucketOrder, firstBucket } from '../checkout/buckets.ts';
+import { applyOverrides, defaultConfig } from '../checkout/config.ts';
 import { connectRedis, Store, type Reserved } from '../checkout/store.ts';
 import { audit, snapshotI1 } from '../harness/audit.ts';
+import { checkoutBuildSchema } from '../harness/preset.ts';
 import { startRedisCluster, type RedisClusterHandle } from '../harness/redis-cluster.ts';
+import { ValidationError } from '../mock-gateways/errors.ts';
 import { startAllMocks, type Mocks } from './support/checkout.ts';
 
 const B = 4;
@@ -186,5 +191,32 @@ describe('stock buckets on a Redis Cluster', () => {
     const r = await audit({ store, ...mocks.urls });
     expect(r.byId.I2.ok).toBe(false);
     expect(r.byId.I2.examples.join('\n')).toMatch(/lip: .*bucket 2: .*available -1/);
+  });
+});
+
+describe('the stockBuckets setting', () => {
+  it("is a checkout parameter, the preset's checkout.stockBuckets, and refused with splitStockCheck", () => {
+    expect(applyOverrides(defaultConfig(), ['stockBuckets=8']).params.stockBuckets).toBe(8);
+    expect(checkoutBuildSchema.parse({ stockBuckets: 4 }).set).toEqual({ stockBuckets: 4 });
+    let err: unknown;
+    try {
+      applyOverrides(defaultConfig('naive'), ['splitStockCheck=true', 'stockBuckets=4']);
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(ValidationError);
+    expect((err as ValidationError).errors).toEqual([
+      { field: 'stockBuckets', reason: expect.stringContaining('splitStockCheck') },
+    ]);
+  });
+
+  it('checkout --stock-buckets out of range exits 2 naming the option', () => {
+    const bin = join(import.meta.dirname, '..', 'bin', 'flashcrowd.js');
+    const r = spawnSync(process.execPath, [bin, 'checkout', '--stock-buckets', '0'], {
+      encoding: 'utf8',
+      timeout: 30_000,
+    });
+    expect(r.status).toBe(2);
+    expect(r.stderr).toMatch(/--stock-buckets/);
   });
 });
