@@ -2,6 +2,7 @@
 // KEY=VALUE overrides (`--set retries=none`). Every knob is documented in
 // docs/CHECKOUT.md; keep the two in step.
 import { z } from 'zod';
+import { MAX_STOCK_BUCKETS } from './buckets.ts';
 import { issuesToErrors } from '../mock-gateways/chaos/profile.ts';
 import { ValidationError } from '../mock-gateways/errors.ts';
 
@@ -118,6 +119,12 @@ export const paramsSchema = z
      * paused or unreachable Redis then gets the shopper a 503, not a hang.
      */
     redisTimeoutMs: ms,
+    /**
+     * Stock buckets per SKU (1: one key set per SKU): a sale seeded by this
+     * checkout splits each SKU's stock over this many hash slots, so one hot
+     * SKU spreads over the shards of a Redis Cluster (docs/CHECKOUT.md, "Stock buckets").
+     */
+    stockBuckets: z.number().int().min(1).max(MAX_STOCK_BUCKETS),
     /** Shared HMAC-SHA256 secret of wallet notifications. */
     walletSecret: z.string().min(1),
   })
@@ -132,7 +139,12 @@ export const configSchema = z
     /** Prefix of every Redis key, so several runs can share one Redis. */
     keyPrefix: z.string().regex(/^[A-Za-z0-9:_-]{1,32}$/, 'letters, digits, :, _ and - (1-32)'),
   })
-  .strict();
+  .strict()
+  .refine((c) => !(c.features.splitStockCheck && c.params.stockBuckets > 1), {
+    // The naive two-step check reads one key set: it keeps one bucket.
+    path: ['params', 'stockBuckets'],
+    message: 'splitStockCheck reads one bucket: with it, stockBuckets must be 1',
+  });
 export type CheckoutConfig = z.infer<typeof configSchema>;
 
 export const DEFAULT_PARAMS: Params = {
@@ -161,6 +173,7 @@ export const DEFAULT_PARAMS: Params = {
   staleAfterMs: 5_000,
   stockCacheMs: 0,
   redisTimeoutMs: 2_000,
+  stockBuckets: 1,
   walletSecret: process.env.FLASHCROWD_WALLET_SECRET ?? 'flashcrowd-wallet-dev-secret',
 };
 

@@ -444,7 +444,7 @@ export async function startCheckout(opts: CheckoutOptions): Promise<RunningCheck
   reportRedisOutages(redis, (line) => console.error(line));
   const metrics = new CheckoutMetrics(cfg.mode);
   timeRedis(redis, (op, seconds) => metrics.observeRedis(op, seconds));
-  const store = new Store(redis, cfg.keyPrefix);
+  const store = new Store(redis, cfg.keyPrefix, cfg.params.stockBuckets);
   // Serve once Redis answers; a Redis still away then is answered 503 until it is back.
   if (!(await waitForRedis(redis, REDIS_WAIT_MS)))
     console.error(

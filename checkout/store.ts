@@ -1,9 +1,19 @@
 // Stock and orders in Redis. Every change goes through one Lua script in
 // ./lua (atomic, one round trip); every key of a SKU shares its hash tag
-// {sku:ID}, so the scripts run unchanged on Redis Cluster.
+// {sku:ID}, so the scripts run unchanged on Redis Cluster. With stock buckets
+// (checkout/buckets.ts) each bucket is such a key set under {sku:ID:b}, and an
+// order's keys are those of the bucket it took its stock from.
 import { createHash, randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { Cluster, Redis } from 'ioredis';
+import {
+  bucketOrder,
+  bucketTag,
+  formatMeta,
+  parseMeta,
+  splitStock,
+  type BucketMeta,
+} from './buckets.ts';
 
 /** The coupon calls the hardened checkout owes and retries: `<prefix>:coupon-releases`, `<prefix>:coupon-consumes`. */
 export const COUPON_DEBTS = ['release', 'consume'] as const;
@@ -57,6 +67,8 @@ export interface Order {
   endedAt?: number;
   /** Until when the reconciler watches this ended order for a payment that may still land. */
   watchUntil?: number;
+  /** The stock bucket the order took its units from (only when its SKU has several). */
+  bucket?: number;
 }
 
 export interface Sku {
@@ -70,12 +82,16 @@ export interface Sku {
   limit: number;
 }
 
-export interface StockSnapshot {
-  sku: string;
+export interface StockCounters {
   initial: number;
   available: number;
   reserved: number;
   sold: number;
+}
+export interface StockSnapshot extends StockCounters {
+  sku: string;
+  /** A bucketed SKU's counters per bucket (the SKU's are their sums). */
+  buckets?: StockCounters[];
 }
 
 const SCRIPTS = [
@@ -85,6 +101,7 @@ const SCRIPTS = [
   'release',
   'transition',
   'read_orders',
+  'limit_ledger',
 ] as const;
 const LUA_DIR = new URL('./lua/', import.meta.url);
 const LUA: Record<(typeof SCRIPTS)[number], string> = Object.fromEntries(
@@ -139,6 +156,7 @@ const ORDER_FIELD_KINDS = {
   paidAt: 'optionalNumber',
   endedAt: 'optionalNumber',
   watchUntil: 'optionalNumber',
+  bucket: 'optionalNumber',
   paymentRef: 'optionalText',
   paidChannel: 'optionalText',
   lateCapture: 'optionalText',
@@ -205,7 +223,14 @@ export function parseOrder(flat: string[] | Record<string, string>): Order {
     deadline: Number(h.deadline),
     attempts: Number(h.attempts ?? 0),
   };
-  for (const k of ['payStartedAt', 'payLeaseUntil', 'paidAt', 'endedAt', 'watchUntil'] as const) {
+  for (const k of [
+    'payStartedAt',
+    'payLeaseUntil',
+    'paidAt',
+    'endedAt',
+    'watchUntil',
+    'bucket',
+  ] as const) {
     const v = num(h[k]);
     if (v !== undefined) o[k] = v;
   }
@@ -240,9 +265,22 @@ export class Store {
   /** Redis round trips made (scripts and reads), for the benchmark's per-order figure. */
   roundTrips = 0;
 
+  /** Bucketed SKUs' meta as read from Redis, with until when it is trusted (see metaOf). */
+  private readonly metas = new Map<string, { meta: BucketMeta; until: number }>();
+  /** Bucket tags computed (SKU, bucket and count -> tag). */
+  private readonly bucketTags = new Map<string, string>();
+  /** Orders made here whose bucket is not the first they drew (found without probing). */
+  private readonly homes = new Map<string, number>();
+
+  /**
+   * `stockBuckets`: how many buckets seedSale splits each SKU's stock over
+   * (1: one key set per SKU, the layout without buckets). Every other
+   * method reads a SKU's bucket count from Redis, whoever seeded it.
+   */
   constructor(
     redis: RedisClient,
     readonly prefix = 'fc',
+    readonly stockBuckets = 1,
   ) {
     for (const name of SCRIPTS) {
       if (typeof (redis as unknown as Record<string, unknown>)[name] === 'function') continue;
@@ -255,8 +293,84 @@ export class Store {
   tag(sku: string): string {
     return `${this.prefix}:{sku:${sku}}`;
   }
-  keys(sku: string): SkuKeys {
-    return new SkuKeys(this.tag(sku));
+  /** The keys of a SKU without buckets. */
+  keys(sku: string): SkuKeys;
+  /** The keys of bucket `bucket` of a SKU split over `buckets` buckets. */
+  keys(sku: string, bucket: number, buckets: number): SkuKeys;
+  keys(sku: string, bucket?: number, buckets = 1): SkuKeys {
+    if (bucket === undefined) return new SkuKeys(this.tag(sku));
+    const id = `${sku}#${bucket}/${buckets}`;
+    let t = this.bucketTags.get(id);
+    if (t === undefined) {
+      t = `${this.prefix}:{${bucketTag(sku, bucket, buckets)}}`;
+      this.bucketTags.set(id, t);
+    }
+    return new SkuKeys(t);
+  }
+  /** Bucketed SKUs: id -> "B,limit" (checkout/buckets.ts). */
+  get bucketsKey(): string {
+    return `${this.prefix}:sku-buckets`;
+  }
+  /** A shopper's units of a bucketed SKU across its buckets (limit_ledger.lua), on a slot of its own. */
+  ledgerKey(sku: string, user: string): string {
+    return `${this.prefix}:{sku:${sku}:user:${user}}:units`;
+  }
+
+  /**
+   * How many buckets a SKU has and its limit. Read from Redis and trusted
+   * for a second: the sale may be seeded again by another checkout instance.
+   */
+  async metaOf(sku: string): Promise<BucketMeta> {
+    const now = Date.now();
+    const hit = this.metas.get(sku);
+    if (hit && hit.until > now) return hit.meta;
+    this.roundTrips += 1;
+    const meta = parseMeta(await this.redis.hget(this.bucketsKey, sku));
+    this.metas.set(sku, { meta, until: now + META_TRUST_MS });
+    return meta;
+  }
+
+  /** The key sets of a SKU: one, or one per bucket. */
+  async keySets(sku: string): Promise<SkuKeys[]> {
+    const { buckets } = await this.metaOf(sku);
+    if (buckets === 1) return [this.keys(sku)];
+    return Array.from({ length: buckets }, (_, b) => this.keys(sku, b, buckets));
+  }
+
+  /** `read` on each of a SKU's key sets, in parallel. */
+  private async perBucket<T>(sku: string, read: (k: SkuKeys) => Promise<T>): Promise<T[]> {
+    return Promise.all((await this.keySets(sku)).map(read));
+  }
+
+  /**
+   * Run `op` on the key set of the order's bucket: the one it was seen in
+   * here, else each bucket in the order's draw order until `op` finds the
+   * order (an order that took its stock from a later bucket costs a probe
+   * per bucket before it, only outside the process that made it).
+   */
+  private async atHome<R>(
+    orderId: string,
+    op: (k: SkuKeys) => Promise<R>,
+    found: (r: R) => boolean,
+  ): Promise<R | undefined> {
+    const sku = skuOfOrder(orderId);
+    if (!sku) return undefined;
+    const { buckets } = await this.metaOf(sku);
+    if (buckets === 1) return op(this.keys(sku));
+    const known = this.homes.get(orderId);
+    const order = bucketOrder(orderId, buckets);
+    if (known !== undefined) order.unshift(known);
+    let r: R | undefined;
+    for (const b of new Set(order)) {
+      r = await op(this.keys(sku, b, buckets));
+      if (found(r)) return r;
+    }
+    return r;
+  }
+
+  private rememberHome(orderId: string, bucket: number) {
+    this.homes.set(orderId, bucket);
+    if (this.homes.size > HOMES_KEPT) this.homes.delete(this.homes.keys().next().value!);
   }
   get skusKey(): string {
     return `${this.prefix}:skus`;
@@ -354,28 +468,41 @@ export class Store {
   }
 
   // ------------------------------------------------------------------ sale
-  /** Replace the sale: delete every key of the prefix's SKUs, then write the new ones. */
+  /**
+   * Replace the sale: delete every key of the prefix's SKUs, then write the
+   * new ones, each SKU's stock split over `stockBuckets` buckets as evenly as
+   * possible.
+   */
   async seedSale(
     skus: { id: string; name: string; price: number; stock: number; limit: number }[],
   ): Promise<void> {
     await this.clear();
+    const buckets = this.stockBuckets;
     for (const s of skus) {
-      const k = this.keys(s.id);
-      await this.redis.hset(k.stock, {
-        name: s.name,
-        price: s.price,
-        initial: s.stock,
-        available: s.stock,
-        reserved: 0,
-        sold: 0,
-        limit: s.limit,
-      });
+      const shares = splitStock(s.stock, buckets);
+      for (let b = 0; b < buckets; b++)
+        await this.redis.hset(
+          (buckets === 1 ? this.keys(s.id) : this.keys(s.id, b, buckets)).stock,
+          {
+            name: s.name,
+            price: s.price,
+            initial: shares[b]!,
+            available: shares[b]!,
+            reserved: 0,
+            sold: 0,
+            limit: s.limit,
+          },
+        );
+      if (buckets > 1)
+        await this.redis.hset(this.bucketsKey, s.id, formatMeta({ buckets, limit: s.limit }));
       await this.redis.sadd(this.skusKey, s.id);
     }
   }
 
   /** Delete every key under this prefix (SCAN per node on a cluster). */
   async clear(): Promise<void> {
+    this.metas.clear();
+    this.homes.clear();
     const nodes = masterNodes(this.redis);
     for (const node of nodes) {
       let cursor = '0';
@@ -393,16 +520,14 @@ export class Store {
   }
 
   async sku(id: string): Promise<Sku | undefined> {
-    const h = await this.redis.hgetall(this.keys(id).stock);
+    const hs = await this.perBucket(id, (k) => this.redis.hgetall(k.stock));
+    const h = hs[0]!;
     if (!h.initial) return undefined;
     return {
       id,
       name: h.name ?? id,
       price: Number(h.price),
-      initial: Number(h.initial),
-      available: Number(h.available),
-      reserved: Number(h.reserved),
-      sold: Number(h.sold),
+      ...sumStock(hs),
       limit: Number(h.limit),
     };
   }
@@ -416,27 +541,56 @@ export class Store {
     return out;
   }
 
-  /** One SKU's counters, read atomically (one HMGET). */
+  /**
+   * One SKU's counters, summed over its buckets. Each bucket is read
+   * atomically (one HMGET) and adds up on its own (every script changes one
+   * bucket), so the sum adds up too, though the buckets are read one after
+   * the other.
+   */
   async snapshot(sku: string): Promise<StockSnapshot> {
-    const [initial, available, reserved, sold] = await this.redis.hmget(
-      this.keys(sku).stock,
-      'initial',
-      'available',
-      'reserved',
-      'sold',
-    );
-    return {
-      sku,
-      initial: Number(initial),
-      available: Number(available),
-      reserved: Number(reserved),
-      sold: Number(sold),
-    };
+    const parts = await this.bucketSnapshots(sku);
+    const sums = { sku, ...sumStock(parts) };
+    return parts.length === 1 ? sums : { ...sums, buckets: parts };
+  }
+
+  /** One SKU's counters per bucket (one bucket: the SKU's), each read atomically. */
+  async bucketSnapshots(sku: string): Promise<StockCounters[]> {
+    const fields = ['initial', 'available', 'reserved', 'sold'] as const;
+    return this.perBucket(sku, async (k) => {
+      const v = await this.redis.hmget(k.stock, ...fields);
+      return {
+        initial: Number(v[0]),
+        available: Number(v[1]),
+        reserved: Number(v[2]),
+        sold: Number(v[3]),
+      };
+    });
   }
 
   async counters(sku: string): Promise<Record<string, number>> {
-    const h = await this.redis.hgetall(this.keys(sku).counters);
-    return Object.fromEntries(Object.entries(h).map(([k, v]) => [k, Number(v)]));
+    const out: Record<string, number> = {};
+    for (const h of await this.perBucket(sku, (k) => this.redis.hgetall(k.counters)))
+      for (const [k, v] of Object.entries(h)) out[k] = (out[k] ?? 0) + Number(v);
+    return out;
+  }
+
+  /** Orders in a SKU's deadline queues (every bucket's). */
+  async deadlineIds(sku: string): Promise<string[]> {
+    return (await this.perBucket(sku, (k) => this.redis.zrange(k.deadlines, 0, -1))).flat();
+  }
+
+  /** Units each shopper holds of a SKU as its `bought` hashes count them, summed over buckets. */
+  async boughtByUser(sku: string): Promise<Map<string, number>> {
+    const out = new Map<string, number>();
+    for (const h of await this.perBucket(sku, (k) => this.redis.hgetall(k.bought)))
+      for (const [u, n] of Object.entries(h)) out.set(u, (out.get(u) ?? 0) + Number(n));
+    return out;
+  }
+
+  /** Ended orders of a SKU the reconciler still watches (every bucket's). */
+  async watchedCount(sku: string): Promise<number> {
+    const n = await this.perBucket(sku, (k) => this.redis.zcard(k.watch));
+    return n.reduce((a, b) => a + b, 0);
   }
 
   // ------------------------------------------------------------------ orders
@@ -461,34 +615,46 @@ export class Store {
     return `${sku}.k${h}`;
   }
 
-  async reserve(a: {
-    sku: string;
-    user: string;
-    qty: number;
-    now: number;
-    deadline: number;
-    idempotencyKey?: string;
-    payload: unknown;
-    coupon?: string;
-    discount?: number;
-    channel: string;
-    idemTtlMs: number;
-    /** Use this id (e.g. one a coupon was already locked for); default a new one. */
-    orderId?: string;
-    /**
-     * The caller checked stock and limit itself (stockCheck, an earlier round
-     * trip): take the stock without looking again (the naive splitStockCheck).
-     */
-    checked?: boolean;
-  }): Promise<{
-    status: 'ok' | 'replay' | 'idem_mismatch' | 'unknown_sku' | 'sold_out' | 'limit_exceeded';
-    orderId: string;
-    amount: number;
-    /** The new order (with ok). */
-    order?: Order;
-  }> {
-    const k = this.keys(a.sku);
+  /**
+   * Reserve stock for a new order. A bucketed SKU: the shopper's limit is
+   * held first (limit_ledger.lua), then the buckets are tried in the order's
+   * draw order until one has the units; "sold out" only once every bucket
+   * said so. The ledger gets the units back when no bucket took them.
+   */
+  async reserve(a: ReserveArgs): Promise<Reserved> {
     const id = a.orderId ?? this.newOrderId(a.sku);
+    const meta = await this.metaOf(a.sku);
+    if (meta.buckets === 1) return this.reserveIn(this.keys(a.sku), a, id, '');
+    const ledger = this.ledgerKey(a.sku, a.user);
+    if (meta.limit > 0 && !(await this.ledger(ledger, a.qty, meta.limit)))
+      return { status: 'limit_exceeded', orderId: '', amount: 0 };
+    const order = this.bucketsToTry(id, meta.buckets);
+    let r: Reserved | undefined;
+    for (const b of order) {
+      r = await this.reserveIn(this.keys(a.sku, b, meta.buckets), a, id, String(b));
+      if (r.status === 'ok' && b !== order[0]) this.rememberHome(id, b);
+      if (r.status !== 'sold_out') break;
+    }
+    if (r!.status !== 'ok' && meta.limit > 0) await this.ledger(ledger, -a.qty, meta.limit);
+    return r!;
+  }
+
+  /** The buckets a new order tries, in order: every one, its drawn bucket first. */
+  protected bucketsToTry(orderId: string, buckets: number): number[] {
+    return bucketOrder(orderId, buckets);
+  }
+
+  /** Hold (qty > 0) or give back (qty < 0) a shopper's units of a bucketed SKU; false: over the limit. */
+  private async ledger(key: string, qty: number, limit: number): Promise<boolean> {
+    return Number(await this.call('limit_ledger', 1, key, qty, limit)) === 1;
+  }
+
+  private async reserveIn(
+    k: SkuKeys,
+    a: ReserveArgs,
+    id: string,
+    bucket: string,
+  ): Promise<Reserved> {
     const hash = payloadHash(a.payload);
     const [status, orderId, amount, ...flat] = await this.call(
       'reserve',
@@ -512,6 +678,7 @@ export class Store {
       a.discount ?? 0,
       a.channel,
       a.checked ? 1 : 0,
+      bucket,
     );
     const order = status === 'ok' ? parseOrder(flat) : undefined;
     return { status: status as never, orderId: orderId ?? '', amount: Number(amount || 0), order };
@@ -608,28 +775,34 @@ export class Store {
     await this.redis.del(this.idemClaimKey(key));
   }
 
-  /** The order an idempotency key made for a SKU, if any. */
+  /** The order an idempotency key made for a SKU (in any of its buckets), if any. */
   async idempotentOrder(sku: string, key: string): Promise<string | undefined> {
     this.roundTrips += 1;
-    const v = await this.redis.get(this.keys(sku).idem(key));
+    const vs = await this.perBucket(sku, (k) => this.redis.get(k.idem(key)));
+    const v = vs.find((x) => x !== null);
     return v ? v.slice(0, v.indexOf('|')) : undefined;
   }
 
   async get(orderId: string): Promise<Order | undefined> {
-    const sku = skuOfOrder(orderId);
-    if (!sku) return undefined;
-    this.roundTrips += 1;
-    const h = await this.redis.hgetall(this.keys(sku).order(orderId));
-    return h.id ? parseOrder(h) : undefined;
+    const h = await this.atHome(
+      orderId,
+      (k) => {
+        this.roundTrips += 1;
+        return this.redis.hgetall(k.order(orderId));
+      },
+      (h) => Boolean(h.id),
+    );
+    return h?.id ? parseOrder(h) : undefined;
   }
 
   async listByUser(user: string): Promise<Order[]> {
     const out: Order[] = [];
     for (const sku of await this.skuIds()) {
-      for (const id of await this.redis.smembers(this.keys(sku).user(user))) {
-        const o = await this.get(id);
-        if (o) out.push(o);
-      }
+      for (const ids of await this.perBucket(sku, (k) => this.redis.smembers(k.user(user))))
+        for (const id of ids) {
+          const o = await this.get(id);
+          if (o) out.push(o);
+        }
     }
     return out.sort((a, b) => a.createdAt - b.createdAt);
   }
@@ -646,19 +819,22 @@ export class Store {
     allowConcurrent: boolean,
     leaseUntil = 0,
   ) {
-    const sku = skuOfOrder(orderId);
-    if (!sku) return { status: 'not_found' as const };
-    const k = this.keys(sku);
-    const [status, ...flat] = await this.call(
-      'start_payment',
-      2,
-      k.order(orderId),
-      k.paying,
-      now,
-      channel,
-      allowConcurrent ? 1 : 0,
-      leaseUntil,
+    const reply = await this.atHome(
+      orderId,
+      (k) =>
+        this.call(
+          'start_payment',
+          2,
+          k.order(orderId),
+          k.paying,
+          now,
+          channel,
+          allowConcurrent ? 1 : 0,
+          leaseUntil,
+        ),
+      found,
     );
+    const [status, ...flat] = reply ?? ['not_found'];
     if (status === 'not_found') return { status: 'not_found' as const };
     return { status: status as 'ok' | 'in_progress' | 'wrong_state', order: parseOrder(flat) };
   }
@@ -673,22 +849,31 @@ export class Store {
   ) {
     const sku = skuOfOrder(orderId);
     if (!sku) return { status: 'not_found' as const, state: '' };
-    const k = this.keys(sku);
-    const [status, state, ...flat] = await this.call(
-      'confirm',
-      6,
-      k.stock,
-      k.bought,
-      k.order(orderId),
-      k.deadlines,
-      k.paying,
-      k.counters,
-      paymentRef,
-      amount,
-      now,
-      allowReReserve ? 1 : 0,
-      channel,
+    // A bucketed SKU's late payment re-reserves from its order's bucket; not
+    // with a per-shopper limit, which the bucket alone cannot judge: refunded.
+    const meta = await this.metaOf(sku);
+    const reReserve = allowReReserve && (meta.buckets === 1 || meta.limit === 0);
+    const reply = await this.atHome(
+      orderId,
+      (k) =>
+        this.call(
+          'confirm',
+          6,
+          k.stock,
+          k.bought,
+          k.order(orderId),
+          k.deadlines,
+          k.paying,
+          k.counters,
+          paymentRef,
+          amount,
+          now,
+          reReserve ? 1 : 0,
+          channel,
+        ),
+      found,
     );
+    const [status, state, ...flat] = reply ?? ['not_found', ''];
     return {
       status: status as
         | 'paid'
@@ -715,20 +900,29 @@ export class Store {
   ) {
     const sku = skuOfOrder(orderId);
     if (!sku) return { status: 'not_found' as const, state: '' };
-    const k = this.keys(sku);
-    const [status, state] = await this.call(
-      'release',
-      5,
-      k.stock,
-      k.bought,
-      k.order(orderId),
-      k.deadlines,
-      k.paying,
-      to,
-      reason,
-      now,
-      from.join(','),
+    const reply = await this.atHome(
+      orderId,
+      (k) =>
+        this.call(
+          'release',
+          5,
+          k.stock,
+          k.bought,
+          k.order(orderId),
+          k.deadlines,
+          k.paying,
+          to,
+          reason,
+          now,
+          from.join(','),
+        ),
+      found,
     );
+    const [status, state, user, qty] = reply ?? ['not_found', ''];
+    const meta = await this.metaOf(sku);
+    // The shopper's units of a bucketed SKU go back to the ledger too.
+    if (status === 'released' && meta.buckets > 1 && meta.limit > 0)
+      await this.ledger(this.ledgerKey(sku, user!), -Number(qty), meta.limit);
     return { status: status as 'released' | 'wrong_state' | 'not_found', state: state ?? '' };
   }
 
@@ -741,31 +935,47 @@ export class Store {
     from: readonly OrderState[],
     endLease = false,
   ) {
-    const sku = skuOfOrder(orderId);
-    if (!sku) return { status: 'not_found' as const, state: '' };
-    const k = this.keys(sku);
-    const [status, state] = await this.call(
-      'transition',
-      2,
-      k.order(orderId),
-      k.paying,
-      to,
-      reason,
-      now,
-      from.join(','),
-      endLease ? 1 : 0,
+    const reply = await this.atHome(
+      orderId,
+      (k) =>
+        this.call(
+          'transition',
+          2,
+          k.order(orderId),
+          k.paying,
+          to,
+          reason,
+          now,
+          from.join(','),
+          endLease ? 1 : 0,
+        ),
+      found,
     );
+    const [status, state] = reply ?? ['not_found', ''];
     return { status: status as 'ok' | 'wrong_state' | 'not_found', state: state ?? '' };
   }
 
   /** Orders whose payment deadline has passed (up to `limit`). */
   async dueOrders(sku: string, now: number, limit = 200): Promise<string[]> {
-    return this.redis.zrangebyscore(this.keys(sku).deadlines, '-inf', now, 'LIMIT', 0, limit);
+    return this.dueIn(sku, 'deadlines', now, limit);
+  }
+
+  /** Entries of one of a SKU's queues (every bucket's) scored up to `upTo`, up to `limit` from each bucket. */
+  private async dueIn(
+    sku: string,
+    queue: 'deadlines' | 'paying' | 'watch',
+    upTo: number,
+    limit: number,
+  ): Promise<string[]> {
+    const lists = await this.perBucket(sku, (k) =>
+      this.redis.zrangebyscore(k[queue], '-inf', upTo, 'LIMIT', 0, limit),
+    );
+    return lists.flat();
   }
 
   /** Orders in paying since before `before` (up to `limit`). */
   async stalePaying(sku: string, before: number, limit = 200): Promise<string[]> {
-    return this.redis.zrangebyscore(this.keys(sku).paying, '-inf', before, 'LIMIT', 0, limit);
+    return this.dueIn(sku, 'paying', before, limit);
   }
 
   /**
@@ -774,9 +984,8 @@ export class Store {
    * reconciler asks the gateway again from `nextAt` on.
    */
   async watchLate(orderId: string, until: number, nextAt: number): Promise<void> {
-    const sku = skuOfOrder(orderId);
-    if (!sku) return;
-    const k = this.keys(sku);
+    const k = await this.homeKeys(orderId);
+    if (!k) return;
     this.roundTrips += 1;
     await this.redis
       .multi()
@@ -785,19 +994,29 @@ export class Store {
       .exec();
   }
 
+  /** The key set of the bucket holding an order (undefined: no such order, or no SKU). */
+  private async homeKeys(orderId: string): Promise<SkuKeys | undefined> {
+    const k = await this.atHome(
+      orderId,
+      async (k) => ((await this.redis.exists(k.order(orderId))) ? k : undefined),
+      Boolean,
+    );
+    return k ?? undefined;
+  }
+
   /** Watched orders due for a check (up to `limit`). */
   async dueWatched(sku: string, now: number, limit = 200): Promise<string[]> {
-    return this.redis.zrangebyscore(this.keys(sku).watch, '-inf', now, 'LIMIT', 0, limit);
+    return this.dueIn(sku, 'watch', now, limit);
   }
 
   async rewatch(orderId: string, nextAt: number): Promise<void> {
-    const sku = skuOfOrder(orderId);
-    if (sku) await this.redis.zadd(this.keys(sku).watch, nextAt, orderId);
+    const k = await this.homeKeys(orderId);
+    if (k) await this.redis.zadd(k.watch, nextAt, orderId);
   }
 
   async unwatch(orderId: string): Promise<void> {
     const sku = skuOfOrder(orderId);
-    if (sku) await this.redis.zrem(this.keys(sku).watch, orderId);
+    if (sku) await this.perBucket(sku, (k) => this.redis.zrem(k.watch, orderId));
   }
 
   /** Every order of a SKU (SCAN; for audits and tests, not the hot path). */
@@ -825,12 +1044,12 @@ export class Store {
     const fields: readonly OrderField[] = opts.fields
       ? ['id', ...opts.fields.filter((f) => f !== 'id')]
       : ORDER_FIELDS;
-    const pattern = `${this.tag(sku)}:order:*`;
+    const patterns = (await this.keySets(sku)).map((k) => k.order('*'));
     const nodes = masterNodes(this.redis);
-    const read = async (node: RedisClient | Redis, cursor: string) => {
+    const read = async (node: RedisClient | Redis, pattern: string, cursor: string) => {
       const [next, keys] = await node.scan(cursor, 'MATCH', pattern, 'COUNT', count);
       if (keys.length === 0) return { next, batch: [] };
-      // Every key of a SKU shares its hash tag: the script's keys are on one slot.
+      // Every key of a SKU (of a bucket) shares its hash tag: the script's keys are on one slot.
       const rows = JSON.parse(await this.redis.read_orders(keys.length, ...keys, ...fields)) as (
         string | false
       )[][];
@@ -842,21 +1061,53 @@ export class Store {
       return { next, batch };
     };
     // A caller that stops early leaves a read in flight: its failure is nobody's to handle.
-    const ahead = (node: RedisClient | Redis, cursor: string) => {
-      const p = read(node, cursor);
+    const ahead = (node: RedisClient | Redis, pattern: string, cursor: string) => {
+      const p = read(node, pattern, cursor);
       p.catch(() => undefined);
       return p;
     };
-    for (const node of nodes) {
-      let pending = ahead(node, '0');
-      for (;;) {
-        const { next, batch } = await pending;
-        if (next !== '0') pending = ahead(node, next);
-        if (batch.length > 0) yield batch;
-        if (next === '0') break;
+    for (const node of nodes)
+      for (const pattern of patterns) {
+        let pending = ahead(node, pattern, '0');
+        for (;;) {
+          const { next, batch } = await pending;
+          if (next !== '0') pending = ahead(node, pattern, next);
+          if (batch.length > 0) yield batch;
+          if (next === '0') break;
+        }
       }
-    }
   }
+}
+
+/** What Store.reserve takes. */
+export interface ReserveArgs {
+  sku: string;
+  user: string;
+  qty: number;
+  now: number;
+  deadline: number;
+  idempotencyKey?: string;
+  payload: unknown;
+  coupon?: string;
+  discount?: number;
+  channel: string;
+  idemTtlMs: number;
+  /** Use this id (e.g. one a coupon was already locked for); default a new one. */
+  orderId?: string;
+  /**
+   * The caller checked stock and limit itself (stockCheck, an earlier round
+   * trip): take the stock without looking again (the naive splitStockCheck).
+   */
+  checked?: boolean;
+}
+
+/** What Store.reserve answers. */
+export interface Reserved {
+  status: 'ok' | 'replay' | 'idem_mismatch' | 'unknown_sku' | 'sold_out' | 'limit_exceeded';
+  orderId: string;
+  amount: number;
+  /** The new order (with ok). */
+  order?: Order;
 }
 
 /** A refusal an idempotency key answered, replayed to identical requests under it. */
@@ -872,6 +1123,33 @@ function parseClaim(held: string): { hash: string; refusal?: KeptRefusal } {
   return {
     hash,
     refusal: { status: Number(status), body: JSON.parse(body) as KeptRefusal['body'] },
+  };
+}
+
+/** A script's reply names a missing order `not_found` first: its bucket is elsewhere. */
+function found(reply: string[]): boolean {
+  return reply[0] !== 'not_found';
+}
+
+/** How long a SKU's bucket count read from Redis is trusted (a sale seeded again elsewhere shows within it). */
+const META_TRUST_MS = 1_000;
+/** Orders whose bucket is remembered in process (the most recent; older ones are probed). */
+const HOMES_KEPT = 10_000;
+
+/** A SKU's counters summed over its buckets' snapshots. */
+function sumStock(
+  parts: readonly Record<
+    'initial' | 'available' | 'reserved' | 'sold',
+    string | number | undefined
+  >[],
+): StockCounters {
+  const sum = (f: 'initial' | 'available' | 'reserved' | 'sold') =>
+    parts.reduce((n, p) => n + Number(p[f]), 0);
+  return {
+    initial: sum('initial'),
+    available: sum('available'),
+    reserved: sum('reserved'),
+    sold: sum('sold'),
   };
 }
 

@@ -1,6 +1,7 @@
 import { flashcrowdVersion } from './tools.ts';
 // The `flashcrowd` command line.
 import { Argument, Command, InvalidArgumentError, Option } from 'commander';
+import { MAX_STOCK_BUCKETS } from '../checkout/buckets.ts';
 import { UsageError } from './errors.ts';
 // Each command loads what it runs when it runs (below): a `run` process then
 // holds neither the mock services nor the checkout, only the harness.
@@ -222,17 +223,25 @@ export function buildCli(): Command {
       '--public-url <url>',
       'URL the gateways call this checkout back at (wallet notifications); default the address it listens on',
     )
+    .option(
+      '--stock-buckets <n>',
+      "split each SKU's stock over N Redis hash slots (same as --set stockBuckets=N); see docs/CHECKOUT.md",
+      intArg('--stock-buckets', 1, MAX_STOCK_BUCKETS),
+    )
     .addOption(new Option('--json', 'print one JSON line of URLs instead of a table'))
     .addOption(exitWithStdinOption())
-    .action(async (o: CheckoutCommandOptions & { exitWithStdin?: boolean }) => {
-      const { checkHostToken } = await import('./up.ts');
-      checkHostToken('checkout', o.host);
-      const { runCheckoutCommand } = await import('./checkout-cmd.ts');
-      await runCheckoutCommand(o, (stop) => {
-        onSignals(stop);
-        if (o.exitWithStdin) onStdinClose(stop);
-      });
-    });
+    .action(
+      async (o: CheckoutCommandOptions & { exitWithStdin?: boolean; stockBuckets?: number }) => {
+        const { checkHostToken } = await import('./up.ts');
+        checkHostToken('checkout', o.host);
+        if (o.stockBuckets !== undefined) o.set = [...o.set, `stockBuckets=${o.stockBuckets}`];
+        const { runCheckoutCommand } = await import('./checkout-cmd.ts');
+        await runCheckoutCommand(o, (stop) => {
+          onSignals(stop);
+          if (o.exitWithStdin) onStdinClose(stop);
+        });
+      },
+    );
 
   program
     .command('demo')

@@ -15,6 +15,7 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { z } from 'zod';
+import { MAX_STOCK_BUCKETS } from '../checkout/buckets.ts';
 import { applyOverrides, defaultConfig } from '../checkout/config.ts';
 import { SKU_ID } from '../checkout/store.ts';
 import { issuesToErrors, makeProfileSchema } from '../mock-gateways/chaos/profile.ts';
@@ -202,8 +203,16 @@ export const checkoutBuildSchema = z
      * wins. Default: one Redis.
      */
     redisCluster: z.number().int().min(3).max(16).optional(),
+    /**
+     * Stock buckets per SKU (docs/CHECKOUT.md, "Stock buckets"): the same as
+     * `set.stockBuckets`, which it becomes (and overrides).
+     */
+    stockBuckets: z.number().int().min(1).max(MAX_STOCK_BUCKETS).optional(),
   })
-  .strict();
+  .strict()
+  .transform(({ stockBuckets, ...b }) =>
+    stockBuckets === undefined ? b : { ...b, set: { ...b.set, stockBuckets } },
+  );
 
 /**
  * Chaos per mock service: a chaos profile (docs/CHAOS.md), validated here with

@@ -6,6 +6,8 @@
 --       8 idemTtlMs, 9 payload hash, 10 coupon, 11 discount, 12 channel,
 --       13 checked (1: the caller checked stock and limit in an earlier round trip and this
 --          script takes the stock without looking again: the naive splitStockCheck, which oversells)
+--       14 bucket ('': the SKU has one bucket; else this bucket's number, recorded on the order,
+--          and the shopper's limit is held across buckets by limit_ledger.lua, not checked here)
 -- Returns {status, orderId, amount, order fields...} (fields only with ok): ok | replay | idem_mismatch | unknown_sku | sold_out | limit_exceeded
 local qty = tonumber(ARGV[4])
 if ARGV[7] == '1' then
@@ -24,7 +26,7 @@ local limit = tonumber(s[2] or '0')
 local price = tonumber(s[3] or '0')
 if ARGV[13] ~= '1' then
   if available < qty then return {'sold_out', '', ''} end
-  if limit > 0 then
+  if limit > 0 and ARGV[14] == '' then
     local have = tonumber(redis.call('HGET', KEYS[2], ARGV[3]) or '0')
     if have + qty > limit then return {'limit_exceeded', '', ''} end
   end
@@ -38,6 +40,7 @@ redis.call('HSET', KEYS[3],
   'id', ARGV[1], 'sku', ARGV[2], 'user', ARGV[3], 'qty', qty, 'amount', amount,
   'coupon', ARGV[10], 'discount', ARGV[11], 'channel', ARGV[12], 'state', 'pending_payment',
   'createdAt', ARGV[5], 'updatedAt', ARGV[5], 'deadline', ARGV[6], 'attempts', 0)
+if ARGV[14] ~= '' then redis.call('HSET', KEYS[3], 'bucket', ARGV[14]) end
 redis.call('ZADD', KEYS[4], ARGV[6], ARGV[1])
 redis.call('SADD', KEYS[5], ARGV[1])
 if ARGV[7] == '1' then

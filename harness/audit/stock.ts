@@ -19,6 +19,7 @@
 import {
   OPEN_STATES,
   type OrderState,
+  type StockCounters,
   type StockSnapshot,
   type Store,
 } from '../../checkout/store.ts';
@@ -37,29 +38,56 @@ export interface I1Snapshot {
   i2: string[];
 }
 
-function countersText(s: StockSnapshot): string {
+function countersText(s: StockCounters): string {
   return `sold ${s.sold} + reserved ${s.reserved} + available ${s.available} = ${s.sold + s.reserved + s.available}, initial ${s.initial}`;
 }
+/** A SKU's counters, and those of each of its stock buckets that breaks I1 or I2 on its own. */
 export function describeCounters(s: StockSnapshot): string {
-  return `${s.sku}: ${countersText(s)}`;
+  const broken = (s.buckets ?? [])
+    .map((b, i) => ({ b, i }))
+    .filter(({ b }) => countersBreak(b) || belowZero(b))
+    .map(({ b, i }) => `; bucket ${i}: ${countersText(b)}`);
+  return `${s.sku}: ${countersText(s)}${broken.join('')}`;
 }
 
-export function i1Breaks(s: StockSnapshot): boolean {
+function countersBreak(s: StockCounters): boolean {
   return (
     s.sold + s.reserved + s.available !== s.initial ||
     [s.initial, s.sold, s.reserved, s.available].some(Number.isNaN)
   );
 }
-export function i2Breaks(s: StockSnapshot): boolean {
+function belowZero(s: StockCounters): boolean {
   return s.available < 0 || s.reserved < 0 || s.sold < 0 || s.sold > s.initial;
 }
-/** Units sold or reserved beyond the initial stock (I2): max(0, sold - initial, -available). */
-export function oversoldUnits(s: StockSnapshot): number {
+/** I1 breaks: the SKU's counters (summed over its buckets), or one bucket's, do not add up. */
+export function i1Breaks(s: StockSnapshot): boolean {
+  return countersBreak(s) || (s.buckets ?? []).some(countersBreak);
+}
+/** I2 breaks: a counter below zero or more sold than there was, in the SKU or in one of its buckets. */
+export function i2Breaks(s: StockSnapshot): boolean {
+  return belowZero(s) || (s.buckets ?? []).some(belowZero);
+}
+function oversoldIn(s: StockCounters): number {
   const n = Math.max(0, s.sold - s.initial, -s.available);
   return Number.isFinite(n) ? n : 0;
 }
+/**
+ * Units sold or reserved beyond the initial stock (I2): max(0, sold - initial,
+ * -available); for a bucketed SKU, summed over its buckets (a bucket's units
+ * taken beyond its share are oversold even while another bucket has some left).
+ */
+export function oversoldUnits(s: StockSnapshot): number {
+  if (!s.buckets) return oversoldIn(s);
+  return Math.max(
+    oversoldIn(s),
+    s.buckets.reduce((n, b) => n + oversoldIn(b), 0),
+  );
+}
 
-/** I1 (and I2) at one instant: each SKU's counters read atomically (one HMGET per SKU). */
+/**
+ * I1 (and I2) at one instant: each SKU's counters read atomically (one HMGET
+ * per SKU, or per stock bucket, summed: every bucket adds up on its own).
+ */
 export async function snapshotI1(store: Store, skus?: string[]): Promise<I1Snapshot> {
   const ids = skus ?? (await store.skuIds());
   const snaps = await Promise.all(ids.map((id) => store.snapshot(id)));
@@ -204,7 +232,8 @@ export class StockCheck {
         covered < over ||
         s.reserved < 0 ||
         s.sold < 0 ||
-        [s.available, s.sold].some(Number.isNaN)
+        [s.available, s.sold].some(Number.isNaN) ||
+        (s.buckets ?? []).some(belowZero)
       )
         i2.add(s.sku, describeCounters(s));
     }
@@ -228,11 +257,9 @@ export class StockCheck {
    */
   private async attributeLeaks(sku: string, unexplained: number, over: number) {
     const { store } = this.ctx;
-    const k = store.keys(sku);
-    const queued = new Set(await store.redis.zrange(k.deadlines, 0, -1));
-    const bought = new Map(
-      Object.entries(await store.redis.hgetall(k.bought)).map(([u, n]) => [u, Number(n)]),
-    );
+    // Summed over the SKU's stock buckets, if it has several.
+    const queued = new Set(await store.deadlineIds(sku));
+    const bought = await store.boughtByUser(sku);
     const holders: { id: string; createdAt: number; qty: number }[] = [];
     /** Units each shopper's orders are known to hold. */
     const userHolds = new Map<string, number>();

@@ -74,7 +74,8 @@ export async function quiesce(
   while (store && target.haveMocks) {
     const open = await openOrders(target.urls.checkouts ?? [target.urls.checkout]);
     let watched = 0;
-    for (const sku of sale.skuIds) watched += await store.redis.zcard(store.keys(sku).watch);
+    // Summed over a bucketed SKU's buckets (checkout.stockBuckets).
+    for (const sku of sale.skuIds) watched += await store.watchedCount(sku);
     const owed = await store.owedCouponCount();
     // A dead consumer's entries wait CLAIM_MIN_IDLE_MS before a live one claims them.
     const streamed = await store.streamPending();

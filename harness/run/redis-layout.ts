@@ -1,7 +1,7 @@
 // `flashcrowd run`, where the sale's data lives, read after the audit: the
 // target's Redis masters (one without a cluster), each one's keys (DBSIZE)
 // and the SKUs whose hash slot it serves (CLUSTER KEYSLOT of the SKU's stock
-// key, CLUSTER SLOTS). summary.json `redis`: a hot SKU is one slot, so one
+// key, of each bucket's with stock buckets; CLUSTER SLOTS). summary.json `redis`: a hot SKU is one slot, so one
 // master's core (docs/CHECKOUT.md, "On a Redis Cluster").
 import { Cluster } from 'ioredis';
 import { masterNodes, type Store } from '../../checkout/store.ts';
@@ -17,11 +17,14 @@ export async function redisLayout(store: Store, skuIds: readonly string[]): Prom
   const skusOf = new Map<string, string[]>(nodes.map((n) => [name(n), []]));
   if (redis instanceof Cluster) {
     const ranges = await redis.cluster('SLOTS');
-    for (const sku of skuIds) {
-      const slot = Number(await redis.cluster('KEYSLOT', store.keys(sku).stock));
-      const r = ranges.find(([lo, hi]) => slot >= lo && slot <= hi);
-      if (r?.[2]) skusOf.get(`${r[2][0]}:${r[2][1]}`)?.push(sku);
-    }
+    // A bucketed SKU (checkout.stockBuckets) is listed on every master one of its buckets is on.
+    for (const sku of skuIds)
+      for (const keys of await store.keySets(sku)) {
+        const slot = Number(await redis.cluster('KEYSLOT', keys.stock));
+        const r = ranges.find(([lo, hi]) => slot >= lo && slot <= hi);
+        const on = r?.[2] ? skusOf.get(`${r[2][0]}:${r[2][1]}`) : undefined;
+        if (on && !on.includes(sku)) on.push(sku);
+      }
   } else skusOf.get(name(nodes[0]!))?.push(...skuIds);
   return {
     cluster: redis instanceof Cluster,
