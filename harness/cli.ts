@@ -710,8 +710,8 @@ export function buildCli(): Command {
     )
     .option(
       '--instances <n>',
-      "checkout replicas, instead of the preset's `checkout.instances`",
-      intArg('--instances', 1, 16),
+      "checkout replicas (1-512: a StatefulSet's, not processes on this machine), instead of the preset's `checkout.instances`",
+      intArg('--instances', 1, 512),
     )
     .option('--out <dir>', 'the manifests directory (default reports/k8s-<preset>)')
     .option(
