@@ -5,7 +5,7 @@
 // judges the budgets and writes the report to the `reports` volume. Its exit
 // code is the run's verdict (the Job fails when the run does).
 import { flashcrowdContainer, meta, podTemplate, service, type Manifest } from './objects.ts';
-import { clusterUrls, NAMES, PORTS, REPORTS_MOUNT, type K8sPlan } from './plan.ts';
+import { clusterUrls, gatewayArgs, NAMES, PORTS, REPORTS_MOUNT, type K8sPlan } from './plan.ts';
 import { RUNNER_WAIT_S } from './runners.ts';
 
 /** The report's folder on the volume. */
@@ -29,12 +29,7 @@ export function harnessArgs(plan: K8sPlan): string[] {
     String(plan.loadScale),
     '--target',
     u.checkouts.join(','),
-    '--bank',
-    u.bank,
-    '--wallet',
-    u.wallet,
-    '--coupon',
-    u.coupon,
+    ...gatewayArgs(plan),
     '--redis',
     u.redis,
     ...(plan.redisCluster ? ['--redis-cluster'] : []),

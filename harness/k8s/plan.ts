@@ -160,3 +160,9 @@ export function clusterUrls(plan: K8sPlan) {
     harness: `http://${NAMES.harness}:${PORTS.harness}`,
   };
 }
+
+/** `--bank URL --wallet URL --coupon URL`: the mocks, as the checkout and the harness are both given them. */
+export function gatewayArgs(plan: K8sPlan): string[] {
+  const u = clusterUrls(plan);
+  return ['--bank', u.bank, '--wallet', u.wallet, '--coupon', u.coupon];
+}

@@ -4,7 +4,7 @@
 // The checkout is a StatefulSet behind a headless Service: the harness scrapes
 // and resets each replica at its own address (checkout-0.checkout, ...), and
 // each shopper sticks to one replica, drawn from the seed, as on one machine.
-import { clusterUrls, NAMES, PORTS, type K8sPlan } from './plan.ts';
+import { clusterUrls, gatewayArgs, NAMES, PORTS, type K8sPlan } from './plan.ts';
 import {
   flashcrowdContainer,
   healthProbe,
@@ -96,12 +96,7 @@ export function checkoutArgs(plan: K8sPlan): string[] {
     '--redis',
     u.redis,
     ...(plan.redisCluster ? ['--cluster'] : []),
-    '--bank',
-    u.bank,
-    '--wallet',
-    u.wallet,
-    '--coupon',
-    u.coupon,
+    ...gatewayArgs(plan),
     // Where the wallet sends its notifications: this replica, by its own name.
     '--public-url',
     `http://$(POD_NAME).${NAMES.checkout}:${PORTS.checkout}`,
