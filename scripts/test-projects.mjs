@@ -1,9 +1,9 @@
 #!/usr/bin/env node
-// The test suite's two vitest projects (vitest.config.ts) in two processes at
-// once: `load` (the files that drive real load, one at a time) and `unit`
-// (everything else, one file at a time beside them). In one vitest process
-// the two projects share one pool and vitest 4 mostly runs them one after the
-// other; side by side the load files are the suite's critical path alone.
+// The test suite's vitest projects (vitest.config.ts) in separate processes:
+// `load` (the files that drive real load, one at a time) and `unit`
+// (everything else, one file at a time) side by side, then `late` (the load
+// files that compare two runs of one seed) alone once both are done. In one
+// vitest process the projects run one after the other.
 //
 // The unit process runs at a lower CPU priority (nice 10, inherited by the
 // servers its tests start): on a 2-core machine the load files' latency
@@ -50,6 +50,7 @@ const [load, unit] = await Promise.all([
   run('load', []),
   run('unit', ['--maxWorkers', '1'], UNIT_NICE),
 ]);
+const late = await run('late', []);
 const took = ((Date.now() - started) / 1000).toFixed(0);
-console.log(`\ntest projects: load exit ${load}, unit exit ${unit}; ${took} s`);
-process.exit(load !== 0 ? load : unit);
+console.log(`\ntest projects: load exit ${load}, unit exit ${unit}, late exit ${late}; ${took} s`);
+process.exit([load, unit, late].find((c) => c !== 0) ?? 0);
