@@ -325,7 +325,9 @@ function multiHostSuite(hosts: () => Hosts, remote: boolean) {
 }
 
 describe.skipIf(unavailable)(
-  'runners on several hosts: network namespaces made by the test',
+  unavailable
+    ? `runners on several hosts: network namespaces made by the test (skipped: ${unavailable}; the same runs on loopback below)`
+    : 'runners on several hosts: network namespaces made by the test',
   () => {
     let hosts: Hosts | undefined;
     beforeAll(() => {
@@ -341,8 +343,12 @@ describe.skipIf(unavailable)(
   },
 );
 
+// The loopback twin of the suite above, for machines where it is skipped; where
+// namespaces work the same runs have just run in them, and this says so.
 describe.skipIf(!unavailable)(
-  'runners on several hosts: processes on loopback (no namespaces here)',
+  unavailable
+    ? 'runners on several hosts: processes on loopback (no namespaces here)'
+    : 'runners on several hosts: processes on loopback (skipped: namespaces work here, and the same runs ran in them above)',
   () => {
     const loopback: Host = { name: 'loopback', addr: '127.0.0.1', argv: node };
     let port = 0;
